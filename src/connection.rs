@@ -1,0 +1,630 @@
+//! The post-handshake WebSocket connection: bytes in, events out; events in, bytes out.
+
+use std::fmt;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::close::{parse_close_payload, truncate_reason, CloseCode};
+use crate::config::Config;
+use crate::error::LocalProtocolError;
+use crate::event::{BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage};
+use crate::extensions::Extension;
+use crate::frame::{FrameHeader, Opcode, Rsv, MAX_CONTROL_PAYLOAD};
+use crate::mask::{apply_mask, extend_masked};
+use crate::state::{self, ConnectionState, SendKind};
+use crate::utf8::{Utf8Bytes, Utf8Status, Validator};
+
+/// Which side of the connection we are. Clients mask what they send; servers must not.
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+pub enum ConnectionType {
+    /// The side that sent the upgrade request.
+    Client,
+    /// The side that accepted it.
+    Server,
+}
+
+impl ConnectionType {
+    /// `true` for [`ConnectionType::Client`].
+    pub const fn is_client(self) -> bool {
+        matches!(self, ConnectionType::Client)
+    }
+}
+
+/// A WebSocket connection after the opening handshake: a sans-IO state machine.
+///
+/// # Call protocol
+///
+/// * **Input**: [`receive_data`](Self::receive_data) appends bytes read from the transport;
+///   [`receive_eof`](Self::receive_eof) reports that the transport reached EOF.
+/// * **Output**: [`next_event`](Self::next_event) (or the [`events`](Self::events) iterator)
+///   parses buffered bytes lazily and returns one event at a time, `None` when it needs more
+///   bytes. Call it until `None` after each `receive_data`.
+/// * **Commands**: [`send`](Self::send) serialises an event into a caller buffer (or
+///   [`send_bytes`](Self::send_bytes) returns fresh bytes) for you to write to the transport.
+///
+/// Codecs that own their read buffer call [`decode`](Self::decode) on it instead of
+/// `receive_data` + `next_event`; the two styles must not be mixed on one connection.
+///
+/// Nothing is sent automatically: answer [`Ping`] with `ping.response()` and a received
+/// [`CloseConnection`] with `close.response()`. A peer violation is reported as a
+/// `CloseConnection` event with the code to answer with (1002, 1007, 1009); after it nothing
+/// more is parsed, and sending its `response()` completes the close.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use wsproto::{Config, Connection, ConnectionType, Event, TextMessage};
+///
+/// let mut server = Connection::new(ConnectionType::Server, Config::default());
+/// // The masked "Hello" frame of RFC 6455 §5.7.
+/// server.receive_data(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]).unwrap();
+/// let Some(Event::TextMessage(msg)) = server.next_event() else { panic!() };
+/// assert_eq!(msg.data, "Hello");
+///
+/// let mut out = BytesMut::new();
+/// server.send(TextMessage::new("Hello"), &mut out).unwrap();
+/// assert_eq!(&out[..], b"\x81\x05Hello");
+/// ```
+pub struct Connection {
+    role: ConnectionType,
+    state: ConnectionState,
+    config: Config,
+    extensions: Vec<Box<dyn Extension>>,
+    buffer: BytesMut,
+    rx: Receiver,
+    /// Opcode of the outgoing message in progress, if a fragment was sent without FIN.
+    tx_message: Option<Opcode>,
+    eof: bool,
+}
+
+/// Receive-side parser state.
+#[derive(Default)]
+struct Receiver {
+    frame: Option<FrameProgress>,
+    message: Option<MessageProgress>,
+    utf8: Validator,
+    /// Undelivered bytes of an incomplete code point at the end of the last text chunk.
+    text_carry: BytesMut,
+    /// A close frame was received or a violation found: nothing more is parsed.
+    done: bool,
+}
+
+#[derive(Clone, Copy)]
+struct FrameProgress {
+    header: FrameHeader,
+    /// Payload bytes not yet consumed from the buffer.
+    remaining: u64,
+    /// Payload bytes at the start of the buffer already unmasked (and UTF-8 checked).
+    processed: usize,
+    /// Payload bytes already consumed (the masking key phase).
+    consumed: u64,
+}
+
+#[derive(Clone, Copy)]
+struct MessageProgress {
+    opcode: Opcode,
+    /// Bytes delivered so far (after extensions).
+    size: u64,
+    /// An extension transforms this message's payload (e.g. it is compressed).
+    transformed: bool,
+}
+
+/// Outcome of a peer violation: the code and our reason.
+type Violation = (CloseCode, &'static str);
+
+impl Connection {
+    /// A connection in the OPEN state, with no extension.
+    pub fn new(role: ConnectionType, config: Config) -> Self {
+        Self::with_extensions(role, config, Vec::new(), &[])
+    }
+
+    /// A connection for a stream upgraded elsewhere: the negotiated `extensions` (only the
+    /// enabled ones are kept) and any `trailing_data` already read past the handshake.
+    pub fn with_extensions(
+        role: ConnectionType,
+        config: Config,
+        extensions: Vec<Box<dyn Extension>>,
+        trailing_data: &[u8],
+    ) -> Self {
+        let extensions = extensions.into_iter().filter(|e| e.enabled()).collect();
+        Connection {
+            role,
+            state: ConnectionState::Open,
+            config,
+            extensions,
+            buffer: BytesMut::from(trailing_data),
+            rx: Receiver::default(),
+            tx_message: None,
+            eof: false,
+        }
+    }
+
+    /// Our role.
+    pub fn role(&self) -> ConnectionType {
+        self.role
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ConnectionState {
+        self.state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The negotiated extensions in use.
+    pub fn extensions(&self) -> &[Box<dyn Extension>] {
+        &self.extensions
+    }
+
+    /// Takes the bytes buffered by [`receive_data`](Self::receive_data) (or passed as trailing
+    /// data) and not parsed yet, e.g. to move them into a codec's read buffer.
+    pub fn take_buffered(&mut self) -> BytesMut {
+        std::mem::take(&mut self.buffer)
+    }
+
+    /// Appends bytes read from the transport; parse them with [`next_event`](Self::next_event).
+    ///
+    /// In REMOTE_CLOSING the bytes are ignored (the peer has closed). In CLOSED this is an
+    /// error.
+    pub fn receive_data(&mut self, data: &[u8]) -> Result<(), LocalProtocolError> {
+        match state::accepts_bytes(self.state) {
+            Some(true) if !self.rx.done => self.buffer.extend_from_slice(data),
+            Some(_) => {}
+            None if self.eof => {}
+            None => return Err(LocalProtocolError::ConnectionClosed),
+        }
+        Ok(())
+    }
+
+    /// Reports EOF on the transport. Complete frames still buffered are delivered first;
+    /// then, unless the closing handshake had completed, a `CloseConnection` with code 1006
+    /// (abnormal closure), and the state becomes CLOSED.
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// The next event parsed from the bytes given to [`receive_data`](Self::receive_data), or
+    /// `None` when more bytes are needed.
+    #[must_use]
+    pub fn next_event(&mut self) -> Option<Event> {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let event = self.decode(&mut buffer);
+        self.buffer = buffer;
+        event
+    }
+
+    /// An iterator over the events available now (see [`next_event`](Self::next_event)).
+    #[must_use]
+    pub fn events(&mut self) -> Events<'_> {
+        Events { conn: self }
+    }
+
+    /// Parses the next event out of the caller's buffer `src`, consuming what it uses and
+    /// leaving the rest. Payloads are split out of `src` without copying and unmasked in
+    /// place. This is the primitive behind [`next_event`](Self::next_event) and the tokio
+    /// codec.
+    #[must_use]
+    pub fn decode(&mut self, src: &mut BytesMut) -> Option<Event> {
+        if self.rx.done || state::accepts_bytes(self.state) != Some(true) {
+            // Nothing more is parsed after a close frame or a violation: drop what arrives.
+            src.clear();
+        } else {
+            match self.rx.decode(src, self.role, &self.config, &mut self.extensions) {
+                Ok(Some(event)) => {
+                    if let Event::CloseConnection(_) = event {
+                        self.state = state::after_receive_close(self.state);
+                    }
+                    return Some(event);
+                }
+                Ok(None) => {}
+                Err((code, reason)) => {
+                    self.rx.done = true;
+                    self.state = state::after_failure(self.state);
+                    return Some(Event::CloseConnection(CloseConnection::with_reason(code, reason)));
+                }
+            }
+        }
+        self.eof_event()
+    }
+
+    /// The event owed at EOF, if EOF was reported and it has not been emitted yet.
+    fn eof_event(&mut self) -> Option<Event> {
+        if !self.eof || self.state == ConnectionState::Closed {
+            return None;
+        }
+        self.state = state::after_eof(self.state);
+        self.rx.done = true;
+        Some(Event::CloseConnection(CloseConnection::new(CloseCode::ABNORMAL_CLOSURE)))
+    }
+
+    /// Serialises `event` into `dst` and updates the state.
+    ///
+    /// Allowed: messages, pings and pongs in OPEN; `CloseConnection` in OPEN (→ LOCAL_CLOSING)
+    /// and in REMOTE_CLOSING (→ CLOSED). Anything else, an over-long control payload, a close
+    /// code that may not be sent, or text and binary mixed in one message is a
+    /// [`LocalProtocolError`] and writes nothing.
+    pub fn send(&mut self, event: impl Into<Event>, dst: &mut BytesMut) -> Result<(), LocalProtocolError> {
+        let event = event.into();
+        let kind = match &event {
+            Event::TextMessage(_) | Event::BytesMessage(_) => SendKind::Data,
+            Event::Ping(_) => SendKind::Ping,
+            Event::Pong(_) => SendKind::Pong,
+            Event::CloseConnection(_) => SendKind::Close,
+            other => {
+                return Err(LocalProtocolError::EventNotAllowed { event: other.name(), state: self.state })
+            }
+        };
+        let next = state::after_send(self.state, kind)
+            .ok_or(LocalProtocolError::EventNotAllowed { event: event.name(), state: self.state })?;
+        match event {
+            Event::TextMessage(m) => {
+                self.send_data(Opcode::Text, m.data.into_bytes(), m.message_finished, dst)?
+            }
+            Event::BytesMessage(m) => self.send_data(Opcode::Binary, m.data, m.message_finished, dst)?,
+            Event::Ping(p) => self.send_control(Opcode::Ping, &p.payload, dst)?,
+            Event::Pong(p) => self.send_control(Opcode::Pong, &p.payload, dst)?,
+            Event::CloseConnection(c) => {
+                let payload = close_payload(&c)?;
+                self.send_control(Opcode::Close, &payload, dst)?;
+            }
+            _ => unreachable!("filtered above"),
+        }
+        self.state = next;
+        Ok(())
+    }
+
+    /// Like [`send`](Self::send), returning the bytes.
+    pub fn send_bytes(&mut self, event: impl Into<Event>) -> Result<Bytes, LocalProtocolError> {
+        let mut dst = BytesMut::new();
+        self.send(event, &mut dst)?;
+        Ok(dst.freeze())
+    }
+
+    fn send_data(
+        &mut self,
+        kind: Opcode,
+        data: Bytes,
+        fin: bool,
+        dst: &mut BytesMut,
+    ) -> Result<(), LocalProtocolError> {
+        let opcode = match self.tx_message {
+            None => kind,
+            Some(current) if current == kind => Opcode::Continuation,
+            Some(_) => return Err(LocalProtocolError::MessageTypeMismatch),
+        };
+        let mut rsv = Rsv::NONE;
+        let mut payload = data;
+        for ext in self.extensions.iter_mut().rev() {
+            let (r, p) = ext.frame_outbound(opcode, rsv, payload, fin).map_err(|code| {
+                LocalProtocolError::other(format!("extension {} failed with {code}", ext.name()))
+            })?;
+            rsv = r;
+            payload = p;
+        }
+        self.tx_message = if fin { None } else { Some(kind) };
+        self.write_frame(fin, rsv, opcode, &payload, dst);
+        Ok(())
+    }
+
+    fn send_control(
+        &mut self,
+        opcode: Opcode,
+        payload: &[u8],
+        dst: &mut BytesMut,
+    ) -> Result<(), LocalProtocolError> {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(LocalProtocolError::ControlPayloadTooLong { len: payload.len() });
+        }
+        self.write_frame(true, Rsv::NONE, opcode, payload, dst);
+        Ok(())
+    }
+
+    fn write_frame(&self, fin: bool, rsv: Rsv, opcode: Opcode, payload: &[u8], dst: &mut BytesMut) {
+        let mask = self.role.is_client().then(|| self.config.keys().mask_key());
+        let header = FrameHeader { fin, rsv, opcode, mask, payload_len: payload.len() as u64 };
+        dst.reserve(header.encoded_len() + payload.len());
+        header.encode(dst);
+        match mask {
+            Some(key) => extend_masked(dst, payload, key),
+            None => dst.extend_from_slice(payload),
+        }
+    }
+}
+
+/// The payload of a close frame for `close`, validated.
+fn close_payload(close: &CloseConnection) -> Result<Vec<u8>, LocalProtocolError> {
+    let reason = close.reason.as_deref().unwrap_or("");
+    if close.code == CloseCode::NO_STATUS_RCVD {
+        if !reason.is_empty() {
+            return Err(LocalProtocolError::ReasonWithoutCode);
+        }
+        return Ok(Vec::new());
+    }
+    if !close.code.is_sendable() {
+        return Err(LocalProtocolError::InvalidCloseCode(close.code));
+    }
+    let reason = truncate_reason(reason);
+    let mut payload = Vec::with_capacity(2 + reason.len());
+    payload.extend_from_slice(&close.code.0.to_be_bytes());
+    payload.extend_from_slice(reason.as_bytes());
+    Ok(payload)
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("extensions", &self.extensions)
+            .field("buffered", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Iterator over the events available now; see [`Connection::events`].
+#[derive(Debug)]
+pub struct Events<'a> {
+    conn: &'a mut Connection,
+}
+
+impl Iterator for Events<'_> {
+    type Item = Event;
+    fn next(&mut self) -> Option<Event> {
+        self.conn.next_event()
+    }
+}
+
+impl Receiver {
+    fn decode(
+        &mut self,
+        src: &mut BytesMut,
+        role: ConnectionType,
+        config: &Config,
+        extensions: &mut [Box<dyn Extension>],
+    ) -> Result<Option<Event>, Violation> {
+        let mut frame = match self.frame {
+            Some(frame) => frame,
+            None => match self.start_frame(src, role, config, extensions)? {
+                Some(frame) => frame,
+                None => return Ok(None),
+            },
+        };
+        let len = frame.header.payload_len;
+        if frame.header.opcode.is_control() {
+            // Control frames are delivered only when complete (at most 125 bytes).
+            let len = len as usize;
+            if src.len() < len {
+                self.frame = Some(frame);
+                src.reserve(len - src.len());
+                return Ok(None);
+            }
+            self.frame = None;
+            let mut payload = src.split_to(len);
+            if let Some(key) = frame.header.mask {
+                apply_mask(&mut payload, key, 0);
+            }
+            return self.control_event(frame.header.opcode, payload.freeze()).map(Some);
+        }
+
+        // Data frame: unmask (and check UTF-8 of) what has arrived, once.
+        let available = src.len().min(usize::try_from(frame.remaining).unwrap_or(usize::MAX));
+        let message = self.message.expect("a data frame always belongs to a message");
+        if available > frame.processed {
+            let fresh = &mut src[frame.processed..available];
+            if let Some(key) = frame.header.mask {
+                let phase = (frame.consumed as usize).wrapping_add(frame.processed);
+                apply_mask(fresh, key, phase);
+            }
+            if message.opcode == Opcode::Text && !message.transformed {
+                if let Utf8Status::Invalid = self.utf8.feed(fresh) {
+                    return Err((CloseCode::INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in text message"));
+                }
+            }
+            frame.processed = available;
+        }
+        let frame_complete = available as u64 == frame.remaining;
+        if !frame_complete && (available == 0 || !config.delivers_partial_frames()) {
+            // Wait for more; make room for the rest of the frame (bounded by the frame limit).
+            let missing = (frame.remaining - available as u64).min(config.limits().max_frame_size as u64);
+            src.reserve(missing as usize);
+            self.frame = Some(frame);
+            return Ok(None);
+        }
+        let chunk = src.split_to(available).freeze();
+        frame.remaining -= available as u64;
+        frame.consumed += available as u64;
+        frame.processed = 0;
+        self.frame = if frame_complete { None } else { Some(frame) };
+        let fin = frame.header.fin;
+        let message_finished = frame_complete && fin;
+        let data = if message.transformed {
+            self.transform(chunk, frame_complete, fin, config, extensions)?
+        } else {
+            chunk
+        };
+        self.deliver(data, frame_complete, message_finished, config)
+    }
+
+    /// Parses and checks the next header; sets up frame and message progress.
+    fn start_frame(
+        &mut self,
+        src: &mut BytesMut,
+        role: ConnectionType,
+        config: &Config,
+        extensions: &mut [Box<dyn Extension>],
+    ) -> Result<Option<FrameProgress>, Violation> {
+        let (header, header_len) = match FrameHeader::parse(src) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err((e.close_code(), header_error_text(e))),
+        };
+        let mut claimed = Rsv::NONE;
+        for ext in extensions.iter_mut() {
+            claimed = claimed.union(
+                ext.frame_inbound_header(role, header.opcode, header.rsv, header.payload_len)
+                    .map_err(|code| (code, "error in extension"))?,
+            );
+        }
+        if !claimed.contains(header.rsv) {
+            return Err((CloseCode::PROTOCOL_ERROR, "Reserved bit set unexpectedly"));
+        }
+        match (role, header.mask.is_some()) {
+            (ConnectionType::Client, true) => {
+                return Err((CloseCode::PROTOCOL_ERROR, "client received unexpected masked frame"))
+            }
+            (ConnectionType::Server, false) => {
+                return Err((CloseCode::PROTOCOL_ERROR, "server received unexpected unmasked frame"))
+            }
+            _ => {}
+        }
+        let limits = config.limits();
+        if header.payload_len > limits.max_frame_size as u64 {
+            return Err((CloseCode::MESSAGE_TOO_BIG, "frame exceeds the maximum frame size"));
+        }
+        if header.opcode.is_data() {
+            match (header.opcode, self.message) {
+                (Opcode::Continuation, None) => {
+                    return Err((CloseCode::PROTOCOL_ERROR, "unexpected CONTINUATION"))
+                }
+                (Opcode::Continuation, Some(_)) => {}
+                (_, Some(_)) => {
+                    return Err((CloseCode::PROTOCOL_ERROR, "expected CONTINUATION, got a new data frame"))
+                }
+                (opcode, None) => {
+                    self.utf8.reset();
+                    self.text_carry.clear();
+                    // Any RSV bit on the first frame that an extension claimed means the
+                    // message's payload is transformed by that extension.
+                    let transformed = !header.rsv.is_empty();
+                    self.message = Some(MessageProgress { opcode, size: 0, transformed });
+                }
+            }
+            let message = self.message.as_ref().expect("set above");
+            if !message.transformed && message.size + header.payload_len > limits.max_message_size as u64 {
+                return Err((CloseCode::MESSAGE_TOO_BIG, "message exceeds the maximum message size"));
+            }
+        }
+        let _ = src.split_to(header_len);
+        let frame = FrameProgress { header, remaining: header.payload_len, processed: 0, consumed: 0 };
+        self.frame = Some(frame);
+        Ok(Some(frame))
+    }
+
+    /// Runs a chunk of a transformed (e.g. compressed) message through the extensions, within
+    /// the message size budget, and checks the resulting text.
+    fn transform(
+        &mut self,
+        chunk: Bytes,
+        frame_complete: bool,
+        fin: bool,
+        config: &Config,
+        extensions: &mut [Box<dyn Extension>],
+    ) -> Result<Bytes, Violation> {
+        let message = self.message.as_ref().expect("data frame has a message");
+        let budget = (config.limits().max_message_size as u64).saturating_sub(message.size);
+        let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+        let too_big = |code: CloseCode| {
+            let reason = if code == CloseCode::MESSAGE_TOO_BIG {
+                "message exceeds the maximum message size"
+            } else {
+                "error in extension"
+            };
+            (code, reason)
+        };
+        let mut data = chunk;
+        for ext in extensions.iter_mut() {
+            data = ext.frame_inbound_payload_data(data, budget).map_err(too_big)?;
+            if frame_complete {
+                if let Some(tail) =
+                    ext.frame_inbound_complete(fin, budget.saturating_sub(data.len())).map_err(too_big)?
+                {
+                    if !tail.is_empty() {
+                        let mut joined = BytesMut::with_capacity(data.len() + tail.len());
+                        joined.extend_from_slice(&data);
+                        joined.extend_from_slice(&tail);
+                        data = joined.freeze();
+                    }
+                }
+            }
+        }
+        if data.len() > budget {
+            return Err((CloseCode::MESSAGE_TOO_BIG, "message exceeds the maximum message size"));
+        }
+        if message.opcode == Opcode::Text {
+            if let Utf8Status::Invalid = self.utf8.feed(&data) {
+                return Err((CloseCode::INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in text message"));
+            }
+        }
+        Ok(data)
+    }
+
+    /// Builds the message event for a chunk whose bytes are unmasked, transformed and checked.
+    fn deliver(
+        &mut self,
+        data: Bytes,
+        frame_finished: bool,
+        message_finished: bool,
+        config: &Config,
+    ) -> Result<Option<Event>, Violation> {
+        let message = self.message.as_mut().expect("data frame has a message");
+        message.size += data.len() as u64;
+        if message.size > config.limits().max_message_size as u64 {
+            return Err((CloseCode::MESSAGE_TOO_BIG, "message exceeds the maximum message size"));
+        }
+        let opcode = message.opcode;
+        if message_finished {
+            self.message = None;
+        }
+        if opcode == Opcode::Binary {
+            return Ok(Some(Event::BytesMessage(BytesMessage { data, frame_finished, message_finished })));
+        }
+        if message_finished && self.utf8.has_partial() {
+            return Err((CloseCode::INVALID_FRAME_PAYLOAD_DATA, "text message ends inside a UTF-8 sequence"));
+        }
+        // The last `pending` bytes of the stream so far are an incomplete code point: hold them
+        // back. Without a split code point (the usual case) this is zero-copy.
+        let pending = self.utf8.partial().len();
+        let mut text = if self.text_carry.is_empty() {
+            data
+        } else {
+            let mut joined = std::mem::take(&mut self.text_carry);
+            joined.extend_from_slice(&data);
+            joined.freeze()
+        };
+        if pending > 0 {
+            let tail = text.split_off(text.len() - pending);
+            self.text_carry.extend_from_slice(&tail);
+        }
+        Ok(Some(Event::TextMessage(TextMessage {
+            data: Utf8Bytes::from_bytes_unchecked(text),
+            frame_finished,
+            message_finished,
+        })))
+    }
+
+    fn control_event(&mut self, opcode: Opcode, payload: Bytes) -> Result<Event, Violation> {
+        Ok(match opcode {
+            Opcode::Ping => Event::Ping(Ping { payload }),
+            Opcode::Pong => Event::Pong(Pong { payload }),
+            Opcode::Close => {
+                let (code, reason) = parse_close_payload(&payload)?;
+                self.done = true;
+                Event::CloseConnection(CloseConnection { code, reason: Some(reason) })
+            }
+            _ => unreachable!("control opcodes only"),
+        })
+    }
+}
+
+fn header_error_text(e: crate::frame::HeaderError) -> &'static str {
+    use crate::frame::HeaderError::*;
+    match e {
+        InvalidOpcode(_) => "Invalid opcode",
+        FragmentedControl => "Invalid attempt to fragment control frame",
+        ControlTooLong => "Control frame with payload len > 125",
+        NonMinimalLength => "Payload length not minimally encoded",
+        LengthMsbSet => "8-byte payload length with non-zero MSB",
+    }
+}

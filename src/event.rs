@@ -1,0 +1,373 @@
+//! Events: the vocabulary both sides send and receive.
+//!
+//! One struct per event, as in python wsproto, gathered in the [`Event`] enum. Every struct
+//! converts into `Event` with `From`, so `conn.send(Ping::new("hi"), &mut buf)` works.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::close::CloseCode;
+use crate::extensions::Extension;
+use crate::utf8::Utf8Bytes;
+
+/// HTTP headers as `(name, value)` byte pairs, in order.
+pub type Headers = Vec<(Bytes, Bytes)>;
+
+/// Something that happened on (or should be done to) a WebSocket connection.
+///
+/// The large handshake events are boxed to keep `Event` small on the hot path.
+#[derive(Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The HTTP upgrade request: sent by a client, received by a server.
+    Request(Box<Request>),
+    /// The 101 response: sent by a server to accept, received by a client.
+    AcceptConnection(Box<AcceptConnection>),
+    /// A non-101 HTTP response head: sent by a server to reject, received by a client.
+    RejectConnection(RejectConnection),
+    /// A chunk of the rejection response body.
+    RejectData(RejectData),
+    /// A chunk of a text message.
+    TextMessage(TextMessage),
+    /// A chunk of a binary message.
+    BytesMessage(BytesMessage),
+    /// A close frame (or, when received, a local condition such as EOF or a peer violation).
+    CloseConnection(CloseConnection),
+    /// A ping frame.
+    Ping(Ping),
+    /// A pong frame.
+    Pong(Pong),
+}
+
+impl Event {
+    /// The event's type name, as used in error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Request(_) => "Request",
+            Event::AcceptConnection(_) => "AcceptConnection",
+            Event::RejectConnection(_) => "RejectConnection",
+            Event::RejectData(_) => "RejectData",
+            Event::TextMessage(_) => "TextMessage",
+            Event::BytesMessage(_) => "BytesMessage",
+            Event::CloseConnection(_) => "CloseConnection",
+            Event::Ping(_) => "Ping",
+            Event::Pong(_) => "Pong",
+        }
+    }
+}
+
+/// The beginning of a WebSocket connection: the HTTP upgrade request.
+///
+/// A client sends it (with the extensions it offers as objects in `extensions`); a server
+/// receives it (with the peer's raw offers in `extension_offers`).
+#[derive(Debug, Default, PartialEq)]
+pub struct Request {
+    /// Host header value.
+    pub host: String,
+    /// Request target: path and query.
+    pub target: String,
+    /// Extensions a client offers (sending side).
+    pub extensions: Vec<Box<dyn Extension>>,
+    /// Extension offers as received, one string per comma-separated item (receiving side).
+    pub extension_offers: Vec<String>,
+    /// Other request headers.
+    pub extra_headers: Headers,
+    /// Subprotocols offered, in order of preference.
+    pub subprotocols: Vec<String>,
+}
+
+impl Request {
+    /// A request for `target` on `host`.
+    pub fn new(host: impl Into<String>, target: impl Into<String>) -> Self {
+        Request { host: host.into(), target: target.into(), ..Default::default() }
+    }
+
+    /// Adds subprotocols to offer.
+    pub fn with_subprotocols<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.subprotocols.extend(protocols.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds an extension to offer.
+    pub fn with_extension(mut self, extension: impl Extension + 'static) -> Self {
+        self.extensions.push(Box::new(extension));
+        self
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        self.extra_headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Acceptance of an upgrade request.
+///
+/// A server sends it with the extensions it supports (each gets the chance to accept the
+/// client's offer); a client receives it with the extensions that were negotiated.
+#[derive(Debug, Default, PartialEq)]
+pub struct AcceptConnection {
+    /// The chosen subprotocol; must be one the client offered.
+    pub subprotocol: Option<String>,
+    /// Extensions (server: supported, to negotiate; client: negotiated).
+    pub extensions: Vec<Box<dyn Extension>>,
+    /// Other response headers.
+    pub extra_headers: Headers,
+}
+
+impl AcceptConnection {
+    /// Accept with no subprotocol, no extension, no extra header.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Chooses a subprotocol.
+    pub fn with_subprotocol(mut self, protocol: impl Into<String>) -> Self {
+        self.subprotocol = Some(protocol.into());
+        self
+    }
+
+    /// Adds an extension the server supports.
+    pub fn with_extension(mut self, extension: impl Extension + 'static) -> Self {
+        self.extensions.push(Box::new(extension));
+        self
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        self.extra_headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Rejection of an upgrade request: the HTTP response head.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct RejectConnection {
+    /// HTTP status code (default 400).
+    pub status_code: u16,
+    /// Response headers.
+    pub headers: Headers,
+    /// Whether [`RejectData`] events follow.
+    pub has_body: bool,
+}
+
+impl Default for RejectConnection {
+    fn default() -> Self {
+        RejectConnection { status_code: 400, headers: Vec::new(), has_body: false }
+    }
+}
+
+impl RejectConnection {
+    /// A rejection with `status_code`, no header and no body.
+    pub fn new(status_code: u16) -> Self {
+        RejectConnection { status_code, ..Default::default() }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Announces a body, sent as [`RejectData`] events.
+    pub fn with_body(mut self) -> Self {
+        self.has_body = true;
+        self
+    }
+}
+
+/// A chunk of the rejection response body.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct RejectData {
+    /// Body bytes.
+    pub data: Bytes,
+    /// Whether this is the last chunk (default `true`).
+    pub body_finished: bool,
+}
+
+impl RejectData {
+    /// The final (or only) chunk of the body.
+    pub fn new(data: impl Into<Bytes>) -> Self {
+        RejectData { data: data.into(), body_finished: true }
+    }
+}
+
+/// A chunk of a text message.
+///
+/// Received chunks may be partial: `frame_finished` marks the end of a wire frame and
+/// `message_finished` the end of the message. Every chunk holds whole characters (a code point
+/// split across frames or reads is carried to the next chunk), so it can be empty.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct TextMessage {
+    /// The text.
+    pub data: Utf8Bytes,
+    /// This chunk ends a frame.
+    pub frame_finished: bool,
+    /// This chunk ends the message.
+    pub message_finished: bool,
+}
+
+impl TextMessage {
+    /// A complete text message.
+    pub fn new(data: impl Into<Utf8Bytes>) -> Self {
+        TextMessage { data: data.into(), frame_finished: true, message_finished: true }
+    }
+
+    /// A fragment: `message_finished = false`, so more fragments follow.
+    pub fn fragment(data: impl Into<Utf8Bytes>) -> Self {
+        TextMessage { data: data.into(), frame_finished: true, message_finished: false }
+    }
+}
+
+/// A chunk of a binary message. See [`TextMessage`] for the meaning of the flags.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct BytesMessage {
+    /// The bytes.
+    pub data: Bytes,
+    /// This chunk ends a frame.
+    pub frame_finished: bool,
+    /// This chunk ends the message.
+    pub message_finished: bool,
+}
+
+impl BytesMessage {
+    /// A complete binary message.
+    pub fn new(data: impl Into<Bytes>) -> Self {
+        BytesMessage { data: data.into(), frame_finished: true, message_finished: true }
+    }
+
+    /// A fragment: `message_finished = false`, so more fragments follow.
+    pub fn fragment(data: impl Into<Bytes>) -> Self {
+        BytesMessage { data: data.into(), frame_finished: true, message_finished: false }
+    }
+}
+
+/// The end of a connection.
+///
+/// Received from a close frame (reason `Some("")` when the peer gave none), from EOF
+/// (code 1006, reason `None`), or from a peer violation we detected (1002, 1007, 1009, ...,
+/// with our reason). wsproto never answers by itself: reply with [`CloseConnection::response`].
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct CloseConnection {
+    /// The close code. [`CloseCode::NO_STATUS_RCVD`] (1005) sends an empty close frame.
+    pub code: CloseCode,
+    /// Human-readable reason (sent truncated to 123 bytes on a character boundary).
+    pub reason: Option<String>,
+}
+
+impl CloseConnection {
+    /// A close with `code` and no reason.
+    pub fn new(code: impl Into<CloseCode>) -> Self {
+        CloseConnection { code: code.into(), reason: None }
+    }
+
+    /// A close with `code` and `reason`.
+    pub fn with_reason(code: impl Into<CloseCode>, reason: impl Into<String>) -> Self {
+        CloseConnection { code: code.into(), reason: Some(reason.into()) }
+    }
+
+    /// The close frame to send back: the same code and reason.
+    pub fn response(&self) -> CloseConnection {
+        self.clone()
+    }
+}
+
+/// A ping. Received pings are not answered automatically: send [`Ping::response`].
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+pub struct Ping {
+    /// Up to 125 bytes of payload.
+    pub payload: Bytes,
+}
+
+impl Ping {
+    /// A ping with `payload`.
+    pub fn new(payload: impl Into<Bytes>) -> Self {
+        Ping { payload: payload.into() }
+    }
+
+    /// The pong to send back: the same payload.
+    pub fn response(&self) -> Pong {
+        Pong { payload: self.payload.clone() }
+    }
+}
+
+/// A pong (solicited or not).
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+pub struct Pong {
+    /// Up to 125 bytes of payload.
+    pub payload: Bytes,
+}
+
+impl Pong {
+    /// A pong with `payload`.
+    pub fn new(payload: impl Into<Bytes>) -> Self {
+        Pong { payload: payload.into() }
+    }
+}
+
+macro_rules! into_event {
+    ($($ty:ident => $variant:expr;)*) => {
+        $(impl From<$ty> for Event {
+            fn from(e: $ty) -> Event {
+                $variant(e)
+            }
+        })*
+    };
+}
+
+into_event! {
+    RejectConnection => Event::RejectConnection;
+    RejectData => Event::RejectData;
+    TextMessage => Event::TextMessage;
+    BytesMessage => Event::BytesMessage;
+    CloseConnection => Event::CloseConnection;
+    Ping => Event::Ping;
+    Pong => Event::Pong;
+}
+
+impl From<Request> for Event {
+    fn from(e: Request) -> Event {
+        Event::Request(Box::new(e))
+    }
+}
+
+impl From<AcceptConnection> for Event {
+    fn from(e: AcceptConnection) -> Event {
+        Event::AcceptConnection(Box::new(e))
+    }
+}
+
+impl PartialEq for dyn Extension {
+    /// Extensions compare by name and negotiation status (their internal state is opaque).
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name() && self.enabled() == other.enabled()
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_stays_small() {
+        assert!(std::mem::size_of::<Event>() <= 48, "{}", std::mem::size_of::<Event>());
+    }
+
+    #[test]
+    fn responses() {
+        let close = CloseConnection::with_reason(1001u16, "bye");
+        assert_eq!(close.response(), close);
+        assert_eq!(Ping::new("x").response(), Pong::new("x"));
+    }
+}

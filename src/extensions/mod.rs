@@ -1,0 +1,129 @@
+//! The extension interface (RFC 6455 §9) and the extensions shipped with the crate.
+//!
+//! An [`Extension`] takes part in two phases: negotiation during the opening handshake
+//! (`offer` on the client, `accept` on the server, `finalize` on the client again), and then
+//! framing, where it may claim reserved bits and transform data-frame payloads.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::close::CloseCode;
+use crate::frame::{Opcode, Rsv};
+use crate::ConnectionType;
+
+/// A WebSocket extension, such as permessage-deflate.
+///
+/// Hooks mirror python wsproto's `Extension`. Only extensions whose [`enabled`] returns
+/// `true` (after a successful negotiation) take part in framing. Inbound hooks run in the
+/// order extensions were negotiated; outbound hooks in reverse order.
+///
+/// Every received frame's header goes through [`frame_inbound_header`]. The inbound payload
+/// hooks run for the data frames (text, binary, continuation) of messages whose first frame
+/// set a reserved bit an extension claimed, the RFC 6455 §5.2 way for an extension to mark a
+/// message it transformed (RSV1 for a compressed message). Other messages, and control frames,
+/// are delivered untouched, zero-copy. Outbound, every data frame goes through
+/// [`frame_outbound`](Extension::frame_outbound).
+///
+/// [`enabled`]: Extension::enabled
+/// [`frame_inbound_header`]: Extension::frame_inbound_header
+///
+/// # Example: an extension that claims RSV3 on every frame it sends
+///
+/// ```
+/// use bytes::Bytes;
+/// use wsproto::{CloseCode, ConnectionType};
+/// use wsproto::extensions::Extension;
+/// use wsproto::frame::{Opcode, Rsv};
+///
+/// #[derive(Debug, Default)]
+/// struct Flag { on: bool }
+///
+/// impl Extension for Flag {
+///     fn name(&self) -> &str { "x-flag" }
+///     fn enabled(&self) -> bool { self.on }
+///     fn offer(&mut self) -> Option<String> { Some(String::new()) }
+///     fn accept(&mut self, _offer: &str) -> Option<String> { self.on = true; Some(String::new()) }
+///     fn finalize(&mut self, _response: &str) -> Result<(), String> { self.on = true; Ok(()) }
+///     fn frame_inbound_header(
+///         &mut self, _role: ConnectionType, _opcode: Opcode, _rsv: Rsv, _len: u64,
+///     ) -> Result<Rsv, CloseCode> {
+///         Ok(Rsv::RSV3) // RSV3 is ours: do not fail frames that set it
+///     }
+///     fn frame_outbound(&mut self, _opcode: Opcode, rsv: Rsv, data: Bytes, _fin: bool)
+///         -> Result<(Rsv, Bytes), CloseCode>
+///     {
+///         Ok((rsv.union(Rsv::RSV3), data))
+///     }
+/// }
+///
+/// let mut flag = Flag::default();
+/// assert_eq!(flag.accept("x-flag"), Some(String::new()));
+/// assert!(flag.enabled());
+/// ```
+pub trait Extension: fmt::Debug + Send {
+    /// The extension token, compared case-insensitively with offers and responses.
+    fn name(&self) -> &str;
+
+    /// Whether negotiation succeeded; only enabled extensions take part in framing.
+    fn enabled(&self) -> bool;
+
+    /// Client: the parameters to offer (`Some("")` offers the bare name), or `None` to not
+    /// offer this extension.
+    fn offer(&mut self) -> Option<String>;
+
+    /// Server: given one offer item (`"name; params"`), accept it by returning the response
+    /// parameters (`Some("")` for none), or decline with `None`. Called for each offer of this
+    /// extension in order until one is accepted.
+    fn accept(&mut self, offer: &str) -> Option<String> {
+        let _ = offer;
+        None
+    }
+
+    /// Client: apply the server's response item for this extension. An `Err` fails the
+    /// handshake (the server answered with parameters we did not offer or cannot honour).
+    fn finalize(&mut self, response: &str) -> Result<(), String> {
+        let _ = response;
+        Ok(())
+    }
+
+    /// Inspect a received frame header; return the RSV bits this extension accounts for, or
+    /// fail the connection with a close code. Any RSV bit set on the wire that no extension
+    /// claims fails the connection with 1002.
+    fn frame_inbound_header(
+        &mut self,
+        role: ConnectionType,
+        opcode: Opcode,
+        rsv: Rsv,
+        payload_len: u64,
+    ) -> Result<Rsv, CloseCode> {
+        let _ = (role, opcode, rsv, payload_len);
+        Ok(Rsv::NONE)
+    }
+
+    /// Transform a chunk of a received data frame's payload (already unmasked). The output
+    /// must not exceed `max_output` bytes: return [`CloseCode::MESSAGE_TOO_BIG`] instead.
+    fn frame_inbound_payload_data(&mut self, data: Bytes, max_output: usize) -> Result<Bytes, CloseCode> {
+        let _ = max_output;
+        Ok(data)
+    }
+
+    /// A received data frame is complete (`fin`: it ended its message); return bytes to append
+    /// to its payload, with the same `max_output` rule.
+    fn frame_inbound_complete(&mut self, fin: bool, max_output: usize) -> Result<Option<Bytes>, CloseCode> {
+        let _ = (fin, max_output);
+        Ok(None)
+    }
+
+    /// Transform an outgoing data frame: return its RSV bits and payload.
+    fn frame_outbound(
+        &mut self,
+        opcode: Opcode,
+        rsv: Rsv,
+        data: Bytes,
+        fin: bool,
+    ) -> Result<(Rsv, Bytes), CloseCode> {
+        let _ = (opcode, fin);
+        Ok((rsv, data))
+    }
+}

@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+#![deny(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod close;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod event;
+pub mod extensions;
+pub mod frame;
+pub mod headers;
+pub mod mask;
+pub mod state;
+pub mod utf8;
+
+pub use close::CloseCode;
+pub use config::{Config, Limits};
+pub use connection::{Connection, ConnectionType, Events};
+pub use error::{LocalProtocolError, ProtocolError, RemoteProtocolError};
+pub use event::{
+    AcceptConnection, BytesMessage, CloseConnection, Event, Headers, Ping, Pong, RejectConnection,
+    RejectData, Request, TextMessage,
+};
+pub use mask::KeySource;
+pub use state::ConnectionState;
+pub use utf8::Utf8Bytes;
