@@ -108,6 +108,13 @@ struct MessageProgress {
     transformed: bool,
 }
 
+/// Most a streaming decoder reserves ahead for the rest of a partially received frame.
+const STREAM_RESERVE: usize = 64 << 10;
+
+/// Most a whole-frame decoder reserves at once (a peer announcing a huge frame does not get
+/// that much memory committed before sending it; the buffer still grows by doubling).
+const WHOLE_FRAME_RESERVE: usize = 1 << 20;
+
 /// Outcome of a peer violation: the code and our reason.
 type Violation = (CloseCode, &'static str);
 
@@ -426,8 +433,14 @@ impl Receiver {
         }
         let frame_complete = available as u64 == frame.remaining;
         if !frame_complete && (available == 0 || !config.delivers_partial_frames()) {
-            // Wait for more; make room for the rest of the frame (bounded by the frame limit).
-            let missing = (frame.remaining - available as u64).min(config.limits().max_frame_size as u64);
+            // Wait for more. In whole-frame mode make room for the rest of the frame at once
+            // (bounded by the frame limit); when streaming, only for the next chunk.
+            let cap = if config.delivers_partial_frames() {
+                STREAM_RESERVE
+            } else {
+                config.limits().max_frame_size.min(WHOLE_FRAME_RESERVE)
+            };
+            let missing = (frame.remaining - available as u64).min(cap as u64);
             src.reserve(missing as usize);
             self.frame = Some(frame);
             return Ok(None);
