@@ -12,6 +12,11 @@ use crate::close::CloseCode;
 use crate::frame::{Opcode, Rsv};
 use crate::ConnectionType;
 
+#[cfg(feature = "deflate")]
+mod deflate;
+#[cfg(feature = "deflate")]
+pub use deflate::{DeflateParams, PerMessageDeflate};
+
 /// A WebSocket extension, such as permessage-deflate.
 ///
 /// Hooks mirror python wsproto's `Extension`. Only extensions whose [`enabled`] returns

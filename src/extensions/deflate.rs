@@ -1,0 +1,754 @@
+//! permessage-deflate (RFC 7692): negotiation and per-message DEFLATE compression.
+//!
+//! The public face is [`PerMessageDeflate`] (negotiation rules, framing, memory cost) and
+//! [`DeflateParams`] (the negotiated agreement).
+
+use std::fmt;
+
+use bytes::Bytes;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use crate::close::CloseCode;
+use crate::connection::ConnectionType;
+use crate::extensions::Extension;
+use crate::frame::{Opcode, Rsv};
+use crate::headers::ExtensionItem;
+
+/// The extension token.
+const NAME: &str = "permessage-deflate";
+/// The end of a sync flush, removed from the end of each compressed message (RFC 7692 §7.2.1).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+/// Window bits allowed by RFC 7692.
+const MIN_WINDOW_BITS: u8 = 8;
+/// The largest (and default) window.
+const MAX_WINDOW_BITS: u8 = 15;
+/// The smallest window zlib compresses (and flate2 inflates) with.
+const MIN_ZLIB_WINDOW_BITS: u8 = 9;
+/// Bounds of the first output buffer when inflating: four times the input, clamped to these
+/// (then it grows by doubling, capped by the message budget).
+const INFLATE_FIRST_STEP: (usize, usize) = (256, 64 << 10);
+/// Spare capacity above which an output buffer is shrunk before being handed out.
+const MAX_SPARE: usize = 4 << 10;
+
+const CLIENT_NO_CONTEXT_TAKEOVER: &str = "client_no_context_takeover";
+const SERVER_NO_CONTEXT_TAKEOVER: &str = "server_no_context_takeover";
+const CLIENT_MAX_WINDOW_BITS: &str = "client_max_window_bits";
+const SERVER_MAX_WINDOW_BITS: &str = "server_max_window_bits";
+
+/// The parameters agreed during the opening handshake, as seen by one side.
+///
+/// Window bits are the largest window each side compresses with (15 when not limited); a side
+/// told to use 8 compresses with 9, which the other side handles because it inflates with at
+/// least 9 anyway.
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+pub struct DeflateParams {
+    /// Our side: a client called [`finalize`](Extension::finalize), a server
+    /// [`accept`](Extension::accept).
+    pub role: ConnectionType,
+    /// The client resets its compression context after each message.
+    pub client_no_context_takeover: bool,
+    /// The server resets its compression context after each message.
+    pub server_no_context_takeover: bool,
+    /// Largest window the client compresses with (8..=15).
+    pub client_max_window_bits: u8,
+    /// Largest window the server compresses with (8..=15).
+    pub server_max_window_bits: u8,
+}
+
+impl DeflateParams {
+    /// The same agreement seen from the given side.
+    pub fn with_role(self, role: ConnectionType) -> DeflateParams {
+        DeflateParams { role, ..self }
+    }
+
+    /// Window bits we compress with (never below 9).
+    pub fn compress_window_bits(&self) -> u8 {
+        let bits = match self.role {
+            ConnectionType::Client => self.client_max_window_bits,
+            ConnectionType::Server => self.server_max_window_bits,
+        };
+        bits.max(MIN_ZLIB_WINDOW_BITS)
+    }
+
+    /// Window bits we inflate with: the peer's window, at least 9.
+    pub fn inflate_window_bits(&self) -> u8 {
+        let bits = match self.role {
+            ConnectionType::Client => self.server_max_window_bits,
+            ConnectionType::Server => self.client_max_window_bits,
+        };
+        bits.max(MIN_ZLIB_WINDOW_BITS)
+    }
+
+    /// Whether our compressor is reset after each message.
+    pub fn compress_no_context_takeover(&self) -> bool {
+        match self.role {
+            ConnectionType::Client => self.client_no_context_takeover,
+            ConnectionType::Server => self.server_no_context_takeover,
+        }
+    }
+
+    /// Whether the peer resets its context after each message (so we reset our inflater).
+    pub fn inflate_no_context_takeover(&self) -> bool {
+        match self.role {
+            ConnectionType::Client => self.server_no_context_takeover,
+            ConnectionType::Server => self.client_no_context_takeover,
+        }
+    }
+}
+
+/// Local configuration, set by the builder methods.
+#[derive(Clone, Copy, Debug)]
+struct Settings {
+    client_no_context_takeover: bool,
+    server_no_context_takeover: bool,
+    client_max_window_bits: Option<u8>,
+    server_max_window_bits: Option<u8>,
+    level: Compression,
+    threshold: usize,
+}
+
+/// The permessage-deflate extension (RFC 7692).
+///
+/// [`PerMessageDeflate`] is an [`Extension`]: configure one, hand it to the handshake (the
+/// client offers it, the server accepts one of the client's offers), and the negotiated object
+/// then compresses outgoing messages (RSV1 set on their first frame) and inflates incoming
+/// compressed ones.
+///
+/// ```
+/// use wsproto::extensions::{Extension, PerMessageDeflate};
+///
+/// let mut client = PerMessageDeflate::new().server_max_window_bits(10);
+/// let mut server = PerMessageDeflate::new().server_no_context_takeover(true);
+///
+/// let offer = client.offer().unwrap();
+/// assert_eq!(offer, "client_max_window_bits; server_max_window_bits=10");
+/// let response = server.accept(&format!("permessage-deflate; {offer}")).unwrap();
+/// assert_eq!(response, "server_no_context_takeover; server_max_window_bits=10");
+/// client.finalize(&format!("permessage-deflate; {response}")).unwrap();
+/// assert!(client.enabled() && server.enabled());
+/// assert_eq!(client.params(), server.params().map(|p| p.with_role(wsproto::ConnectionType::Client)));
+/// ```
+///
+/// # Negotiation
+///
+/// * The client offers `client_max_window_bits` (value-less unless configured, so the server
+///   may limit our window), plus each parameter it was configured with.
+/// * The server accepts an offer only if every parameter is known, appears once and has a valid
+///   value (window bits are 8..=15, decimal, no leading zero); it declines it otherwise (the
+///   handshake then tries the next offer: the first acceptable one wins). It also declines an
+///   offer asking it to compress with an 8-bit window, which zlib cannot produce. A window of 8
+///   that it only has to *inflate* is fine: inflating with a larger window is safe.
+/// * A window size the server wants the client to use is only announced (and only relied upon
+///   when inflating) if the client's offer carried `client_max_window_bits`. The server never
+///   asks for 8 itself (it asks for 9), but echoes a client's own `client_max_window_bits=8`.
+/// * The client rejects (`finalize` → `Err`) a response with an unknown, duplicated or invalid
+///   parameter, `server_max_window_bits` above what it asked for, a response that drops the
+///   `server_no_context_takeover` or `server_max_window_bits` it asked for, or
+///   `client_max_window_bits=8`.
+///
+/// # Framing
+///
+/// Raw DEFLATE, each frame flushed with a sync flush; the final frame of a message has its
+/// trailing `00 00 ff ff` removed, and the receiver appends it back. Messages of a single frame
+/// smaller than the [threshold](Self::compression_threshold) are sent
+/// uncompressed (RSV1 clear). Inflating is streaming and bounded: each received chunk is
+/// inflated as it arrives, in bounded steps, and the output counts against the connection's
+/// maximum message size: when it would be exceeded the connection fails with 1009 having
+/// allocated at most the remaining budget (plus one byte), so a compression bomb cannot make
+/// the receiver allocate more than its limit. Corrupt data fails with 1007, RSV1 on a control
+/// or continuation frame with 1002. A message whose DEFLATE data ends with a `BFINAL` block is
+/// accepted (bytes after it are ignored) and the inflater is restarted for the next message.
+///
+/// # Memory
+///
+/// Nothing is allocated until a message is actually compressed or inflated: a connection that
+/// did not negotiate permessage-deflate, or never sends (receives) a compressed message, pays
+/// nothing for the compressor (decompressor). Once used, the state is kept between messages
+/// when context takeover is on (that is what makes later messages compress better), and it is
+/// dropped at the end of every message when no-context-takeover applies to that direction, so
+/// an idle connection then holds no compression memory at all. Per connection and direction,
+/// measured with flate2 1.1's zlib-rs backend (memLevel 8; independent of the level):
+///
+/// | window bits | compressor (sending) | decompressor (receiving) |
+/// |------------:|---------------------:|-------------------------:|
+/// | 8 (as 9)    | 245 KiB (251,008 B)  | 46 KiB (47,552 B)        |
+/// | 9           | 245 KiB (251,008 B)  | 46 KiB (47,552 B)        |
+/// | 10          | 247 KiB (253,056 B)  | 46 KiB (47,552 B)        |
+/// | 11          | 251 KiB (257,152 B)  | 46 KiB (47,552 B)        |
+/// | 12          | 259 KiB (265,344 B)  | 46 KiB (47,552 B)        |
+/// | 13          | 275 KiB (281,728 B)  | 46 KiB (47,552 B)        |
+/// | 14          | 307 KiB (314,496 B)  | 46 KiB (47,552 B)        |
+/// | 15          | 371 KiB (380,032 B)  | 46 KiB (47,552 B)        |
+///
+/// The compressor costs about `4 << bits` bytes (window and chain) plus a fixed ~243 KiB
+/// (hash table and symbol buffers); zlib-rs allocates the inflater's 32 KiB window whatever
+/// the negotiated size. Per message, the output buffers are transient: compressing needs about
+/// the compressed size, inflating at most the remaining message budget.
+///
+/// # Configuration
+///
+/// Build one per connection with the builder methods (all optional), then let the handshake
+/// negotiate it. The same configuration methods serve both roles; see each method for what a
+/// setting means on a client and on a server.
+///
+/// ```
+/// use flate2::Compression;
+/// use wsproto::extensions::PerMessageDeflate;
+///
+/// let deflate = PerMessageDeflate::new()
+///     .client_no_context_takeover(true)
+///     .client_max_window_bits(12)
+///     .compression_level(Compression::fast())
+///     .compression_threshold(64);
+/// # let _ = deflate;
+/// ```
+pub struct PerMessageDeflate {
+    settings: Settings,
+    params: Option<DeflateParams>,
+    compressor: Option<Compress>,
+    decompressor: Option<Decompress>,
+    /// The outgoing message in progress is compressed.
+    tx_compressed: bool,
+    /// The incoming message in progress is compressed (set from RSV1 of its first frame;
+    /// control frames in between do not touch it).
+    rx_compressed: bool,
+    /// The incoming message's DEFLATE stream ended with a `BFINAL` block.
+    rx_stream_ended: bool,
+}
+
+impl Default for PerMessageDeflate {
+    fn default() -> Self {
+        PerMessageDeflate::new()
+    }
+}
+
+impl PerMessageDeflate {
+    /// The extension token, `permessage-deflate`.
+    pub const NAME: &'static str = NAME;
+
+    /// Default settings: context takeover in both directions, 15-bit windows (the client lets
+    /// the server choose its window), the default compression level, every message compressed.
+    pub fn new() -> Self {
+        PerMessageDeflate {
+            settings: Settings {
+                client_no_context_takeover: false,
+                server_no_context_takeover: false,
+                client_max_window_bits: None,
+                server_max_window_bits: None,
+                level: Compression::default(),
+                threshold: 0,
+            },
+            params: None,
+            compressor: None,
+            decompressor: None,
+            tx_compressed: false,
+            rx_compressed: false,
+            rx_stream_ended: false,
+        }
+    }
+
+    /// Client: we reset our compression context after each message, and say so in the offer.
+    /// Server: require clients to do so (always sent in the response).
+    pub fn client_no_context_takeover(mut self, enabled: bool) -> Self {
+        self.settings.client_no_context_takeover = enabled;
+        self
+    }
+
+    /// Client: ask the server to reset its compression context after each message (the
+    /// handshake fails if it does not agree), so we can drop our inflater between messages.
+    /// Server: reset ours after each message (always sent in the response).
+    pub fn server_no_context_takeover(mut self, enabled: bool) -> Self {
+        self.settings.server_no_context_takeover = enabled;
+        self
+    }
+
+    /// Client: compress with at most `bits` and offer `client_max_window_bits=bits` (8 is
+    /// offered and used as 9: zlib cannot compress with 8).
+    /// Server: ask clients to compress with at most `bits`; only possible when the client's
+    /// offer carries `client_max_window_bits`, otherwise the server inflates with 15. 8 is
+    /// asked as 9: it would save nothing (we inflate with at least 9) and zlib-based clients
+    /// cannot compress with 8.
+    ///
+    /// # Panics
+    ///
+    /// If `bits` is not in 8..=15.
+    pub fn client_max_window_bits(mut self, bits: u8) -> Self {
+        assert!(valid_bits(bits), "window bits must be in 8..=15, got {bits}");
+        self.settings.client_max_window_bits = Some(bits);
+        self
+    }
+
+    /// Client: ask the server to compress with at most `bits` (the handshake fails if it does
+    /// not agree); we inflate with that window.
+    /// Server: compress with at most `bits` (or less if the client asks), always announced
+    /// in the response (8 is announced and used as 9).
+    ///
+    /// # Panics
+    ///
+    /// If `bits` is not in 8..=15.
+    pub fn server_max_window_bits(mut self, bits: u8) -> Self {
+        assert!(valid_bits(bits), "window bits must be in 8..=15, got {bits}");
+        self.settings.server_max_window_bits = Some(bits);
+        self
+    }
+
+    /// The compression level for messages we send (default: [`Compression::default`]).
+    pub fn compression_level(mut self, level: Compression) -> Self {
+        self.settings.level = level;
+        self
+    }
+
+    /// Send single-frame messages shorter than `bytes` uncompressed (RSV1 clear): for tiny
+    /// messages compression costs more than it saves. Fragmented messages are always
+    /// compressed, their size being unknown at the first frame. Default 0: compress all.
+    pub fn compression_threshold(mut self, bytes: usize) -> Self {
+        self.settings.threshold = bytes;
+        self
+    }
+
+    /// The negotiated parameters, once [`enabled`](Extension::enabled).
+    pub fn params(&self) -> Option<DeflateParams> {
+        self.params
+    }
+
+    /// Whether the compressor and the decompressor are allocated right now (for tests of
+    /// the lazy allocation and no-context-takeover release).
+    #[doc(hidden)]
+    pub fn state_allocated(&self) -> (bool, bool) {
+        (self.compressor.is_some(), self.decompressor.is_some())
+    }
+
+    /// Compresses one outgoing frame's data; a final frame loses its `00 00 ff ff` tail.
+    fn compress(&mut self, params: DeflateParams, data: &[u8], fin: bool) -> Result<Bytes, CloseCode> {
+        let level = self.settings.level;
+        let compressor = self.compressor.get_or_insert_with(|| {
+            Compress::new_with_window_bits(level, false, params.compress_window_bits())
+        });
+        let mut out = Vec::with_capacity(data.len() / 4 + 64);
+        let mut input = data;
+        loop {
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity());
+            }
+            let before = compressor.total_in();
+            compressor
+                .compress_vec(input, &mut out, FlushCompress::Sync)
+                .map_err(|_| CloseCode::INTERNAL_ERROR)?;
+            let consumed = usize::try_from(compressor.total_in() - before).unwrap_or(input.len());
+            input = &input[consumed.min(input.len())..];
+            // Done when all input is in and the flush did not run out of room.
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if fin {
+            if out.ends_with(&TAIL) {
+                out.truncate(out.len() - TAIL.len());
+            } else if out.is_empty() {
+                // Nothing was written since the last flush (an empty message, or an empty final
+                // fragment): the flush produced no empty stored block, so send the start of
+                // one, `00`, which the receiver's `00 00 ff ff` completes (RFC 7692 §7.2.3.6).
+                out.push(0x00);
+            }
+            if params.compress_no_context_takeover() {
+                self.compressor = None;
+            }
+        }
+        Ok(into_bytes(out))
+    }
+
+    /// Inflates `input` (part of the current message), producing at most `max_output` bytes:
+    /// more is [`CloseCode::MESSAGE_TOO_BIG`], and the output buffer never grows past
+    /// `max_output + 1` bytes.
+    fn inflate(
+        &mut self,
+        input: &[u8],
+        max_output: usize,
+        flush: FlushDecompress,
+    ) -> Result<Bytes, CloseCode> {
+        let Some(params) = self.params else { return Ok(Bytes::copy_from_slice(input)) };
+        if self.rx_stream_ended {
+            // The DEFLATE stream ended (BFINAL): what follows is ignored.
+            return Ok(Bytes::new());
+        }
+        let decompressor = self
+            .decompressor
+            .get_or_insert_with(|| Decompress::new_with_window_bits(false, params.inflate_window_bits()));
+        // One byte more than allowed, to tell "exactly the budget" from "more".
+        let limit = max_output.saturating_add(1);
+        let mut out: Vec<u8> = Vec::new();
+        let mut input = input;
+        loop {
+            if out.len() == out.capacity() {
+                if out.len() >= limit {
+                    return Err(CloseCode::MESSAGE_TOO_BIG);
+                }
+                let next = if out.capacity() == 0 {
+                    input.len().saturating_mul(4).clamp(INFLATE_FIRST_STEP.0, INFLATE_FIRST_STEP.1)
+                } else {
+                    out.capacity().saturating_mul(2)
+                };
+                out.reserve_exact(next.min(limit) - out.len());
+            }
+            let (in_before, out_before) = (decompressor.total_in(), decompressor.total_out());
+            let status = decompressor
+                .decompress_vec(input, &mut out, flush)
+                .map_err(|_| CloseCode::INVALID_FRAME_PAYLOAD_DATA)?;
+            let consumed = usize::try_from(decompressor.total_in() - in_before).unwrap_or(input.len());
+            let produced = decompressor.total_out() - out_before;
+            input = &input[consumed.min(input.len())..];
+            if out.len() > max_output {
+                return Err(CloseCode::MESSAGE_TOO_BIG);
+            }
+            if status == Status::StreamEnd {
+                self.rx_stream_ended = true;
+                break;
+            }
+            if out.len() < out.capacity() {
+                // Done when all input is consumed and the inflater did not run out of room.
+                if input.is_empty() {
+                    break;
+                }
+                // Input left, room left, and no progress: the inflater is stuck.
+                if consumed == 0 && produced == 0 {
+                    return Err(CloseCode::INVALID_FRAME_PAYLOAD_DATA);
+                }
+            }
+        }
+        Ok(into_bytes(out))
+    }
+
+    /// The end of an incoming message: release or restart the inflater as needed.
+    fn end_inbound_message(&mut self) {
+        let reset = self.params.is_some_and(|p| p.inflate_no_context_takeover());
+        if reset || self.rx_stream_ended {
+            self.decompressor = None;
+        }
+        self.rx_stream_ended = false;
+        self.rx_compressed = false;
+    }
+
+    /// The response parameters for an acceptable `offer`, and the agreement; `None` to decline.
+    fn negotiate_offer(&self, offer: &str) -> Option<(String, DeflateParams)> {
+        let offered = Params::parse(offer).ok()?;
+        let settings = &self.settings;
+
+        // Our (server) window: the smaller of our setting and the client's request.
+        let server_bits = match offered.server_max_window_bits {
+            None => None,
+            Some(None) => return None, // a value is required
+            Some(Some(bits)) if bits < MIN_ZLIB_WINDOW_BITS => return None, // cannot compress with 8
+            Some(Some(bits)) => Some(bits),
+        };
+        let server_bits_agreed = match (server_bits, settings.server_max_window_bits) {
+            (Some(a), Some(b)) => Some(a.min(b.max(MIN_ZLIB_WINDOW_BITS))),
+            (a, b) => a.or(b.map(|b| b.max(MIN_ZLIB_WINDOW_BITS))),
+        };
+
+        // The client's window: its hint, limited by ours only when it said it supports the
+        // parameter (otherwise we could not announce it, and must inflate with 15).
+        // We never ask for 8 (we inflate with at least 9 anyway, and zlib-based clients cannot
+        // compress with 8), but echo a client's own hint of 8.
+        let ours = settings.client_max_window_bits.map(|b| b.max(MIN_ZLIB_WINDOW_BITS));
+        let client_bits_agreed = match offered.client_max_window_bits {
+            None => None,
+            Some(hint) => match (hint, ours) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        };
+
+        let params = DeflateParams {
+            role: ConnectionType::Server,
+            client_no_context_takeover: offered.client_no_context_takeover
+                || settings.client_no_context_takeover,
+            server_no_context_takeover: offered.server_no_context_takeover
+                || settings.server_no_context_takeover,
+            client_max_window_bits: client_bits_agreed.unwrap_or(MAX_WINDOW_BITS),
+            server_max_window_bits: server_bits_agreed.unwrap_or(MAX_WINDOW_BITS),
+        };
+        let mut response = Vec::new();
+        if params.client_no_context_takeover {
+            response.push(CLIENT_NO_CONTEXT_TAKEOVER.to_owned());
+        }
+        if params.server_no_context_takeover {
+            response.push(SERVER_NO_CONTEXT_TAKEOVER.to_owned());
+        }
+        if let Some(bits) = client_bits_agreed {
+            response.push(format!("{CLIENT_MAX_WINDOW_BITS}={bits}"));
+        }
+        if let Some(bits) = server_bits_agreed {
+            response.push(format!("{SERVER_MAX_WINDOW_BITS}={bits}"));
+        }
+        Some((response.join("; "), params))
+    }
+
+    /// The agreement described by the server's `response` to our offer, or why it is invalid.
+    fn negotiate_response(&self, response: &str) -> Result<DeflateParams, String> {
+        let answer = Params::parse(response)?;
+        let settings = &self.settings;
+        if settings.server_no_context_takeover && !answer.server_no_context_takeover {
+            return Err(format!("the server did not accept {SERVER_NO_CONTEXT_TAKEOVER}"));
+        }
+        let server_bits = match answer.server_max_window_bits {
+            Some(None) => return Err(format!("{SERVER_MAX_WINDOW_BITS} without a value")),
+            Some(Some(bits)) => match settings.server_max_window_bits {
+                Some(asked) if bits > asked => {
+                    return Err(format!(
+                        "{NAME}: {SERVER_MAX_WINDOW_BITS}={bits}, larger than the {asked} offered"
+                    ))
+                }
+                _ => bits,
+            },
+            None => match settings.server_max_window_bits {
+                Some(_) => return Err(format!("the server did not accept {SERVER_MAX_WINDOW_BITS}")),
+                None => MAX_WINDOW_BITS,
+            },
+        };
+        // We always offer client_max_window_bits, so the server may limit our window.
+        let our_bits =
+            settings.client_max_window_bits.map_or(MAX_WINDOW_BITS, |b| b.max(MIN_ZLIB_WINDOW_BITS));
+        let client_bits = match answer.client_max_window_bits {
+            Some(None) => return Err(format!("{CLIENT_MAX_WINDOW_BITS} without a value")),
+            Some(Some(bits)) if bits < MIN_ZLIB_WINDOW_BITS => {
+                return Err(format!("cannot compress with {CLIENT_MAX_WINDOW_BITS}={bits}"))
+            }
+            Some(Some(bits)) => bits.min(our_bits),
+            None => our_bits,
+        };
+        Ok(DeflateParams {
+            role: ConnectionType::Client,
+            client_no_context_takeover: answer.client_no_context_takeover
+                || settings.client_no_context_takeover,
+            server_no_context_takeover: answer.server_no_context_takeover,
+            client_max_window_bits: client_bits,
+            server_max_window_bits: server_bits,
+        })
+    }
+
+    /// Forgets any negotiation and compression state.
+    fn reset_state(&mut self, params: DeflateParams) {
+        self.params = Some(params);
+        self.compressor = None;
+        self.decompressor = None;
+        self.tx_compressed = false;
+        self.rx_compressed = false;
+        self.rx_stream_ended = false;
+    }
+}
+
+impl Extension for PerMessageDeflate {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn enabled(&self) -> bool {
+        self.params.is_some()
+    }
+
+    fn offer(&mut self) -> Option<String> {
+        let s = &self.settings;
+        let mut params = vec![match s.client_max_window_bits {
+            Some(bits) => format!("{CLIENT_MAX_WINDOW_BITS}={}", bits.max(MIN_ZLIB_WINDOW_BITS)),
+            None => CLIENT_MAX_WINDOW_BITS.to_owned(),
+        }];
+        if let Some(bits) = s.server_max_window_bits {
+            params.push(format!("{SERVER_MAX_WINDOW_BITS}={bits}"));
+        }
+        if s.client_no_context_takeover {
+            params.push(CLIENT_NO_CONTEXT_TAKEOVER.to_owned());
+        }
+        if s.server_no_context_takeover {
+            params.push(SERVER_NO_CONTEXT_TAKEOVER.to_owned());
+        }
+        Some(params.join("; "))
+    }
+
+    fn accept(&mut self, offer: &str) -> Option<String> {
+        let (response, params) = self.negotiate_offer(offer)?;
+        self.reset_state(params);
+        Some(response)
+    }
+
+    fn finalize(&mut self, response: &str) -> Result<(), String> {
+        let params = self.negotiate_response(response)?;
+        self.reset_state(params);
+        Ok(())
+    }
+
+    fn frame_inbound_header(
+        &mut self,
+        _role: ConnectionType,
+        opcode: Opcode,
+        rsv: Rsv,
+        _payload_len: u64,
+    ) -> Result<Rsv, CloseCode> {
+        if rsv.rsv1() && !matches!(opcode, Opcode::Text | Opcode::Binary) {
+            // RSV1 marks a compressed message on its first frame only (RFC 7692 §6.1).
+            return Err(CloseCode::PROTOCOL_ERROR);
+        }
+        if matches!(opcode, Opcode::Text | Opcode::Binary) {
+            if self.rx_stream_ended {
+                self.end_inbound_message();
+            }
+            self.rx_compressed = rsv.rsv1();
+        }
+        Ok(Rsv::RSV1)
+    }
+
+    fn frame_inbound_payload_data(&mut self, data: Bytes, max_output: usize) -> Result<Bytes, CloseCode> {
+        if !self.rx_compressed || data.is_empty() {
+            return Ok(data);
+        }
+        self.inflate(&data, max_output, FlushDecompress::None).inspect_err(|_| self.decompressor = None)
+    }
+
+    fn frame_inbound_complete(&mut self, fin: bool, max_output: usize) -> Result<Option<Bytes>, CloseCode> {
+        if !self.rx_compressed || !fin {
+            return Ok(None);
+        }
+        let tail = self
+            .inflate(&TAIL, max_output, FlushDecompress::Sync)
+            .inspect_err(|_| self.decompressor = None)?;
+        self.end_inbound_message();
+        Ok((!tail.is_empty()).then_some(tail))
+    }
+
+    fn frame_outbound(
+        &mut self,
+        opcode: Opcode,
+        rsv: Rsv,
+        data: Bytes,
+        fin: bool,
+    ) -> Result<(Rsv, Bytes), CloseCode> {
+        let Some(params) = self.params else { return Ok((rsv, data)) };
+        match opcode {
+            Opcode::Text | Opcode::Binary => {
+                self.tx_compressed = !(fin && data.len() < self.settings.threshold);
+            }
+            Opcode::Continuation => {}
+            _ => return Ok((rsv, data)),
+        }
+        if !self.tx_compressed {
+            return Ok((rsv, data));
+        }
+        let payload = self.compress(params, &data, fin)?;
+        let rsv = if opcode == Opcode::Continuation { rsv } else { rsv.union(Rsv::RSV1) };
+        Ok((rsv, payload))
+    }
+}
+
+impl fmt::Debug for PerMessageDeflate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
+        f.debug_struct("PerMessageDeflate")
+            .field("client_no_context_takeover", &s.client_no_context_takeover)
+            .field("server_no_context_takeover", &s.server_no_context_takeover)
+            .field("client_max_window_bits", &s.client_max_window_bits)
+            .field("server_max_window_bits", &s.server_max_window_bits)
+            .field("level", &s.level.level())
+            .field("threshold", &s.threshold)
+            .field("params", &self.params)
+            .field("compressor", &self.compressor.is_some())
+            .field("decompressor", &self.decompressor.is_some())
+            .finish()
+    }
+}
+
+/// The parameters of one offer or response item, validated: known names, each at most once,
+/// no value on the flags, window bits in 8..=15. `Some(None)` is a value-less window parameter.
+#[derive(Default)]
+struct Params {
+    client_no_context_takeover: bool,
+    server_no_context_takeover: bool,
+    client_max_window_bits: Option<Option<u8>>,
+    server_max_window_bits: Option<Option<u8>>,
+}
+
+impl Params {
+    fn parse(item: &str) -> Result<Params, String> {
+        let item = ExtensionItem::parse(item).ok_or_else(|| format!("malformed extension item {item:?}"))?;
+        if !item.name.eq_ignore_ascii_case(NAME) {
+            return Err(format!("expected {NAME}, got {:?}", item.name));
+        }
+        let mut params = Params::default();
+        let mut seen = [false; 4];
+        for (key, value) in &item.params {
+            let index = [
+                CLIENT_NO_CONTEXT_TAKEOVER,
+                SERVER_NO_CONTEXT_TAKEOVER,
+                CLIENT_MAX_WINDOW_BITS,
+                SERVER_MAX_WINDOW_BITS,
+            ]
+            .iter()
+            .position(|name| key.eq_ignore_ascii_case(name))
+            .ok_or_else(|| format!("unknown parameter {key:?}"))?;
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(format!("duplicated parameter {key:?}"));
+            }
+            let bits = || -> Result<Option<u8>, String> {
+                match value {
+                    None => Ok(None),
+                    Some(v) => {
+                        parse_bits(v).map(Some).ok_or_else(|| format!("invalid window bits {key}={v:?}"))
+                    }
+                }
+            };
+            match index {
+                0 | 1 if value.is_some() => return Err(format!("{key} takes no value")),
+                0 => params.client_no_context_takeover = true,
+                1 => params.server_no_context_takeover = true,
+                2 => params.client_max_window_bits = Some(bits()?),
+                _ => params.server_max_window_bits = Some(bits()?),
+            }
+        }
+        Ok(params)
+    }
+}
+
+/// Hands a buffer out without keeping much unused capacity alive with it.
+fn into_bytes(mut out: Vec<u8>) -> Bytes {
+    if out.capacity() - out.len() > MAX_SPARE.max(out.len() / 8) {
+        out.shrink_to_fit();
+    }
+    Bytes::from(out)
+}
+
+fn valid_bits(bits: u8) -> bool {
+    (MIN_WINDOW_BITS..=MAX_WINDOW_BITS).contains(&bits)
+}
+
+/// RFC 7692 §7.1.2: `1*DIGIT` without leading zero, 8..=15.
+fn parse_bits(value: &str) -> Option<u8> {
+    if value.is_empty()
+        || value.len() > 2
+        || value.starts_with('0')
+        || !value.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    value.parse().ok().filter(|&bits| valid_bits(bits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_bits_grammar() {
+        assert_eq!(parse_bits("8"), Some(8));
+        assert_eq!(parse_bits("15"), Some(15));
+        for bad in ["", "7", "16", "08", "+9", "9 ", "1O", "255", "-9", "99999999999"] {
+            assert_eq!(parse_bits(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lazily_allocated() {
+        let mut server = PerMessageDeflate::new();
+        server.accept("permessage-deflate").unwrap();
+        assert_eq!(server.state_allocated(), (false, false));
+        server.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from_static(b"Hello"), true).unwrap();
+        assert_eq!(server.state_allocated(), (true, false));
+    }
+}
