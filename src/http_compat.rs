@@ -1,0 +1,113 @@
+//! Interop with the [`http`] crate (feature `http`), for servers whose HTTP layer (hyper, axum,
+//! an HTTP/2 stack) parses the upgrade request and sends the response itself.
+//!
+//! Feed the framework's request with [`WsConnection::initiate_upgrade_request`], read the
+//! `Request` event, answer with [`WsConnection::accept_response`] (an `http::Response` for the
+//! 101 instead of bytes) or send a [`rejection_response`], then run the connection over the
+//! upgraded stream.
+//!
+//! ```
+//! use wsproto::{AcceptConnection, ConnectionState, ConnectionType, Event, WsConnection};
+//!
+//! let req = http::Request::get("/chat")
+//!     .header("host", "example.com")
+//!     .header("connection", "Upgrade")
+//!     .header("upgrade", "websocket")
+//!     .header("sec-websocket-version", "13")
+//!     .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+//!     .body(())
+//!     .unwrap();
+//! let mut ws = WsConnection::new(ConnectionType::Server);
+//! ws.initiate_upgrade_request(&req).unwrap();
+//! let Some(Event::Request(request)) = ws.next_event() else { panic!() };
+//! assert_eq!(request.target, "/chat");
+//! let response = ws.accept_response(AcceptConnection::new()).unwrap();
+//! assert_eq!(response.status(), 101);
+//! assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+//! assert_eq!(ws.state(), ConnectionState::Open);
+//! ```
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+
+use crate::error::{LocalProtocolError, ProtocolError};
+use crate::event::{AcceptConnection, Headers, RejectConnection};
+use crate::ws_connection::WsConnection;
+
+/// The headers of `map` as `(name, value)` pairs (names are lower-case in `http`).
+pub fn headers_from_map(map: &HeaderMap) -> Headers {
+    map.iter()
+        .map(|(name, value)| {
+            (Bytes::copy_from_slice(name.as_str().as_bytes()), Bytes::copy_from_slice(value.as_bytes()))
+        })
+        .collect()
+}
+
+/// The headers and target to give
+/// [`initiate_upgrade_connection`](WsConnection::initiate_upgrade_connection): the request's
+/// headers (plus a `host` from the URI's authority when there is no Host header, as in
+/// HTTP/2), and its path and query (`/` when empty).
+pub fn upgrade_parts<B>(request: &http::Request<B>) -> (Headers, String) {
+    let mut headers = headers_from_map(request.headers());
+    if !request.headers().contains_key(http::header::HOST) {
+        if let Some(authority) = request.uri().authority() {
+            headers
+                .push((Bytes::from_static(b"host"), Bytes::copy_from_slice(authority.as_str().as_bytes())));
+        }
+    }
+    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let target = if target.is_empty() { "/" } else { target };
+    (headers, target.to_owned())
+}
+
+/// A response for a rejection (for example a
+/// [`RemoteProtocolError`](crate::RemoteProtocolError)'s hint), to send through the framework. The body, if any, is
+/// the framework's business.
+pub fn rejection_response(reject: &RejectConnection) -> Result<http::Response<()>, LocalProtocolError> {
+    let status = StatusCode::from_u16(reject.status_code)
+        .map_err(|_| LocalProtocolError::other(format!("invalid status {}", reject.status_code)))?;
+    build_response(status, &reject.headers)
+}
+
+fn build_response(status: StatusCode, headers: &Headers) -> Result<http::Response<()>, LocalProtocolError> {
+    let mut response = http::Response::new(());
+    *response.status_mut() = status;
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name)
+            .map_err(|_| LocalProtocolError::other(format!("invalid header name {name:?}")))?;
+        let value = HeaderValue::from_bytes(value)
+            .map_err(|_| LocalProtocolError::other(format!("invalid value for header {name}")))?;
+        response.headers_mut().append(name, value);
+    }
+    Ok(response)
+}
+
+impl WsConnection {
+    /// Server: feeds a request parsed by the `http` stack (method, headers, target; see
+    /// [`upgrade_parts`]). The usual validation applies and a `Request` event follows.
+    pub fn initiate_upgrade_request<B>(&mut self, request: &http::Request<B>) -> Result<(), ProtocolError> {
+        let (headers, target) = upgrade_parts(request);
+        self.handshake_mut().initiate_upgrade(request.method().as_str(), headers, &target)
+    }
+
+    /// Server: accepts like sending `accept`, but returns the 101 as an `http::Response` for
+    /// the framework to send. The state becomes OPEN and the connection is ready for the
+    /// upgraded stream. On error nothing changes.
+    pub fn accept_response(
+        &mut self,
+        accept: AcceptConnection,
+    ) -> Result<http::Response<()>, LocalProtocolError> {
+        if self.connection().is_some() {
+            return Err(LocalProtocolError::EventNotAllowed {
+                event: "AcceptConnection",
+                state: self.state(),
+            });
+        }
+        let prepared = self.handshake_mut().prepare_accept(accept)?;
+        let response = build_response(StatusCode::SWITCHING_PROTOCOLS, &prepared.headers)?;
+        self.handshake_mut().commit_accept(prepared);
+        self.pick_up();
+        Ok(response)
+    }
+}

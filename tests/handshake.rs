@@ -1,0 +1,1356 @@
+//! The HTTP/1.1 opening handshake and `WsConnection` (issue 3).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use wsproto::extensions::Extension;
+use wsproto::handshake::{
+    client_extensions_handshake, generate_accept_token, generate_nonce, server_extensions_handshake,
+};
+use wsproto::{
+    AcceptConnection, BytesMessage, CloseCode, CloseConnection, Config, Connection, ConnectionState,
+    ConnectionType, Event, Handshake, KeySource, LocalProtocolError, Ping, Pong, ProtocolError,
+    RejectConnection, RejectData, RemoteProtocolError, Request, TextMessage, WsConnection,
+};
+
+const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+const RFC_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/// Nonces are RFC 6455's sample nonce, masking keys the RFC §5.7 key.
+fn rfc_keys() -> KeySource {
+    KeySource::from_fn(|buf| {
+        if buf.len() == 16 {
+            buf.copy_from_slice(b"the sample nonce");
+        } else {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = [0x37, 0xfa, 0x21, 0x3d][i & 3];
+            }
+        }
+    })
+}
+
+fn config() -> Config {
+    Config::default().key_source(rfc_keys())
+}
+
+fn client() -> WsConnection {
+    WsConnection::with_config(ConnectionType::Client, config())
+}
+
+fn server() -> WsConnection {
+    WsConnection::with_config(ConnectionType::Server, config())
+}
+
+fn drain(ws: &mut WsConnection) -> Vec<Event> {
+    ws.events().collect()
+}
+
+const REQUEST: &str =
+    "GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+const RESPONSE: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                        Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+/// A client that has sent `Request::new("example.com", "/chat")` with `subprotocols`.
+fn client_after_request(subprotocols: &[&str]) -> WsConnection {
+    let mut c = client();
+    c.send_bytes(Request::new("example.com", "/chat").with_subprotocols(subprotocols.iter().copied()))
+        .unwrap();
+    c
+}
+
+fn remote(result: Result<(), ProtocolError>) -> RemoteProtocolError {
+    match result {
+        Err(ProtocolError::Remote(e)) => e,
+        other => panic!("expected a remote protocol error, got {other:?}"),
+    }
+}
+
+fn local<T: std::fmt::Debug>(result: Result<T, LocalProtocolError>) -> LocalProtocolError {
+    result.expect_err("expected a local protocol error")
+}
+
+fn hint_status(e: &RemoteProtocolError) -> u16 {
+    e.event_hint().expect("a hint").status_code
+}
+
+fn server_error(request: &str) -> RemoteProtocolError {
+    let mut s = server();
+    let e = remote(s.receive_data(request.as_bytes()));
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.state(), ConnectionState::Connecting);
+    e
+}
+
+fn client_error(response: &str) -> RemoteProtocolError {
+    let mut c = client_after_request(&["chat.v1"]);
+    let e = remote(c.receive_data(response.as_bytes()));
+    assert!(drain(&mut c).is_empty());
+    assert!(c.connection().is_none());
+    e
+}
+
+fn request_event(events: Vec<Event>) -> Request {
+    match <[Event; 1]>::try_from(events) {
+        Ok([Event::Request(r)]) => *r,
+        other => panic!("expected one Request, got {other:?}"),
+    }
+}
+
+fn accept_event(event: Event) -> AcceptConnection {
+    match event {
+        Event::AcceptConnection(a) => *a,
+        other => panic!("expected AcceptConnection, got {other:?}"),
+    }
+}
+
+fn text(event: &Event) -> &str {
+    match event {
+        Event::TextMessage(m) => m.data.as_str(),
+        other => panic!("expected a text message, got {other:?}"),
+    }
+}
+
+/// The body of a received rejection: (head, concatenated data, number of non-final chunks).
+fn rejection(events: Vec<Event>) -> (RejectConnection, Vec<u8>, usize) {
+    let mut it = events.into_iter();
+    let Some(Event::RejectConnection(head)) = it.next() else { panic!("expected RejectConnection") };
+    let mut body = Vec::new();
+    let mut chunks = 0;
+    let mut finished = false;
+    for event in it {
+        let Event::RejectData(d) = event else { panic!("expected RejectData, got {event:?}") };
+        assert!(!finished, "data after the final chunk");
+        if d.body_finished {
+            assert!(d.data.is_empty());
+            finished = true;
+        } else {
+            body.extend_from_slice(&d.data);
+            chunks += 1;
+        }
+    }
+    assert!(finished || !head.has_body, "no final RejectData");
+    (head, body, chunks)
+}
+
+fn header<'a>(headers: &'a [(Bytes, Bytes)], name: &str) -> Option<&'a [u8]> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| &v[..])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accept token and nonce
+
+#[test]
+fn rfc6455_accept_vector() {
+    assert_eq!(generate_accept_token(RFC_KEY), RFC_ACCEPT);
+    assert_eq!(generate_accept_token(RFC_KEY.as_bytes()), RFC_ACCEPT);
+}
+
+#[test]
+fn nonces_are_random_base64_of_16_bytes() {
+    let a = generate_nonce();
+    let b = generate_nonce();
+    assert_eq!(a.len(), 24);
+    assert!(a.ends_with("=="));
+    assert_ne!(a, b);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accepted handshakes
+
+#[test]
+fn client_request_bytes_exact() {
+    let mut c = client();
+    assert_eq!(c.state(), ConnectionState::Connecting);
+    let bytes = c.send_bytes(Request::new("localhost", "/")).unwrap();
+    assert_eq!(
+        &bytes[..],
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    assert_eq!(c.state(), ConnectionState::Connecting);
+
+    let mut c = client();
+    let request = Request::new("example.com", "/chat?room=1")
+        .with_subprotocols(["chat.v2", "chat.v1"])
+        .with_header("X-Token", "abc")
+        .with_header("Origin", "http://example.com");
+    let bytes = c.send_bytes(request).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&bytes).unwrap(),
+        "GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: chat.v2, chat.v1\r\nX-Token: abc\r\nOrigin: http://example.com\r\n\r\n"
+    );
+}
+
+#[test]
+fn server_accept_bytes_exact() {
+    let mut s = server();
+    s.receive_data(REQUEST.as_bytes()).unwrap();
+    let request = request_event(drain(&mut s));
+    assert_eq!(request.host, "example.com");
+    assert_eq!(request.target, "/chat");
+    assert!(request.subprotocols.is_empty());
+    assert!(request.extension_offers.is_empty());
+    assert_eq!(s.state(), ConnectionState::Connecting);
+    let bytes = s.send_bytes(AcceptConnection::new()).unwrap();
+    assert_eq!(&bytes[..], RESPONSE.as_bytes());
+    assert_eq!(s.state(), ConnectionState::Open);
+    assert!(s.connection().is_some());
+}
+
+#[test]
+fn full_handshake_with_subprotocol_and_extra_headers() {
+    let mut c = client();
+    let mut s = server();
+    let request = Request::new("example.com", "/chat")
+        .with_subprotocols(["chat.v2", "chat.v1"])
+        .with_header("X-Token", "abc");
+    s.receive_data(&c.send_bytes(request).unwrap()).unwrap();
+
+    let request = request_event(drain(&mut s));
+    assert_eq!(request.subprotocols, ["chat.v2", "chat.v1"]);
+    let names: Vec<&[u8]> = request.extra_headers.iter().map(|(n, _)| &n[..]).collect();
+    assert_eq!(
+        names,
+        [&b"upgrade"[..], b"connection", b"sec-websocket-key", b"sec-websocket-version", b"x-token"],
+        "names lower-cased; host and the negotiation headers left out"
+    );
+    assert_eq!(header(&request.extra_headers, "x-token"), Some(&b"abc"[..]));
+
+    let response = s
+        .send_bytes(AcceptConnection::new().with_subprotocol("chat.v1").with_header("X-Server", "wsproto"))
+        .unwrap();
+    assert!(std::str::from_utf8(&response)
+        .unwrap()
+        .contains("Sec-WebSocket-Protocol: chat.v1\r\nX-Server: wsproto\r\n"));
+
+    c.receive_data(&response).unwrap();
+    let events = drain(&mut c);
+    assert_eq!(events.len(), 1);
+    let accept = accept_event(events.into_iter().next().unwrap());
+    assert_eq!(accept.subprotocol.as_deref(), Some("chat.v1"));
+    assert_eq!(accept.extra_headers, vec![(Bytes::from("x-server"), Bytes::from("wsproto"))]);
+    assert!(accept.extensions.is_empty());
+    assert_eq!(c.state(), ConnectionState::Open);
+    assert_eq!(s.state(), ConnectionState::Open);
+
+    // Frames flow both ways afterwards.
+    s.receive_data(&c.send_bytes(TextMessage::new("ping?")).unwrap()).unwrap();
+    assert_eq!(text(&drain(&mut s)[0]), "ping?");
+    c.receive_data(&s.send_bytes(BytesMessage::new(&b"\x00\x01"[..])).unwrap()).unwrap();
+    assert_eq!(drain(&mut c), vec![Event::BytesMessage(BytesMessage::new(&b"\x00\x01"[..]))]);
+}
+
+#[test]
+fn no_subprotocol_accepted_when_offered() {
+    let mut c = client_after_request(&["a", "b"]);
+    c.receive_data(RESPONSE.as_bytes()).unwrap();
+    let accept = accept_event(drain(&mut c).remove(0));
+    assert_eq!(accept.subprotocol, None);
+}
+
+#[test]
+fn header_names_case_insensitive_and_repeated_headers_merged() {
+    let request = "GET / HTTP/1.1\r\nhost: h\r\nUPGRADE: WebSocket\r\nconnection: keep-alive\r\nConnection: Upgrade\r\n\
+                   sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nSEC-WEBSOCKET-VERSION: 13\r\n\
+                   Sec-WebSocket-Protocol: a, b\r\nSec-WebSocket-Protocol: c\r\n\
+                   Sec-WebSocket-Extensions: x; p=\"1,2\", y\r\nSec-WebSocket-Extensions: z\r\n\r\n";
+    let mut s = server();
+    s.receive_data(request.as_bytes()).unwrap();
+    let request = request_event(drain(&mut s));
+    assert_eq!(request.host, "h");
+    assert_eq!(request.subprotocols, ["a", "b", "c"]);
+    assert_eq!(request.extension_offers, ["x; p=\"1,2\"", "y", "z"], "quoted commas do not split");
+    let response = s.send_bytes(AcceptConnection::new().with_subprotocol("c")).unwrap();
+    assert!(std::str::from_utf8(&response).unwrap().contains("Sec-WebSocket-Protocol: c\r\n"));
+}
+
+#[test]
+fn handshake_fed_byte_by_byte() {
+    let mut c = client();
+    let mut s = server();
+    let request = c.send_bytes(Request::new("example.com", "/chat").with_subprotocols(["p"])).unwrap();
+    for (i, b) in request.iter().enumerate() {
+        s.receive_data(&[*b]).unwrap();
+        let events = drain(&mut s);
+        if i + 1 < request.len() {
+            assert!(events.is_empty());
+        } else {
+            assert_eq!(request_event(events).subprotocols, ["p"]);
+        }
+    }
+    let response = s.send_bytes(AcceptConnection::new().with_subprotocol("p")).unwrap();
+    let mut events = Vec::new();
+    for b in response.iter() {
+        c.receive_data(&[*b]).unwrap();
+        events.extend(drain(&mut c));
+    }
+    assert_eq!(events.len(), 1);
+    assert_eq!(accept_event(events.remove(0)).subprotocol.as_deref(), Some("p"));
+    assert_eq!(c.state(), ConnectionState::Open);
+}
+
+#[test]
+fn client_frames_glued_to_the_request_reach_the_server() {
+    // A client that pipelines a frame behind its request (python wsproto dropped it).
+    let mut early = Connection::new(ConnectionType::Client, config());
+    let frame = early.send_bytes(TextMessage::new("early bird")).unwrap();
+    let ping = early.send_bytes(Ping::new("p")).unwrap();
+    let mut wire = REQUEST.as_bytes().to_vec();
+    wire.extend_from_slice(&frame);
+
+    for chunk_size in [wire.len(), 1, 5] {
+        let mut s = server();
+        let mut events = Vec::new();
+        for chunk in wire.chunks(chunk_size) {
+            s.receive_data(chunk).unwrap();
+            events.extend(drain(&mut s));
+        }
+        request_event(events);
+        s.receive_data(&ping).unwrap(); // more bytes before the answer are kept too
+        assert!(drain(&mut s).is_empty(), "frames wait for the accept");
+        s.send_bytes(AcceptConnection::new()).unwrap();
+        let events = drain(&mut s);
+        assert_eq!(events.len(), 2);
+        assert_eq!(text(&events[0]), "early bird");
+        assert_eq!(events[1], Event::Ping(Ping::new("p")));
+    }
+}
+
+#[test]
+fn server_frames_glued_to_the_101_reach_the_client_in_one_drain() {
+    let mut s = server();
+    s.receive_data(REQUEST.as_bytes()).unwrap();
+    let _ = drain(&mut s);
+    let mut wire = s.send_bytes(AcceptConnection::new()).unwrap().to_vec();
+    wire.extend_from_slice(&s.send_bytes(TextMessage::new("welcome")).unwrap());
+    wire.extend_from_slice(&s.send_bytes(Ping::new("x")).unwrap());
+
+    // Whole.
+    let mut c = client_after_request(&[]);
+    c.receive_data(&wire).unwrap();
+    let events = drain(&mut c);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(matches!(events[0], Event::AcceptConnection(_)));
+    assert_eq!(text(&events[1]), "welcome");
+    assert_eq!(events[2], Event::Ping(Ping::new("x")));
+
+    // Byte by byte.
+    let mut c = client_after_request(&[]);
+    let mut events = Vec::new();
+    for b in &wire {
+        c.receive_data(&[*b]).unwrap();
+        events.extend(drain(&mut c));
+    }
+    let texts: String = events
+        .iter()
+        .filter_map(|e| if let Event::TextMessage(m) = e { Some(m.data.as_str()) } else { None })
+        .collect();
+    assert!(matches!(events[0], Event::AcceptConnection(_)));
+    assert_eq!(texts, "welcome");
+    assert_eq!(events.last(), Some(&Event::Ping(Ping::new("x"))));
+}
+
+#[test]
+fn into_connection_keeps_unparsed_bytes() {
+    let mut s = server();
+    s.receive_data(REQUEST.as_bytes()).unwrap();
+    let _ = drain(&mut s);
+    let mut wire = s.send_bytes(AcceptConnection::new()).unwrap().to_vec();
+    wire.extend_from_slice(&s.send_bytes(TextMessage::new("later")).unwrap());
+    let mut c = client_after_request(&[]);
+    c.receive_data(&wire).unwrap();
+    let mut conn = c.into_connection().expect("connection");
+    let rest = conn.take_buffered();
+    assert_eq!(&rest[..], b"\x81\x05later");
+}
+
+#[test]
+fn initiate_upgrade_connection_pre_parsed() {
+    let headers = [
+        ("Host", "example.com"),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", RFC_KEY),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Protocol", "chat.v1"),
+    ];
+    let mut s = server();
+    s.initiate_upgrade_connection(headers, "/chat").unwrap();
+    let request = request_event(drain(&mut s));
+    assert_eq!(request.target, "/chat");
+    assert_eq!(request.subprotocols, ["chat.v1"]);
+    let response = s.send_bytes(AcceptConnection::new().with_subprotocol("chat.v1")).unwrap();
+    assert!(response.starts_with(b"HTTP/1.1 101 "));
+    assert_eq!(s.state(), ConnectionState::Open);
+
+    // Same validation.
+    let mut s = server();
+    let e = remote(s.initiate_upgrade_connection([("Host", "h"), ("Connection", "Upgrade")], "/"));
+    assert_eq!(hint_status(&e), 400);
+    let mut s = server();
+    let e = remote(s.initiate_upgrade_connection(
+        [("Host", "h"), ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "8")],
+        "/",
+    ));
+    assert_eq!(hint_status(&e), 426);
+
+    // Client-side and repeated calls are misuse.
+    let mut c = client();
+    assert!(matches!(c.initiate_upgrade_connection(headers, "/"), Err(ProtocolError::Local(_))));
+    let mut s = server();
+    s.initiate_upgrade_connection(headers, "/").unwrap();
+    assert!(matches!(s.initiate_upgrade_connection(headers, "/"), Err(ProtocolError::Local(_))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rejections
+
+#[test]
+fn reject_without_body() {
+    let mut c = client_after_request(&[]);
+    let mut s = server();
+    s.receive_data(REQUEST.as_bytes()).unwrap();
+    let _ = drain(&mut s);
+    let bytes = s.send_bytes(RejectConnection::new(403).with_header("Content-Type", "text/plain")).unwrap();
+    assert_eq!(
+        &bytes[..],
+        b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\ncontent-length: 0\r\n\r\n"
+    );
+    assert_eq!(s.state(), ConnectionState::Closed);
+
+    c.receive_data(&bytes).unwrap();
+    let (head, body, chunks) = rejection(drain(&mut c));
+    assert_eq!(head.status_code, 403);
+    assert!(head.has_body, "a final response always announces a body, as in wsproto");
+    assert_eq!(header(&head.headers, "content-type"), Some(&b"text/plain"[..]));
+    assert_eq!((body.len(), chunks), (0, 0));
+    assert_eq!(c.state(), ConnectionState::Closed);
+    // Bytes after the rejection are ignored.
+    c.receive_data(b"junk").unwrap();
+    assert!(drain(&mut c).is_empty());
+}
+
+#[test]
+fn reject_with_content_length_body_in_chunks() {
+    let mut s = server();
+    s.receive_data(REQUEST.as_bytes()).unwrap();
+    let _ = drain(&mut s);
+    let mut wire = s
+        .send_bytes(RejectConnection::new(404).with_header("Content-Length", "14").with_body())
+        .unwrap()
+        .to_vec();
+    assert_eq!(s.state(), ConnectionState::Rejecting);
+    wire.extend_from_slice(&s.send_bytes(RejectData { data: "Path ".into(), body_finished: false }).unwrap());
+    assert_eq!(s.state(), ConnectionState::Rejecting);
+    wire.extend_from_slice(&s.send_bytes(RejectData::new("not found")).unwrap());
+    assert_eq!(s.state(), ConnectionState::Closed);
+    assert!(wire.ends_with(b"\r\n\r\nPath not found"));
+
+    // Whole, then in pieces.
+    let mut c = client_after_request(&[]);
+    c.receive_data(&wire).unwrap();
+    let (head, body, _) = rejection(drain(&mut c));
+    assert_eq!((head.status_code, &body[..]), (404, &b"Path not found"[..]));
+    assert_eq!(c.state(), ConnectionState::Closed);
+
+    let mut c = client_after_request(&[]);
+    let mut events = Vec::new();
+    let head_len = wire.len() - 14;
+    c.receive_data(&wire[..head_len + 3]).unwrap();
+    events.extend(drain(&mut c));
+    assert_eq!(c.state(), ConnectionState::Rejecting);
+    for piece in wire[head_len + 3..].chunks(4) {
+        c.receive_data(piece).unwrap();
+        events.extend(drain(&mut c));
+    }
+    let (_, body, chunks) = rejection(events);
+    assert_eq!(&body[..], b"Path not found");
+    assert!(chunks >= 4, "body streamed in several RejectData events");
+    assert_eq!(c.state(), ConnectionState::Closed);
+}
+
+#[test]
+fn reject_with_chunked_body() {
+    let mut s = server();
+    s.receive_data(REQUEST.as_bytes()).unwrap();
+    let _ = drain(&mut s);
+    // Explicit chunked framing.
+    let mut wire = s
+        .send_bytes(RejectConnection::new(500).with_header("Transfer-Encoding", "chunked").with_body())
+        .unwrap()
+        .to_vec();
+    for part in ["one ", "two ", ""] {
+        wire.extend_from_slice(
+            &s.send_bytes(RejectData { data: part.into(), body_finished: false }).unwrap(),
+        );
+    }
+    wire.extend_from_slice(&s.send_bytes(RejectData::new("three")).unwrap());
+    assert!(wire.ends_with(b"4\r\none \r\n4\r\ntwo \r\n5\r\nthree\r\n0\r\n\r\n"));
+    assert_eq!(s.state(), ConnectionState::Closed);
+
+    for chunk_size in [wire.len(), 1, 3] {
+        let mut c = client_after_request(&[]);
+        let mut events = Vec::new();
+        for piece in wire.chunks(chunk_size) {
+            c.receive_data(piece).unwrap();
+            events.extend(drain(&mut c));
+        }
+        let (head, body, _) = rejection(events);
+        assert_eq!(head.status_code, 500);
+        assert_eq!(&body[..], b"one two three");
+        assert_eq!(c.state(), ConnectionState::Closed);
+    }
+}
+
+#[test]
+fn reject_body_until_eof() {
+    let mut c = client_after_request(&[]);
+    c.receive_data(b"HTTP/1.1 503 Busy\r\nContent-Type: text/plain\r\n\r\nback ").unwrap();
+    c.receive_data(b"later").unwrap();
+    assert_eq!(c.state(), ConnectionState::Rejecting);
+    c.receive_eof().unwrap();
+    let (head, body, chunks) = rejection(drain(&mut c));
+    assert_eq!(head.status_code, 503);
+    assert_eq!((&body[..], chunks), (&b"back later"[..], 2));
+    assert_eq!(c.state(), ConnectionState::Closed);
+}
+
+#[test]
+fn truncated_rejection_body_is_an_error() {
+    let mut c = client_after_request(&[]);
+    c.receive_data(b"HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\n\r\nabc").unwrap();
+    let e = remote(c.receive_eof());
+    assert!(e.message().contains("Bad HTTP message"), "{e}");
+    let mut c = client_after_request(&[]);
+    let e = remote(c.receive_data(b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"));
+    assert_eq!(hint_status(&e), 400);
+}
+
+#[test]
+fn informational_response_rejects_without_body() {
+    let mut c = client_after_request(&[]);
+    c.receive_data(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
+    let events = drain(&mut c);
+    assert_eq!(events, vec![Event::RejectConnection(RejectConnection::new(100))]);
+    assert_eq!(c.state(), ConnectionState::Closed);
+}
+
+#[test]
+fn server_can_send_the_hint_after_a_bad_request() {
+    let mut s = server();
+    let e = remote(
+        s.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"),
+    );
+    let hint = e.event_hint().unwrap().clone();
+    assert_eq!(hint.status_code, 400);
+    assert_eq!(hint.headers, vec![(Bytes::from("Sec-WebSocket-Version"), Bytes::from("13"))]);
+    // The handshake is dead: more input repeats the error, accepting is refused.
+    assert_eq!(remote(s.receive_data(b"more")), e);
+    local(s.send_bytes(AcceptConnection::new()));
+    let bytes = s.send_bytes(hint).unwrap();
+    assert_eq!(
+        &bytes[..],
+        b"HTTP/1.1 400 Bad Request\r\nSec-WebSocket-Version: 13\r\ncontent-length: 0\r\n\r\n"
+    );
+    assert_eq!(s.state(), ConnectionState::Closed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invalid requests (reference §16.2)
+
+fn request_without(skip: &str, extra: &str) -> String {
+    let mut out = String::new();
+    for line in REQUEST.trim_end().split("\r\n") {
+        if !skip.is_empty() && line.to_ascii_lowercase().starts_with(&skip.to_ascii_lowercase()) {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str(extra);
+    out.push_str("\r\n");
+    out
+}
+
+#[test]
+fn invalid_requests() {
+    // (request, message fragment, hint status)
+    let cases: Vec<(String, &str, u16)> = vec![
+        (REQUEST.replacen("GET", "POST", 1), "method must be GET", 400),
+        (REQUEST.replacen("HTTP/1.1", "HTTP/1.0", 1), "HTTP/1.1", 400),
+        (request_without("Connection:", ""), "Connection: Upgrade", 400),
+        (request_without("Connection:", "Connection: keep-alive\r\n"), "Connection: Upgrade", 400),
+        (request_without("Connection:", "Connection: upgraded\r\n"), "Connection: Upgrade", 400),
+        (request_without("Sec-WebSocket-Version:", ""), "Sec-WebSocket-Version", 400),
+        (
+            request_without("Sec-WebSocket-Version:", "Sec-WebSocket-Version: 8\r\n"),
+            "Sec-WebSocket-Version",
+            426,
+        ),
+        (
+            request_without(
+                "Sec-WebSocket-Version:",
+                "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 8\r\n",
+            ),
+            "Sec-WebSocket-Version",
+            426,
+        ),
+        (request_without("Sec-WebSocket-Key:", ""), "Sec-WebSocket-Key", 400),
+        (request_without("Sec-WebSocket-Key:", "Sec-WebSocket-Key: hello\r\n"), "Sec-WebSocket-Key", 400),
+        (
+            request_without("Sec-WebSocket-Key:", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZXh4eA==\r\n"),
+            "Sec-WebSocket-Key",
+            400,
+        ),
+        (
+            request_without(
+                "Sec-WebSocket-Key:",
+                &format!("Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Key: {RFC_KEY}\r\n"),
+            ),
+            "Sec-WebSocket-Key",
+            400,
+        ),
+        (request_without("Upgrade:", ""), "Upgrade: websocket", 400),
+        (request_without("Upgrade:", "Upgrade: h2c\r\n"), "Upgrade: websocket", 400),
+        (request_without("Host:", ""), "Host", 400),
+        (request_without("", "Host: other\r\n"), "Host", 400),
+        ("GARBAGE\r\n\r\n".to_owned(), "Bad HTTP message", 400),
+        ("GET / HTTP/1.1\r\nBad Header\r\n\r\n".to_owned(), "Bad HTTP message", 400),
+        ("GET / HTTP/1.1\r\nHost: \x01\r\n\r\n".to_owned(), "Bad HTTP message", 400),
+    ];
+    for (request, fragment, status) in cases {
+        let e = server_error(&request);
+        assert!(e.message().contains(fragment), "{request:?}: {e}");
+        assert_eq!(hint_status(&e), status, "{request:?}: {e}");
+        let hint = e.event_hint().unwrap();
+        assert!(!hint.has_body);
+        if e.message().contains("Version") {
+            assert_eq!(hint.headers, vec![(Bytes::from("Sec-WebSocket-Version"), Bytes::from("13"))]);
+        } else {
+            assert!(hint.headers.is_empty());
+        }
+    }
+}
+
+#[test]
+fn checks_run_in_reference_order() {
+    // Missing Connection and Upgrade: Connection is reported first (§16.2 order).
+    let request = request_without("Connection:", "").replace("Upgrade: websocket\r\n", "");
+    assert!(server_error(&request).message().contains("Connection"));
+    // Bad version and missing key: version first, with its 426.
+    let request = request_without("Sec-WebSocket-Key:", "").replace("Version: 13", "Version: 7");
+    assert_eq!(hint_status(&server_error(&request)), 426);
+}
+
+#[test]
+fn too_many_headers_is_431() {
+    let extra: String = (0..70).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let e = server_error(&request_without("", &extra));
+    assert_eq!(hint_status(&e), 431);
+}
+
+#[test]
+fn oversized_head_is_431_before_it_is_all_buffered() {
+    // Default limit: 16 KiB. Feed a never-ending header in 1 KiB pieces.
+    let mut s = server();
+    s.receive_data(b"GET / HTTP/1.1\r\nX-Long: ").unwrap();
+    let piece = vec![b'a'; 1024];
+    let mut fed = 0;
+    let e = loop {
+        match s.receive_data(&piece) {
+            Ok(()) => fed += piece.len(),
+            Err(ProtocolError::Remote(e)) => break e,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(fed <= 17 * 1024, "kept buffering past the limit");
+    };
+    assert_eq!(hint_status(&e), 431);
+    assert!(fed >= 15 * 1024);
+
+    // A configured limit, with a complete head just over it.
+    let mut s = WsConnection::with_config(ConnectionType::Server, Config::default().max_handshake_size(100));
+    let e = remote(s.receive_data(REQUEST.as_bytes()));
+    assert_eq!(hint_status(&e), 431);
+    let mut s = WsConnection::with_config(
+        ConnectionType::Server,
+        Config::default().max_handshake_size(REQUEST.len()),
+    );
+    s.receive_data(REQUEST.as_bytes()).unwrap();
+
+    // A client also bounds the response head.
+    let mut c = client_after_request(&[]);
+    let e = remote(c.receive_data(&vec![b'H'; 20 * 1024]));
+    assert_eq!(hint_status(&e), 431);
+}
+
+#[test]
+fn eof_during_the_request() {
+    let mut s = server();
+    s.receive_eof().unwrap(); // nothing received: nothing to report
+    assert_eq!(s.state(), ConnectionState::Connecting);
+    let mut s = server();
+    s.receive_data(b"GET / HTTP/1.1\r\nHost:").unwrap();
+    assert_eq!(hint_status(&remote(s.receive_eof())), 400);
+    // EOF after the request: the connection reports the abnormal closure once accepted.
+    let mut s = server();
+    s.receive_data(REQUEST.as_bytes()).unwrap();
+    s.receive_eof().unwrap();
+    let _ = drain(&mut s);
+    s.send_bytes(AcceptConnection::new()).unwrap();
+    assert_eq!(
+        drain(&mut s),
+        vec![Event::CloseConnection(CloseConnection::new(CloseCode::ABNORMAL_CLOSURE))]
+    );
+    assert_eq!(s.state(), ConnectionState::Closed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invalid responses (reference §16.4)
+
+fn response_without(skip: &str, extra: &str) -> String {
+    let mut out = String::new();
+    for line in RESPONSE.trim_end().split("\r\n") {
+        if !skip.is_empty() && line.starts_with(skip) {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str(extra);
+    out.push_str("\r\n");
+    out
+}
+
+#[test]
+fn invalid_responses() {
+    let cases: Vec<(String, &str)> = vec![
+        (response_without("Connection:", ""), "Connection: Upgrade"),
+        (response_without("Connection:", "Connection: close\r\n"), "Connection: Upgrade"),
+        (response_without("Upgrade:", ""), "Upgrade: websocket"),
+        (response_without("Upgrade:", "Upgrade: websocket, h2c\r\n"), "Upgrade: websocket"),
+        (response_without("Sec-WebSocket-Accept:", ""), "Bad accept token"),
+        (response_without("Sec-WebSocket-Accept:", "Sec-WebSocket-Accept: bm9wZQ==\r\n"), "Bad accept token"),
+        (response_without("", "Sec-WebSocket-Protocol: chat.v2\r\n"), "unrecognized subprotocol chat.v2"),
+        (response_without("", "Sec-WebSocket-Extensions: permessage-deflate\r\n"), "unrecognized extension"),
+        ("HTTP/1.1 abc\r\n\r\n".to_owned(), "Bad HTTP message"),
+        ("HTTP/1.1 404 Not Found\r\nContent-Length: x\r\n\r\n".to_owned(), "Content-Length"),
+    ];
+    for (response, fragment) in cases {
+        let e = client_error(&response);
+        assert!(e.message().contains(fragment), "{response:?}: {e}");
+        assert_eq!(e.event_hint(), Some(&RejectConnection::default()), "{response:?}");
+    }
+    // Case-insensitive where the RFC says so.
+    let mut c = client_after_request(&["chat.v1"]);
+    c.receive_data(
+        response_without("Upgrade:", "UPGRADE: WebSocket\r\nsec-websocket-protocol: chat.v1\r\n")
+            .replace("Connection: Upgrade", "connection: keep-alive, UPGRADE")
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(accept_event(drain(&mut c).remove(0)).subprotocol.as_deref(), Some("chat.v1"));
+}
+
+#[test]
+fn eof_before_the_response() {
+    let mut c = client_after_request(&[]);
+    let e = remote(c.receive_eof());
+    assert_eq!(hint_status(&e), 400);
+    let mut c = client_after_request(&[]);
+    c.receive_data(b"HTTP/1.1 101 Switching").unwrap();
+    remote(c.receive_eof());
+    assert_eq!(c.state(), ConnectionState::Closed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Misuse
+
+#[test]
+fn client_misuse() {
+    let mut c = client();
+    assert!(
+        matches!(c.receive_data(b"HTTP/1.1 101 "), Err(ProtocolError::Local(_))),
+        "data before the Request"
+    );
+    local(c.send_bytes(AcceptConnection::new()));
+    local(c.send_bytes(RejectConnection::new(400)));
+    local(c.send_bytes(RejectData::new("x")));
+    local(c.send_bytes(TextMessage::new("too early")));
+    local(c.send_bytes(Request::new("h", "/").with_header("X-Evil", "a\r\nInjected: 1")));
+    local(c.send_bytes(Request::new("h", "/").with_header("Bad Name", "v")));
+    local(c.send_bytes(Request::new("h\r\nX: 1", "/")));
+    local(c.send_bytes(Request::new("h", "/a b")));
+    local(c.send_bytes(Request::new("", "/")));
+    local(c.send_bytes(Request::new("h", "/").with_subprotocols(["a b"])));
+    let mut offers = Request::new("h", "/");
+    offers.extension_offers.push("permessage-deflate".into());
+    local(c.send_bytes(offers));
+    assert_eq!(c.state(), ConnectionState::Connecting);
+    c.send_bytes(Request::new("h", "/")).unwrap();
+    local(c.send_bytes(Request::new("h", "/")));
+    local(c.send_bytes(Ping::new("")));
+    c.receive_data(RESPONSE.as_bytes()).unwrap();
+    let _ = drain(&mut c);
+    local(c.send_bytes(Request::new("h", "/")));
+}
+
+#[test]
+fn server_misuse() {
+    let mut s = server();
+    local(s.send_bytes(Request::new("h", "/")));
+    local(s.send_bytes(AcceptConnection::new()));
+    local(s.send_bytes(RejectData::new("x")));
+    local(s.send_bytes(TextMessage::new("x")));
+    s.receive_data(REQUEST.as_bytes()).unwrap();
+    let _ = drain(&mut s);
+    // A subprotocol the client did not offer: refused, and nothing changed.
+    let e = local(s.send_bytes(AcceptConnection::new().with_subprotocol("chat.v1")));
+    assert!(e.to_string().contains("unexpected subprotocol chat.v1"), "{e}");
+    local(s.send_bytes(AcceptConnection::new().with_header("X", "a\nb")));
+    local(s.send_bytes(RejectConnection::new(101)));
+    local(s.send_bytes(RejectConnection::new(400).with_header("Content-Length", "3")));
+    local(s.send_bytes(RejectConnection::new(400).with_header("Transfer-Encoding", "chunked")));
+    assert_eq!(s.state(), ConnectionState::Connecting);
+    s.send_bytes(RejectConnection::new(400).with_header("Content-Length", "3").with_body()).unwrap();
+    local(s.send_bytes(RejectConnection::new(400)));
+    local(s.send_bytes(AcceptConnection::new()));
+    local(s.send_bytes(RejectData::new("toolong")));
+    local(s.send_bytes(RejectData::new("ab")));
+    s.send_bytes(RejectData { data: "ab".into(), body_finished: false }).unwrap();
+    s.send_bytes(RejectData::new("c")).unwrap();
+    assert_eq!(s.state(), ConnectionState::Closed);
+    local(s.send_bytes(RejectData::new("")));
+    // Bytes after a rejection are ignored.
+    s.receive_data(b"whatever").unwrap();
+
+    let mut s = server();
+    s.receive_data(REQUEST.as_bytes()).unwrap();
+    let _ = drain(&mut s);
+    s.send_bytes(AcceptConnection::new()).unwrap();
+    local(s.send_bytes(AcceptConnection::new()));
+    local(s.send_bytes(RejectConnection::new(400)));
+    local(s.send_bytes(RejectData::new("")));
+}
+
+#[test]
+fn handshake_alone() {
+    let mut c = Handshake::with_config(ConnectionType::Client, config());
+    let mut s = Handshake::new(ConnectionType::Server);
+    s.receive_data(&c.send_bytes(Request::new("h", "/")).unwrap()).unwrap();
+    assert!(matches!(s.next_event(), Some(Event::Request(_))));
+    c.receive_data(&s.send_bytes(AcceptConnection::new()).unwrap()).unwrap();
+    assert!(matches!(c.events().next(), Some(Event::AcceptConnection(_))));
+    assert_eq!(c.state(), ConnectionState::Open);
+    // Until taken, the connection is driven through the handshake.
+    let frame = c.send_bytes(TextMessage::new("x")).unwrap();
+    s.receive_data(&frame).unwrap();
+    assert_eq!(s.connection_mut().unwrap().next_event().map(|e| text(&e).to_owned()).as_deref(), Some("x"));
+    let conn = s.take_connection().unwrap();
+    assert_eq!(conn.state(), ConnectionState::Open);
+    assert!(matches!(s.receive_data(b"x"), Err(ProtocolError::Local(_))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The seed's flows
+
+/// The seed's server: accept `/chat` (with `chat.v1` when offered), reject anything else with
+/// a 404 `text/plain` "Path not found". Returns the bytes to send.
+fn chat_server(ws: &mut WsConnection, data: &[u8]) -> Vec<u8> {
+    ws.receive_data(data).unwrap();
+    let mut out = BytesMut::new();
+    let events: Vec<Event> = ws.events().collect();
+    for event in events {
+        if let Event::Request(request) = event {
+            if request.target == "/chat" {
+                let mut accept = AcceptConnection::new();
+                if request.subprotocols.iter().any(|p| p == "chat.v1") {
+                    accept = accept.with_subprotocol("chat.v1");
+                }
+                ws.send(accept, &mut out).unwrap();
+            } else {
+                let reject = RejectConnection::new(404).with_header("content-type", "text/plain").with_body();
+                ws.send(reject, &mut out).unwrap();
+                ws.send(RejectData::new("Path not found"), &mut out).unwrap();
+            }
+        }
+    }
+    out.to_vec()
+}
+
+#[test]
+fn seed_chat_server_accepts_chat_with_subprotocol() {
+    for (offer, expected) in
+        [(&["chat.v2", "chat.v1"][..], Some("chat.v1")), (&["chat.v2"][..], None), (&[][..], None)]
+    {
+        let mut s = WsConnection::new(ConnectionType::Server);
+        let mut c = WsConnection::new(ConnectionType::Client);
+        let request = c
+            .send_bytes(Request::new("localhost", "/chat").with_subprotocols(offer.iter().copied()))
+            .unwrap();
+        let response = chat_server(&mut s, &request);
+        assert_eq!(s.state(), ConnectionState::Open);
+        c.receive_data(&response).unwrap();
+        let accept = accept_event(c.next_event().unwrap());
+        assert_eq!(accept.subprotocol.as_deref(), expected, "offer {offer:?}");
+        assert_eq!(c.state(), ConnectionState::Open);
+    }
+}
+
+#[test]
+fn seed_chat_server_rejects_other_paths_with_404() {
+    let mut s = WsConnection::new(ConnectionType::Server);
+    let mut c = WsConnection::new(ConnectionType::Client);
+    let request = c.send_bytes(Request::new("localhost", "/elsewhere")).unwrap();
+    let response = chat_server(&mut s, &request);
+    assert_eq!(s.state(), ConnectionState::Closed);
+    let text = std::str::from_utf8(&response).unwrap();
+    assert!(text.starts_with(
+        "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n"
+    ));
+
+    c.receive_data(&response).unwrap();
+    let (head, body, _) = rejection(drain(&mut c));
+    assert_eq!(head.status_code, 404);
+    assert_eq!(header(&head.headers, "content-type"), Some(&b"text/plain"[..]));
+    assert_eq!(&body[..], b"Path not found");
+    assert_eq!(c.state(), ConnectionState::Closed);
+}
+
+/// The seed's `handle_client`, one `recv` worth of bytes at a time. Returns what it sends and
+/// whether it returned (after answering a close).
+fn handle_client(ws: &mut WsConnection, data: &[u8]) -> (Vec<u8>, bool) {
+    let mut out = BytesMut::new();
+    if data.is_empty() {
+        return (Vec::new(), true);
+    }
+    ws.receive_data(data).unwrap();
+    // Lazily, like the seed's generator: the state must not run ahead of the replies.
+    while let Some(event) = ws.next_event() {
+        match event {
+            Event::Request(_) => ws.send(AcceptConnection::new(), &mut out).unwrap(),
+            Event::TextMessage(m) => {
+                ws.send(TextMessage::new(format!("Echo: {}", m.data)), &mut out).unwrap()
+            }
+            Event::BytesMessage(m) => {
+                let mut echo = b"Echo: ".to_vec();
+                echo.extend_from_slice(&m.data);
+                ws.send(BytesMessage::new(echo), &mut out).unwrap();
+            }
+            Event::Ping(p) => ws.send(p.response(), &mut out).unwrap(),
+            Event::CloseConnection(c) => {
+                ws.send(c.response(), &mut out).unwrap();
+                return (out.to_vec(), true);
+            }
+            _ => {}
+        }
+    }
+    (out.to_vec(), false)
+}
+
+#[test]
+fn seed_echo_loop_over_an_in_memory_pipe() {
+    for recv_size in [4096, 7, 1] {
+        // The seed echoes every chunk it gets as a whole message; with reads smaller than a
+        // frame that needs whole-frame delivery to echo what was sent.
+        let server_config = Config::default().partial_frames(recv_size >= 4096);
+        let mut server = WsConnection::with_config(ConnectionType::Server, server_config);
+        let mut client = WsConnection::new(ConnectionType::Client);
+        let mut to_server: VecDeque<u8> = VecDeque::new();
+        let mut to_client: VecDeque<u8> = VecDeque::new();
+        let mut received = Vec::new();
+        let mut server_done = false;
+
+        to_server.extend(client.send_bytes(Request::new("localhost", "/")).unwrap());
+        let mut step = 0;
+        let mut script_sent = false;
+        while !(server_done && to_client.is_empty()) {
+            step += 1;
+            assert!(step < 100_000, "no progress");
+            // Server side: recv up to `recv_size` bytes.
+            if !server_done && !to_server.is_empty() {
+                let n = recv_size.min(to_server.len());
+                let chunk: Vec<u8> = to_server.drain(..n).collect();
+                let (out, done) = handle_client(&mut server, &chunk);
+                to_client.extend(out);
+                server_done = done;
+            }
+            // Client side.
+            if !to_client.is_empty() {
+                let n = recv_size.min(to_client.len());
+                let chunk: Vec<u8> = to_client.drain(..n).collect();
+                client.receive_data(&chunk).unwrap();
+                received.extend(client.events());
+            }
+            if !script_sent && client.state() == ConnectionState::Open {
+                script_sent = true;
+                let mut out = BytesMut::new();
+                client.send(TextMessage::new("hello"), &mut out).unwrap();
+                client.send(BytesMessage::new(&b"\x01\x02"[..]), &mut out).unwrap();
+                client.send(Ping::new("are you there"), &mut out).unwrap();
+                client.send(TextMessage::fragment("multi "), &mut out).unwrap();
+                client.send(TextMessage::new("part"), &mut out).unwrap();
+                client.send(CloseConnection::with_reason(1000u16, "bye"), &mut out).unwrap();
+                assert_eq!(client.state(), ConnectionState::LocalClosing);
+                to_server.extend(out);
+            }
+        }
+
+        // Reassemble messages (chunks arrive partial with small reads).
+        let mut texts = Vec::new();
+        let mut binaries = Vec::new();
+        let mut text_buf = String::new();
+        let mut bin_buf = Vec::new();
+        let mut others = Vec::new();
+        for event in received {
+            match event {
+                Event::TextMessage(m) => {
+                    text_buf.push_str(&m.data);
+                    if m.message_finished {
+                        texts.push(std::mem::take(&mut text_buf));
+                    }
+                }
+                Event::BytesMessage(m) => {
+                    bin_buf.extend_from_slice(&m.data);
+                    if m.message_finished {
+                        binaries.push(std::mem::take(&mut bin_buf));
+                    }
+                }
+                other => others.push(other),
+            }
+        }
+        assert!(matches!(others[0], Event::AcceptConnection(_)));
+        assert_eq!(texts, ["Echo: hello", "Echo: multi ", "Echo: part"], "recv {recv_size}");
+        assert_eq!(binaries, [b"Echo: \x01\x02".to_vec()]);
+        assert_eq!(others[1], Event::Pong(Pong::new("are you there")));
+        assert_eq!(others[2], Event::CloseConnection(CloseConnection::with_reason(1000u16, "bye")));
+        assert_eq!(others.len(), 3);
+        assert_eq!(server.state(), ConnectionState::Closed);
+        assert_eq!(client.state(), ConnectionState::Closed);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extension negotiation plumbing
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// A toy extension that logs its negotiation calls.
+#[derive(Debug)]
+struct Toy {
+    name: &'static str,
+    offer: Option<&'static str>,
+    /// Accept only offers containing this text (any offer when `None`).
+    accept_if: Option<&'static str>,
+    finalize_error: bool,
+    enabled: bool,
+    log: Log,
+}
+
+impl Toy {
+    fn new(name: &'static str, log: &Log) -> Toy {
+        Toy {
+            name,
+            offer: Some(""),
+            accept_if: None,
+            finalize_error: false,
+            enabled: false,
+            log: log.clone(),
+        }
+    }
+}
+
+impl Extension for Toy {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn offer(&mut self) -> Option<String> {
+        self.log.lock().unwrap().push(format!("{} offer", self.name));
+        self.offer.map(str::to_owned)
+    }
+    fn accept(&mut self, offer: &str) -> Option<String> {
+        self.log.lock().unwrap().push(format!("{} accept {offer}", self.name));
+        if self.accept_if.is_some_and(|want| !offer.contains(want)) {
+            return None;
+        }
+        self.enabled = true;
+        Some(if offer.contains("p=1") { "p=1; ok".to_owned() } else { String::new() })
+    }
+    fn finalize(&mut self, response: &str) -> Result<(), String> {
+        self.log.lock().unwrap().push(format!("{} finalize {response}", self.name));
+        if self.finalize_error {
+            return Err("cannot honour".into());
+        }
+        self.enabled = true;
+        Ok(())
+    }
+}
+
+fn names(extensions: &[Box<dyn Extension>]) -> Vec<&str> {
+    extensions.iter().map(|e| e.name()).collect()
+}
+
+#[test]
+fn extension_negotiation_end_to_end() {
+    let client_log = Log::default();
+    let server_log = Log::default();
+    let mut c = client();
+    let mut s = server();
+
+    let mut quiet = Toy::new("x-quiet", &client_log);
+    quiet.offer = None; // not offered at all
+    let mut with_params = Toy::new("x-toy", &client_log);
+    with_params.offer = Some("p=1");
+    let request = Request::new("h", "/")
+        .with_extension(with_params)
+        .with_extension(quiet)
+        .with_extension(Toy::new("x-bare", &client_log));
+    let bytes = c.send_bytes(request).unwrap();
+    assert!(
+        std::str::from_utf8(&bytes).unwrap().contains("\r\nSec-WebSocket-Extensions: x-toy; p=1, x-bare\r\n"),
+        "{bytes:?}"
+    );
+
+    s.receive_data(&bytes).unwrap();
+    let request = request_event(drain(&mut s));
+    assert_eq!(request.extension_offers, ["x-toy; p=1", "x-bare"]);
+    assert!(request.extensions.is_empty());
+    // The server supports X-TOY (other case) and something the client did not offer.
+    let accept = AcceptConnection::new()
+        .with_extension(Toy::new("x-other", &server_log))
+        .with_extension(Toy::new("X-TOY", &server_log));
+    let response = s.send_bytes(accept).unwrap();
+    assert!(std::str::from_utf8(&response)
+        .unwrap()
+        .contains("\r\nSec-WebSocket-Extensions: X-TOY; p=1; ok\r\n"));
+    assert_eq!(*server_log.lock().unwrap(), ["X-TOY accept x-toy; p=1"]);
+    assert_eq!(names(s.connection().unwrap().extensions()), ["X-TOY"], "only enabled extensions kept");
+
+    c.receive_data(&response).unwrap();
+    let accept = accept_event(c.next_event().unwrap());
+    assert!(accept.extensions.is_empty(), "the negotiated objects live in the connection");
+    assert_eq!(names(c.connection().unwrap().extensions()), ["x-toy"]);
+    assert_eq!(
+        *client_log.lock().unwrap(),
+        ["x-toy offer", "x-quiet offer", "x-bare offer", "x-toy finalize X-TOY; p=1; ok"]
+    );
+}
+
+#[test]
+fn unrecognized_extension_in_response() {
+    let log = Log::default();
+    let mut c = client();
+    c.send_bytes(Request::new("h", "/").with_extension(Toy::new("x-toy", &log))).unwrap();
+    let response = response_without("", "Sec-WebSocket-Extensions: x-unknown\r\n");
+    let e = remote(c.receive_data(response.as_bytes()));
+    assert_eq!(e.message(), "unrecognized extension x-unknown");
+    assert_eq!(e.event_hint(), Some(&RejectConnection::default()));
+
+    // An extension the client did not offer (offer() returned None) is not recognised either.
+    let mut quiet = Toy::new("x-toy", &log);
+    quiet.offer = None;
+    let mut c = client();
+    c.send_bytes(Request::new("h", "/").with_extension(quiet)).unwrap();
+    let response = response_without("", "Sec-WebSocket-Extensions: x-toy\r\n");
+    assert!(remote(c.receive_data(response.as_bytes())).message().contains("unrecognized extension"));
+}
+
+#[test]
+fn server_extensions_handshake_first_acceptable_offer_wins() {
+    let log = Log::default();
+    let mut supported: Vec<Box<dyn Extension>> = vec![Box::new(Toy::new("x-toy", &log))];
+    let offers = ["x-toy; a", "x-toy; b"];
+    assert_eq!(server_extensions_handshake(&offers, &mut supported).as_deref(), Some("x-toy"));
+    assert_eq!(*log.lock().unwrap(), ["x-toy accept x-toy; a"], "later offers are not applied");
+
+    let log = Log::default();
+    let mut picky = Toy::new("x-toy", &log);
+    picky.accept_if = Some("b");
+    let mut supported: Vec<Box<dyn Extension>> = vec![Box::new(picky)];
+    assert_eq!(server_extensions_handshake(&offers, &mut supported).as_deref(), Some("x-toy"));
+    assert_eq!(*log.lock().unwrap(), ["x-toy accept x-toy; a", "x-toy accept x-toy; b"]);
+
+    // Nothing matching, malformed items skipped, names case-insensitive.
+    let log = Log::default();
+    let mut supported: Vec<Box<dyn Extension>> = vec![Box::new(Toy::new("x-toy", &log))];
+    assert_eq!(server_extensions_handshake(&["other", "bad item; ="], &mut supported), None);
+    assert_eq!(
+        server_extensions_handshake(&["X-Toy; p=1".to_owned()], &mut supported).as_deref(),
+        Some("x-toy; p=1; ok")
+    );
+
+    // Several extensions: response in the order of the offers.
+    let log = Log::default();
+    let mut supported: Vec<Box<dyn Extension>> =
+        vec![Box::new(Toy::new("x-b", &log)), Box::new(Toy::new("x-a", &log))];
+    assert_eq!(server_extensions_handshake(&["x-a", "x-b"], &mut supported).as_deref(), Some("x-a, x-b"));
+}
+
+#[test]
+fn client_extensions_handshake_checks_the_response() {
+    let log = Log::default();
+    let offered = || -> Vec<Box<dyn Extension>> {
+        vec![Box::new(Toy::new("x-a", &log)), Box::new(Toy::new("x-b", &log))]
+    };
+
+    let negotiated = client_extensions_handshake(["X-B", "x-a; q"], offered()).unwrap();
+    assert_eq!(names(&negotiated), ["x-b", "x-a"]);
+    assert!(negotiated.iter().all(|e| e.enabled()));
+
+    assert!(client_extensions_handshake(Vec::<String>::new(), offered()).unwrap().is_empty());
+
+    let e = client_extensions_handshake(["x-c"], offered()).unwrap_err();
+    assert_eq!(e.message(), "unrecognized extension x-c");
+    assert_eq!(e.event_hint(), Some(&RejectConnection::default()));
+
+    let e = client_extensions_handshake(["x-a", "x-a"], offered()).unwrap_err();
+    assert!(e.message().contains("twice"), "{e}");
+
+    let e = client_extensions_handshake(["x-a; p=\"unterminated"], offered()).unwrap_err();
+    assert!(e.message().contains("malformed"), "{e}");
+
+    let mut failing = Toy::new("x-a", &log);
+    failing.finalize_error = true;
+    let e = client_extensions_handshake(["x-a"], vec![Box::new(failing) as Box<dyn Extension>]).unwrap_err();
+    assert!(e.message().contains("cannot honour"), "{e}");
+}
+
+#[test]
+fn finalize_error_fails_the_client_handshake() {
+    let log = Log::default();
+    let mut failing = Toy::new("x-a", &log);
+    failing.finalize_error = true;
+    let mut c = client();
+    c.send_bytes(Request::new("h", "/").with_extension(failing)).unwrap();
+    let e = remote(c.receive_data(response_without("", "Sec-WebSocket-Extensions: x-a\r\n").as_bytes()));
+    assert_eq!(hint_status(&e), 400);
+    assert!(c.connection().is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Robustness
+
+/// Mutated handshakes in random chunkings: errors, never panics.
+#[test]
+fn mutated_input_never_panics() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let response_with_body =
+        "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".as_bytes();
+    let mut good_101 = RESPONSE.as_bytes().to_vec();
+    good_101.extend_from_slice(b"\x81\x02hi");
+    let samples: [&[u8]; 4] =
+        [REQUEST.as_bytes(), &good_101, response_with_body, b"HTTP/1.1 200 OK\r\n\r\nx"];
+    for round in 0..3000 {
+        let sample = samples[round % samples.len()];
+        let mut input = sample.to_vec();
+        for _ in 0..1 + rand(4) {
+            let pos = rand(input.len() + 1);
+            match rand(4) {
+                0 if pos < input.len() => input[pos] = rand(256) as u8,
+                1 => input.insert(pos, {
+                    let pool = b"\r\n:;, \"0\x00\xff";
+                    pool[rand(pool.len())]
+                }),
+                2 if pos < input.len() => {
+                    input.remove(pos);
+                }
+                _ => input.truncate(pos),
+            }
+        }
+        let is_request = round % samples.len() == 0;
+        let mut ws = if is_request { server() } else { client_after_request(&["chat.v1"]) };
+        let mut rest = &input[..];
+        while !rest.is_empty() {
+            let n = 1 + rand(rest.len());
+            let _ = ws.receive_data(&rest[..n]);
+            rest = &rest[n..];
+            let _ = drain(&mut ws);
+        }
+        let _ = ws.receive_eof();
+        let events = drain(&mut ws);
+        if is_request
+            && ws.state() == ConnectionState::Connecting
+            && ws.handshake().failure().is_none()
+            && events.iter().any(|e| matches!(e, Event::Request(_)))
+        {
+            ws.send_bytes(AcceptConnection::new()).unwrap();
+            let _ = drain(&mut ws);
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn http_crate_interop() {
+    use wsproto::http_compat::{rejection_response, upgrade_parts};
+
+    // No Host header, authority in the URI (as HTTP/2 gives it).
+    let req = http::Request::get("https://example.com/chat?x=1")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", RFC_KEY)
+        .header("sec-websocket-protocol", "chat.v1")
+        .body(())
+        .unwrap();
+    let (headers, target) = upgrade_parts(&req);
+    assert_eq!(target, "/chat?x=1");
+    assert_eq!(header(&headers, "host"), Some(&b"example.com"[..]));
+
+    let mut ws = server();
+    ws.initiate_upgrade_request(&req).unwrap();
+    let request = request_event(drain(&mut ws));
+    assert_eq!(request.host, "example.com");
+    // A value `http` refuses leaves everything unchanged.
+    local(ws.accept_response(AcceptConnection::new().with_header("x-bad", "\x01")));
+    assert_eq!(ws.state(), ConnectionState::Connecting);
+    let response = ws.accept_response(AcceptConnection::new().with_subprotocol("chat.v1")).unwrap();
+    assert_eq!(response.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(response.headers()["sec-websocket-accept"], RFC_ACCEPT);
+    assert_eq!(response.headers()["sec-websocket-protocol"], "chat.v1");
+    assert_eq!(ws.state(), ConnectionState::Open);
+
+    let post = http::Request::post("/").header("host", "h").body(()).unwrap();
+    let mut ws = server();
+    let e = remote(ws.initiate_upgrade_request(&post));
+    let response = rejection_response(e.event_hint().unwrap()).unwrap();
+    assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
+}
+
+#[cfg(feature = "deflate")]
+#[test]
+fn permessage_deflate_negotiated_through_the_handshake() {
+    use wsproto::PerMessageDeflate;
+
+    let mut c = client();
+    let mut s = server();
+    let request = c.send_bytes(Request::new("h", "/").with_extension(PerMessageDeflate::new())).unwrap();
+    assert!(std::str::from_utf8(&request).unwrap().contains("Sec-WebSocket-Extensions: permessage-deflate"));
+    s.receive_data(&request).unwrap();
+    let _ = drain(&mut s);
+    let response = s.send_bytes(AcceptConnection::new().with_extension(PerMessageDeflate::new())).unwrap();
+    c.receive_data(&response).unwrap();
+    let _ = drain(&mut c);
+    assert_eq!(names(c.connection().unwrap().extensions()), ["permessage-deflate"]);
+    assert_eq!(names(s.connection().unwrap().extensions()), ["permessage-deflate"]);
+
+    let message = "hello hello hello hello hello";
+    let frame = c.send_bytes(TextMessage::new(message)).unwrap();
+    assert_eq!(frame[0] & 0x40, 0x40, "RSV1: compressed");
+    s.receive_data(&frame).unwrap();
+    let received: String = drain(&mut s).iter().map(|e| text(e).to_owned()).collect();
+    assert_eq!(received, message);
+}
