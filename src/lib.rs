@@ -4,16 +4,24 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod close;
+#[cfg(feature = "tokio")]
+pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod error;
 pub mod event;
 pub mod extensions;
 pub mod frame;
+pub mod handshake;
 pub mod headers;
+#[cfg(feature = "http")]
+pub mod http_compat;
 pub mod mask;
 pub mod state;
+#[cfg(feature = "tokio")]
+pub mod upgrade;
 pub mod utf8;
+pub mod ws_connection;
 
 pub use close::CloseCode;
 pub use config::{Config, Limits};
@@ -23,6 +31,10 @@ pub use event::{
     AcceptConnection, BytesMessage, CloseConnection, Event, Headers, Ping, Pong, RejectConnection,
     RejectData, Request, TextMessage,
 };
+#[cfg(feature = "deflate")]
+pub use extensions::PerMessageDeflate;
+pub use handshake::Handshake;
 pub use mask::KeySource;
 pub use state::ConnectionState;
 pub use utf8::Utf8Bytes;
+pub use ws_connection::WsConnection;

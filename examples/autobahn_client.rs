@@ -1,0 +1,53 @@
+//! Autobahn|Testsuite testee, client role: `cargo run --release --example autobahn_client -- 9002`.
+//!
+//! Reads the case count from the suite's fuzzing server, runs every case (echoing each
+//! message, offering permessage-deflate), then asks the server to write its reports.
+
+use futures_util::StreamExt;
+use tokio::net::TcpStream;
+use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
+use wsproto::{Config, Event, PerMessageDeflate, Request};
+
+#[path = "common/echo.rs"]
+mod echo;
+
+const AGENT: &str = "wsproto-rs";
+
+async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto::codec::Error> {
+    let io = TcpStream::connect(("127.0.0.1", port)).await?;
+    io.set_nodelay(true)?;
+    let request =
+        Request::new(format!("127.0.0.1:{port}"), target).with_extension(PerMessageDeflate::default());
+    let config = UpgradeConfig::default()
+        .config(Config::default().max_frame_size(32 << 20).max_message_size(32 << 20));
+    Ok(upgrade::client(io, request, config).await?.0)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), wsproto::codec::Error> {
+    let port: u16 = std::env::args().nth(1).unwrap_or_else(|| "9001".into()).parse().expect("port");
+    let mut ws = open(port, "/getCaseCount".into()).await?;
+    let mut count = String::new();
+    while let Some(event) = ws.next().await {
+        match event? {
+            Event::TextMessage(m) => count.push_str(&m.data),
+            Event::CloseConnection(_) => break,
+            _ => {}
+        }
+    }
+    let count: u32 = count.trim().parse().expect("case count");
+    for case in 1..=count {
+        match open(port, format!("/runCase?case={case}&agent={AGENT}")).await {
+            Ok(mut ws) => {
+                if let Err(e) = echo::echo(&mut ws).await {
+                    eprintln!("case {case}: {e}");
+                }
+            }
+            Err(e) => eprintln!("case {case}: connect failed: {e}"),
+        }
+    }
+    let mut ws = open(port, format!("/updateReports?agent={AGENT}")).await?;
+    echo::echo(&mut ws).await?;
+    eprintln!("ran {count} cases");
+    Ok(())
+}

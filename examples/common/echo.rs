@@ -1,0 +1,37 @@
+//! The echo loop shared by the echo and Autobahn examples.
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use wsproto::codec::Error;
+use wsproto::upgrade::WebSocket;
+use wsproto::{CloseConnection, ConnectionState, Event};
+
+/// Echoes text and binary chunks as they arrive (the fragment structure follows the input, so
+/// even a huge message needs little memory), answers pings, and completes the close
+/// handshake. Returns the close event that ended the connection.
+pub async fn echo<T>(ws: &mut WebSocket<T>) -> Result<Option<CloseConnection>, Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(event) = ws.next().await {
+        let reply: Event = match event? {
+            Event::TextMessage(m) => m.into(),
+            Event::BytesMessage(m) => m.into(),
+            Event::Ping(ping) => ping.response().into(),
+            Event::CloseConnection(close) => {
+                if ws.codec().connection().state() == ConnectionState::RemoteClosing {
+                    ws.send(close.response().into()).await?;
+                }
+                return Ok(Some(close));
+            }
+            _ => continue,
+        };
+        ws.feed(reply).await?;
+        // One flush (one write) per batch of events already buffered.
+        if ws.read_buffer().is_empty() {
+            ws.flush().await?;
+        }
+    }
+    ws.flush().await?;
+    Ok(None)
+}

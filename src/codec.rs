@@ -1,0 +1,252 @@
+//! tokio-util [`Decoder`]/[`Encoder`] over the sans-IO [`Connection`].
+//!
+//! [`WsCodec`] is a pass-through: decoding is [`Connection::decode`] on the `Framed` read
+//! buffer (payloads are split out of it without copying), encoding is [`Connection::send`]
+//! into the `Framed` write buffer. With it, `Framed<T, WsCodec>` is a
+//! `Stream<Item = Result<Event, Error>>` and a `Sink<Event>`.
+//!
+//! # Cancel safety
+//!
+//! All decoding state lives in the codec and in `Framed`'s buffers, and `decode` consumes
+//! bytes only when it returns an event. Dropping a `next()` future at any point (for example
+//! in a `select!` with a timeout) loses nothing: the next call resumes where it stopped.
+
+use std::fmt;
+use std::io;
+
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::connection::Connection;
+use crate::error::{LocalProtocolError, ProtocolError, RemoteProtocolError};
+use crate::event::{BytesMessage, Event, TextMessage};
+use crate::utf8::Utf8Bytes;
+
+/// Errors of the codec and of the upgrade helper: I/O, or a protocol error.
+///
+/// Peer violations after the handshake are not errors: they arrive as a
+/// [`CloseConnection`](crate::CloseConnection) event with the code to answer with.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport failed.
+    Io(io::Error),
+    /// We misused the API (e.g. sent a message after Close).
+    Local(LocalProtocolError),
+    /// The peer violated the opening handshake.
+    Remote(RemoteProtocolError),
+    /// The server rejected the upgrade (client side of the upgrade helper).
+    Rejected(Box<crate::upgrade::Rejection>),
+    /// The opening handshake did not finish in time.
+    HandshakeTimeout,
+}
+
+impl Error {
+    /// Whether this is an I/O error.
+    pub fn is_io(&self) -> bool {
+        matches!(self, Error::Io(_))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Local(e) => write!(f, "local protocol error: {e}"),
+            Error::Remote(e) => write!(f, "remote protocol error: {e}"),
+            Error::Rejected(r) => write!(f, "upgrade rejected with HTTP status {}", r.status_code),
+            Error::HandshakeTimeout => f.write_str("opening handshake timed out"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Local(e) => Some(e),
+            Error::Remote(e) => Some(e),
+            Error::Rejected(_) | Error::HandshakeTimeout => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<LocalProtocolError> for Error {
+    fn from(e: LocalProtocolError) -> Self {
+        Error::Local(e)
+    }
+}
+
+impl From<RemoteProtocolError> for Error {
+    fn from(e: RemoteProtocolError) -> Self {
+        Error::Remote(e)
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::Local(e) => Error::Local(e),
+            ProtocolError::Remote(e) => Error::Remote(e),
+        }
+    }
+}
+
+/// The WebSocket codec: raw bytes ⇄ [`Event`]s.
+///
+/// By default every data chunk is an event, as the core delivers it (see
+/// [`Config::partial_frames`](crate::Config::partial_frames)). With
+/// [`whole_messages`](WsCodec::whole_messages) the codec yields only complete messages
+/// (control frames still pass through as they arrive, also between fragments).
+///
+/// ```
+/// use bytes::BytesMut;
+/// use tokio_util::codec::{Decoder, Encoder};
+/// use wsproto::codec::WsCodec;
+/// use wsproto::{Config, Connection, ConnectionType, Event, TextMessage};
+///
+/// let mut codec = WsCodec::new(Connection::new(ConnectionType::Server, Config::default()));
+/// let mut input = BytesMut::from(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58][..]);
+/// let Some(Event::TextMessage(m)) = codec.decode(&mut input)? else { unreachable!() };
+/// assert_eq!(m.data, "Hello");
+/// let mut out = BytesMut::new();
+/// codec.encode(TextMessage::new("Hello").into(), &mut out)?;
+/// assert_eq!(&out[..], b"\x81\x05Hello");
+/// # Ok::<(), wsproto::codec::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct WsCodec {
+    conn: Connection,
+    whole_messages: bool,
+    /// Chunks of a fragmented message being assembled (whole-message mode).
+    assembly: BytesMut,
+}
+
+impl WsCodec {
+    /// Wraps a connection (usually from the upgrade helper or a finished handshake).
+    pub fn new(conn: Connection) -> Self {
+        WsCodec { conn, whole_messages: false, assembly: BytesMut::new() }
+    }
+
+    /// Yields complete messages only, up to the connection's maximum message size (1009
+    /// beyond). Unfragmented messages stay zero-copy; frames are then delivered whole.
+    pub fn whole_messages(mut self, enabled: bool) -> Self {
+        self.whole_messages = enabled;
+        if enabled {
+            self.conn.set_partial_frames(false);
+        }
+        self
+    }
+
+    /// The underlying connection (state, role, extensions).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Mutable access to the underlying connection.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Unwraps the connection.
+    pub fn into_connection(self) -> Connection {
+        self.conn
+    }
+
+    fn next(&mut self, src: &mut BytesMut) -> Option<Event> {
+        if !self.whole_messages {
+            return self.conn.decode(src);
+        }
+        loop {
+            let event = self.conn.decode(src)?;
+            let (data, finished, text) = match event {
+                Event::TextMessage(m) => (m.data.into_bytes(), m.message_finished, true),
+                Event::BytesMessage(m) => (m.data, m.message_finished, false),
+                Event::CloseConnection(close) => {
+                    self.assembly = BytesMut::new();
+                    return Some(Event::CloseConnection(close));
+                }
+                other => return Some(other),
+            };
+            if !finished {
+                self.assembly.extend_from_slice(&data);
+                continue;
+            }
+            let data = if self.assembly.is_empty() {
+                data
+            } else {
+                self.assembly.extend_from_slice(&data);
+                // Hand the assembled message out and start afresh, so the buffer of a large
+                // message is not kept for the life of the connection.
+                std::mem::take(&mut self.assembly).freeze()
+            };
+            return Some(if text {
+                // Chunks hold whole characters, so their concatenation is valid UTF-8.
+                Event::TextMessage(TextMessage::new(Utf8Bytes::from_bytes_unchecked(data)))
+            } else {
+                Event::BytesMessage(BytesMessage::new(data))
+            });
+        }
+    }
+}
+
+impl Decoder for WsCodec {
+    type Item = Event;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Event>, Error> {
+        let event = self.next(src);
+        if src.is_empty() {
+            if let Some(event) = &event {
+                shrink_after(src, event);
+            }
+        }
+        Ok(event)
+    }
+
+    /// At EOF, complete frames still buffered are delivered, then a 1006 close event unless
+    /// the closing handshake had completed; then the stream ends.
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Event>, Error> {
+        if let Some(event) = self.next(src) {
+            return Ok(Some(event));
+        }
+        self.conn.receive_eof();
+        Ok(self.next(src))
+    }
+}
+
+impl Encoder<Event> for WsCodec {
+    type Error = Error;
+
+    fn encode(&mut self, event: Event, dst: &mut BytesMut) -> Result<(), Error> {
+        if dst.is_empty() && dst.capacity() > SHRINK_ABOVE {
+            // Everything was flushed: give back the memory of a past large message.
+            *dst = BytesMut::with_capacity(BUFFER_CAPACITY);
+        }
+        Ok(self.conn.send(event, dst)?)
+    }
+}
+
+/// Buffers that grew beyond this for a large message are released once empty.
+const SHRINK_ABOVE: usize = 64 << 10;
+/// Capacity buffers shrink back to (tokio-util's own initial capacity).
+const BUFFER_CAPACITY: usize = 8 << 10;
+
+/// Releases a drained read buffer that grew for a large payload. The payload just handed out
+/// shares the allocation; replacing the buffer lets that memory go once the user drops it.
+fn shrink_after(src: &mut BytesMut, event: &Event) {
+    let payload = match event {
+        Event::TextMessage(m) => m.data.len(),
+        Event::BytesMessage(m) => m.data.len(),
+        _ => 0,
+    };
+    if payload > SHRINK_ABOVE || src.capacity() > SHRINK_ABOVE {
+        *src = BytesMut::with_capacity(BUFFER_CAPACITY);
+    }
+}

@@ -1,0 +1,353 @@
+//! Async opening handshake over any `AsyncRead + AsyncWrite`, returning a `Framed` transport.
+//!
+//! The helper drives the sans-IO [`WsConnection`] over the I/O object: it makes no protocol
+//! decision of its own. Bytes read past the handshake (frames a peer pipelined behind its
+//! request or its 101) are moved into the `Framed` read buffer, never lost.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), wsproto::codec::Error> {
+//! use futures_util::{SinkExt, StreamExt};
+//! use wsproto::{Event, TextMessage};
+//!
+//! let (mut ws, _accept) = wsproto::upgrade::connect("ws://127.0.0.1:9001/").await?;
+//! ws.send(TextMessage::new("hello").into()).await?;
+//! while let Some(event) = ws.next().await {
+//!     if let Event::TextMessage(m) = event? {
+//!         println!("{}", m.data);
+//!         break;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, FramedParts};
+
+use crate::codec::{Error, WsCodec};
+use crate::config::Config;
+use crate::connection::ConnectionType;
+use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
+use crate::ws_connection::WsConnection;
+
+/// A WebSocket transport: any I/O object framed with [`WsCodec`].
+pub type WebSocket<T> = Framed<T, WsCodec>;
+
+/// Default time allowed for the whole opening handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of the upgrade helper.
+#[derive(Clone, Debug)]
+pub struct UpgradeConfig {
+    /// Connection settings and limits (including the handshake head limit).
+    pub config: Config,
+    /// Time allowed for the whole handshake (a slowloris peer is cut off after it).
+    pub handshake_timeout: Duration,
+    /// Yield whole messages instead of chunks (see [`WsCodec::whole_messages`]).
+    pub whole_messages: bool,
+    /// Largest rejection body a client reads.
+    pub max_reject_body: usize,
+}
+
+impl Default for UpgradeConfig {
+    fn default() -> Self {
+        UpgradeConfig {
+            config: Config::default(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            whole_messages: false,
+            max_reject_body: 64 << 10,
+        }
+    }
+}
+
+impl UpgradeConfig {
+    /// Sets the connection configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the handshake timeout.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Yields whole messages.
+    pub fn whole_messages(mut self, enabled: bool) -> Self {
+        self.whole_messages = enabled;
+        self
+    }
+}
+
+/// An HTTP rejection: what a client received, or what a server's callback decided.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct Rejection {
+    /// HTTP status code.
+    pub status_code: u16,
+    /// Response headers.
+    pub headers: Headers,
+    /// Response body.
+    pub body: Bytes,
+}
+
+impl Rejection {
+    /// A rejection with `status_code`, no header and no body.
+    pub fn new(status_code: u16) -> Self {
+        Rejection { status_code, headers: Vec::new(), body: Bytes::new() }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body (a `content-length` header is added for it).
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+/// A server's answer to an upgrade request.
+#[derive(Debug)]
+pub enum Decision {
+    /// Accept, with a subprotocol, extensions and extra headers.
+    Accept(AcceptConnection),
+    /// Reject with an HTTP response.
+    Reject(Rejection),
+}
+
+/// Client handshake over `io`: sends `request`, waits for the response.
+///
+/// Returns the transport and the server's [`AcceptConnection`] (negotiated subprotocol and
+/// extensions), or [`Error::Rejected`] with the status, headers and body of a rejection.
+pub async fn client<T>(
+    io: T,
+    request: Request,
+    config: UpgradeConfig,
+) -> Result<(WebSocket<T>, AcceptConnection), Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let timeout = config.handshake_timeout;
+    with_timeout(timeout, client_handshake(io, request, config)).await
+}
+
+async fn client_handshake<T>(
+    mut io: T,
+    request: Request,
+    config: UpgradeConfig,
+) -> Result<(WebSocket<T>, AcceptConnection), Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut ws = WsConnection::with_config(ConnectionType::Client, config.config.clone());
+    let bytes = ws.send_bytes(request)?;
+    io.write_all(&bytes).await?;
+    io.flush().await?;
+    let mut buf = BytesMut::with_capacity(1024);
+    let mut rejection: Option<Rejection> = None;
+    loop {
+        while let Some(event) = ws.next_event() {
+            match event {
+                Event::AcceptConnection(accept) => return Ok((into_framed(io, ws, &config), *accept)),
+                Event::RejectConnection(reject) => {
+                    let finished = !reject.has_body;
+                    rejection = Some(Rejection {
+                        status_code: reject.status_code,
+                        headers: reject.headers,
+                        body: Bytes::new(),
+                    });
+                    if finished {
+                        return Err(rejected(rejection));
+                    }
+                }
+                Event::RejectData(RejectData { data, body_finished }) => {
+                    if let Some(r) = rejection.as_mut() {
+                        if r.body.len() + data.len() <= config.max_reject_body {
+                            let mut body = BytesMut::from(&r.body[..]);
+                            body.extend_from_slice(&data);
+                            r.body = body.freeze();
+                        }
+                    }
+                    if body_finished {
+                        return Err(rejected(rejection));
+                    }
+                }
+                _ => {}
+            }
+        }
+        buf.clear();
+        if io.read_buf(&mut buf).await? == 0 {
+            // EOF ends a body delimited by the connection close; any other EOF is an error.
+            let _ = ws.receive_eof();
+            if let Some(r) = rejection.take() {
+                // A body delimited by EOF ends here.
+                while ws.next_event().is_some() {}
+                return Err(Error::Rejected(Box::new(r)));
+            }
+            return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        ws.receive_data(&buf)?;
+    }
+}
+
+fn rejected(rejection: Option<Rejection>) -> Error {
+    Error::Rejected(Box::new(rejection.unwrap_or_else(|| Rejection::new(0))))
+}
+
+/// Server handshake over `io`: reads the request, asks `decide`, answers.
+///
+/// Returns the transport and the client's [`Request`]. A request that violates the protocol is
+/// answered with the suggested rejection (400, 426 or 431) and returned as
+/// [`Error::Remote`]; a request `decide` rejects is answered and returned as
+/// [`Error::Rejected`].
+pub async fn server<T, F>(io: T, decide: F, config: UpgradeConfig) -> Result<(WebSocket<T>, Request), Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Decision,
+{
+    let timeout = config.handshake_timeout;
+    with_timeout(timeout, server_handshake(io, decide, config)).await
+}
+
+/// [`server`] accepting every valid request, with no subprotocol and no extension.
+pub async fn accept<T>(io: T, config: UpgradeConfig) -> Result<(WebSocket<T>, Request), Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    server(io, |_| Decision::Accept(AcceptConnection::new()), config).await
+}
+
+async fn server_handshake<T, F>(
+    mut io: T,
+    decide: F,
+    config: UpgradeConfig,
+) -> Result<(WebSocket<T>, Request), Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Decision,
+{
+    let mut ws = WsConnection::with_config(ConnectionType::Server, config.config.clone());
+    let mut buf = BytesMut::with_capacity(1024);
+    let request = loop {
+        if let Some(event) = ws.next_event() {
+            match event {
+                Event::Request(request) => break request,
+                _ => continue,
+            }
+        }
+        buf.clear();
+        if io.read_buf(&mut buf).await? == 0 {
+            return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        if let Err(e) = ws.receive_data(&buf) {
+            if let crate::error::ProtocolError::Remote(remote) = &e {
+                if let Some(hint) = remote.event_hint() {
+                    if let Ok(bytes) = ws.send_bytes(hint.clone()) {
+                        let _ = io.write_all(&bytes).await;
+                        let _ = io.flush().await;
+                    }
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    match decide(&request) {
+        Decision::Accept(accept) => {
+            let bytes = ws.send_bytes(accept)?;
+            io.write_all(&bytes).await?;
+            io.flush().await?;
+            Ok((into_framed(io, ws, &config), *request))
+        }
+        Decision::Reject(rejection) => {
+            let mut reject = RejectConnection::new(rejection.status_code);
+            reject.headers = rejection.headers.clone();
+            let mut out = BytesMut::new();
+            if rejection.body.is_empty() {
+                ws.send(reject, &mut out)?;
+            } else {
+                let len = rejection.body.len().to_string();
+                reject.headers.push((Bytes::from_static(b"content-length"), Bytes::from(len)));
+                reject.has_body = true;
+                ws.send(reject, &mut out)?;
+                ws.send(RejectData::new(rejection.body.clone()), &mut out)?;
+            }
+            io.write_all(&out).await?;
+            io.flush().await?;
+            Err(Error::Rejected(Box::new(rejection)))
+        }
+    }
+}
+
+/// Connects over plain TCP to a `ws://host[:port][/path]` URL and performs the client
+/// handshake with default settings.
+pub async fn connect(url: &str) -> Result<(WebSocket<TcpStream>, AcceptConnection), Error> {
+    let (host, port, target) = parse_ws_url(url)?;
+    let io = TcpStream::connect((host.as_str(), port)).await?;
+    io.set_nodelay(true)?;
+    let host_header = if port == 80 { host.clone() } else { format!("{host}:{port}") };
+    client(io, Request::new(host_header, target), UpgradeConfig::default()).await
+}
+
+/// Splits a `ws://` URL into host, port and request target.
+fn parse_ws_url(url: &str) -> Result<(String, u16, String), Error> {
+    let bad = || Error::Local(crate::error::LocalProtocolError::other(format!("not a ws:// URL: {url}")));
+    let rest = url.strip_prefix("ws://").ok_or_else(bad)?;
+    let (authority, target) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && !p.contains(']') => (h, p.parse::<u16>().map_err(|_| bad())?),
+        _ => (authority, 80),
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    Ok((host, port, target))
+}
+
+/// Moves the established connection and every byte read past the handshake into a `Framed`.
+fn into_framed<T>(io: T, ws: WsConnection, config: &UpgradeConfig) -> WebSocket<T>
+where
+    T: AsyncRead + AsyncWrite,
+{
+    let mut conn = ws.into_connection().expect("handshake finished: the connection exists");
+    let read_buf = conn.take_buffered();
+    let codec = WsCodec::new(conn).whole_messages(config.whole_messages);
+    let mut parts = FramedParts::new::<Event>(io, codec);
+    parts.read_buf = read_buf;
+    Framed::from_parts(parts)
+}
+
+async fn with_timeout<F, R>(timeout: Duration, fut: F) -> Result<R, Error>
+where
+    F: Future<Output = Result<R, Error>>,
+{
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::HandshakeTimeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(parse_ws_url("ws://h:9001/p?q").unwrap(), ("h".into(), 9001, "/p?q".into()));
+        assert_eq!(parse_ws_url("ws://h").unwrap(), ("h".into(), 80, "/".into()));
+        assert_eq!(parse_ws_url("ws://[::1]:5/").unwrap(), ("::1".into(), 5, "/".into()));
+        assert!(parse_ws_url("http://h/").is_err());
+        assert!(parse_ws_url("ws://h:x/").is_err());
+    }
+}

@@ -1,0 +1,322 @@
+//! The tokio adapters: codec over in-memory pipes and real TCP, the upgrade helper, leftover
+//! bytes behind the handshake, one-byte reads, cancel safety, whole-message mode.
+#![cfg(feature = "tokio")]
+
+mod support;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+use wsproto::codec::{Error, WsCodec};
+use wsproto::upgrade::{self, Decision, Rejection, UpgradeConfig, WebSocket};
+use wsproto::{
+    AcceptConnection, BytesMessage, CloseConnection, Config, Connection, ConnectionState, ConnectionType,
+    Event, Ping, Request, TextMessage,
+};
+
+fn framed(io: DuplexStream, role: ConnectionType) -> Framed<DuplexStream, WsCodec> {
+    Framed::new(io, WsCodec::new(Connection::new(role, Config::default())))
+}
+
+async fn next(ws: &mut (impl StreamExt<Item = Result<Event, Error>> + Unpin)) -> Event {
+    tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("timely").expect("open").expect("ok")
+}
+
+#[tokio::test]
+async fn codec_over_duplex_both_roles() {
+    let (a, b) = tokio::io::duplex(64);
+    let mut client = framed(a, ConnectionType::Client);
+    let mut server = framed(b, ConnectionType::Server);
+    for (from_client, text) in [(true, "from client"), (false, "from server")] {
+        let (tx, rx) = if from_client { (&mut client, &mut server) } else { (&mut server, &mut client) };
+        tx.send(TextMessage::new(text).into()).await.unwrap();
+        // Small pipe: the message arrives in chunks; join them.
+        let mut got = String::new();
+        loop {
+            let Event::TextMessage(m) = next(rx).await else { panic!() };
+            got.push_str(&m.data);
+            if m.message_finished {
+                break;
+            }
+        }
+        assert_eq!(got, text);
+        tx.send(Ping::new("p").into()).await.unwrap();
+        assert_eq!(next(rx).await, Event::Ping(Ping::new("p")));
+    }
+    client.send(CloseConnection::new(1000u16).into()).await.unwrap();
+    let Event::CloseConnection(close) = next(&mut server).await else { panic!() };
+    server.send(close.response().into()).await.unwrap();
+    assert!(matches!(next(&mut client).await, Event::CloseConnection(c) if c.code == 1000));
+    assert_eq!(client.codec().connection().state(), ConnectionState::Closed);
+    assert_eq!(server.codec().connection().state(), ConnectionState::Closed);
+}
+
+async fn tcp_pair(decide: fn(&Request) -> Decision) -> (WebSocket<TcpStream>, WebSocket<TcpStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        upgrade::server(stream, decide, UpgradeConfig::default()).await.unwrap().0
+    });
+    let (client, accept) = upgrade::connect(&format!("ws://{addr}/chat")).await.unwrap();
+    assert_eq!(accept.subprotocol, None);
+    (client, server.await.unwrap())
+}
+
+#[tokio::test]
+async fn end_to_end_over_tcp() {
+    let (mut client, mut server) = tcp_pair(|r| {
+        assert_eq!(r.target, "/chat");
+        Decision::Accept(AcceptConnection::new())
+    })
+    .await;
+    let big = Bytes::from(vec![42u8; 200_000]);
+    client.send(BytesMessage::new(big.clone()).into()).await.unwrap();
+    let mut got = BytesMut::new();
+    loop {
+        let Event::BytesMessage(m) = next(&mut server).await else { panic!() };
+        got.extend_from_slice(&m.data);
+        if m.message_finished {
+            break;
+        }
+    }
+    assert_eq!(got.freeze(), big);
+    server.send(TextMessage::new("ok").into()).await.unwrap();
+    assert_eq!(next(&mut client).await, Event::TextMessage(TextMessage::new("ok")));
+    server.send(Ping::new("x").into()).await.unwrap();
+    let Event::Ping(ping) = next(&mut client).await else { panic!() };
+    client.send(ping.response().into()).await.unwrap();
+    assert!(matches!(next(&mut server).await, Event::Pong(p) if p.payload == "x"));
+    // Close initiated by the server this time.
+    server.send(CloseConnection::with_reason(1001u16, "bye").into()).await.unwrap();
+    let Event::CloseConnection(close) = next(&mut client).await else { panic!() };
+    client.send(close.response().into()).await.unwrap();
+    assert!(matches!(next(&mut server).await, Event::CloseConnection(c) if c.code == 1001));
+    drop(server);
+    // The server closed TCP after a complete close handshake: the stream just ends.
+    assert!(client.next().await.is_none());
+}
+
+#[tokio::test]
+async fn frames_glued_behind_the_101_are_not_lost() {
+    let (a, mut b) = tokio::io::duplex(4096);
+    let server = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = b.read(&mut buf).await.unwrap();
+            head.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8(head).unwrap();
+        let key = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Sec-WebSocket-Key: ").or_else(|| l.strip_prefix("sec-websocket-key: "))
+            })
+            .unwrap()
+            .trim()
+            .to_string();
+        let accept = wsproto::handshake::generate_accept_token(key.as_bytes());
+        let mut response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        response.extend_from_slice(&support::unmasked(0x81, b"glued"));
+        b.write_all(&response).await.unwrap();
+        b
+    });
+    let (mut ws, _) = upgrade::client(a, Request::new("h", "/"), UpgradeConfig::default()).await.unwrap();
+    assert_eq!(next(&mut ws).await, Event::TextMessage(TextMessage::new("glued")));
+    drop(server.await.unwrap());
+}
+
+#[tokio::test]
+async fn frames_pipelined_behind_the_request_are_not_lost() {
+    let (mut a, b) = tokio::io::duplex(4096);
+    let server = tokio::spawn(async move { upgrade::accept(b, UpgradeConfig::default()).await.unwrap().0 });
+    let mut request = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    request.extend_from_slice(&support::masked(0x82, b"early"));
+    a.write_all(&request).await.unwrap();
+    let mut server = server.await.unwrap();
+    assert_eq!(next(&mut server).await, Event::BytesMessage(BytesMessage::new("early")));
+}
+
+#[tokio::test]
+async fn rejection_with_a_body_reaches_the_client() {
+    let (a, b) = tokio::io::duplex(4096);
+    let server = tokio::spawn(async move {
+        let decide = |r: &Request| {
+            assert_eq!(r.target, "/nope");
+            Decision::Reject(
+                Rejection::new(404).with_header("content-type", "text/plain").with_body("Path not found"),
+            )
+        };
+        upgrade::server(b, decide, UpgradeConfig::default()).await
+    });
+    let err = upgrade::client(a, Request::new("h", "/nope"), UpgradeConfig::default()).await.unwrap_err();
+    let Error::Rejected(rejection) = err else { panic!("{err:?}") };
+    assert_eq!(rejection.status_code, 404);
+    assert_eq!(rejection.body, "Path not found");
+    assert!(rejection
+        .headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case(b"content-type") && v == "text/plain"));
+    assert!(matches!(server.await.unwrap(), Err(Error::Rejected(_))));
+}
+
+#[tokio::test]
+async fn invalid_request_gets_the_hinted_rejection() {
+    let (mut a, b) = tokio::io::duplex(4096);
+    let server = tokio::spawn(async move { upgrade::accept(b, UpgradeConfig::default()).await });
+    a.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n").await.unwrap();
+    let mut response = Vec::new();
+    a.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 426"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("sec-websocket-version: 13"));
+    assert!(matches!(server.await.unwrap(), Err(Error::Remote(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_handshake_times_out() {
+    let (mut a, b) = tokio::io::duplex(4096);
+    let server = tokio::spawn(async move {
+        upgrade::accept(b, UpgradeConfig::default().handshake_timeout(Duration::from_secs(3))).await
+    });
+    for byte in b"GET / HTTP/1.1\r\nHost: h\r\n" {
+        a.write_all(&[*byte]).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if server.is_finished() {
+            break;
+        }
+    }
+    assert!(matches!(server.await.unwrap(), Err(Error::HandshakeTimeout)));
+}
+
+/// Delivers at most one byte per read.
+struct OneByte<T>(T);
+
+impl<T: AsyncRead + Unpin> AsyncRead for OneByte<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let mut one = [0u8; 1];
+        let mut small = ReadBuf::new(&mut one);
+        match Pin::new(&mut self.0).poll_read(cx, &mut small) {
+            Poll::Ready(Ok(())) => {
+                buf.put_slice(small.filled());
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for OneByte<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn one_byte_per_read_through_the_whole_upgrade() {
+    let (a, b) = tokio::io::duplex(4096);
+    let server = tokio::spawn(async move {
+        let (mut ws, _) =
+            upgrade::accept(OneByte(b), UpgradeConfig::default().whole_messages(true)).await.unwrap();
+        let event = next(&mut ws).await;
+        ws.send(event).await.unwrap();
+        ws
+    });
+    let (mut client, _) =
+        upgrade::client(OneByte(a), Request::new("h", "/"), UpgradeConfig::default().whole_messages(true))
+            .await
+            .unwrap();
+    client.send(TextMessage::new("byte by byte: ünïcödé").into()).await.unwrap();
+    assert_eq!(next(&mut client).await, Event::TextMessage(TextMessage::new("byte by byte: ünïcödé")));
+    drop(server.await.unwrap());
+}
+
+#[tokio::test]
+async fn cancel_safety_dropping_next_mid_frame_loses_nothing() {
+    let (a, mut b) = tokio::io::duplex(4096);
+    let mut server = framed(a, ConnectionType::Server).map_codec(|c| c.whole_messages(true));
+    let frame = support::masked(0x81, "cancel-safe message".as_bytes());
+    b.write_all(&frame[..9]).await.unwrap();
+    // The future is dropped while the frame is incomplete.
+    assert!(tokio::time::timeout(Duration::from_millis(20), server.next()).await.is_err());
+    b.write_all(&frame[9..]).await.unwrap();
+    assert_eq!(next(&mut server).await, Event::TextMessage(TextMessage::new("cancel-safe message")));
+}
+
+#[tokio::test]
+async fn whole_messages_assemble_fragments_and_enforce_the_limit() {
+    let (a, mut b) = tokio::io::duplex(1 << 16);
+    let conn = Connection::new(ConnectionType::Server, Config::default().max_message_size(10));
+    let mut server = Framed::new(a, WsCodec::new(conn).whole_messages(true));
+    let input = [
+        support::masked(0x01, b"hel"),
+        support::masked(0x89, b"ping"),
+        support::masked(0x80, b"lo"),
+        support::masked(0x82, b"0123456789"),
+        support::masked(0x02, b"01234"),
+        support::masked(0x80, b"567890"),
+    ]
+    .concat();
+    b.write_all(&input).await.unwrap();
+    assert_eq!(next(&mut server).await, Event::Ping(Ping::new("ping")), "control frames pass through");
+    assert_eq!(next(&mut server).await, Event::TextMessage(TextMessage::new("hello")));
+    assert_eq!(next(&mut server).await, Event::BytesMessage(BytesMessage::new("0123456789")));
+    assert!(matches!(next(&mut server).await, Event::CloseConnection(c) if c.code == 1009));
+}
+
+#[tokio::test]
+async fn peer_vanishing_mid_frame_yields_1006() {
+    let (a, mut b) = tokio::io::duplex(4096);
+    let mut server = framed(a, ConnectionType::Server);
+    let frame = support::masked(0x82, &[1; 50]);
+    b.write_all(&[support::masked(0x81, b"whole"), frame[..20].to_vec()].concat()).await.unwrap();
+    drop(b);
+    assert_eq!(next(&mut server).await, Event::TextMessage(TextMessage::new("whole")));
+    // The partial frame may be delivered as a chunk before EOF is seen.
+    loop {
+        match next(&mut server).await {
+            Event::BytesMessage(m) => assert!(!m.message_finished),
+            Event::CloseConnection(c) => {
+                assert_eq!(c.code, 1006);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(server.next().await.is_none());
+}
+
+#[tokio::test]
+async fn sending_after_close_is_a_local_error() {
+    let (a, _b) = tokio::io::duplex(4096);
+    let mut client = framed(a, ConnectionType::Client);
+    client.send(CloseConnection::new(1000u16).into()).await.unwrap();
+    let err = client.send(TextMessage::new("late").into()).await.unwrap_err();
+    assert!(matches!(err, Error::Local(_)), "{err:?}");
+}
