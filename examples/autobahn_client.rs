@@ -19,7 +19,7 @@ async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto
     let request =
         Request::new(format!("127.0.0.1:{port}"), target).with_extension(PerMessageDeflate::default());
     let config = UpgradeConfig::default()
-        .config(Config::default().max_frame_size(32 << 20).max_message_size(32 << 20));
+        .config(Config::default().max_frame_size(32 << 20).max_message_size(32 << 20).partial_frames(false));
     Ok(upgrade::client(io, request, config).await?.0)
 }
 

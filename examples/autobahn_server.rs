@@ -18,8 +18,9 @@ async fn main() -> std::io::Result<()> {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {
             stream.set_nodelay(true).ok();
-            let config = UpgradeConfig::default()
-                .config(Config::default().max_frame_size(32 << 20).max_message_size(32 << 20));
+            let config = UpgradeConfig::default().config(
+                Config::default().max_frame_size(32 << 20).max_message_size(32 << 20).partial_frames(false),
+            );
             let decide = |_: &wsproto::Request| {
                 Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::default()))
             };

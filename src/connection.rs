@@ -147,7 +147,7 @@ impl Connection {
 
     /// Switches between streaming partial frames and whole-frame delivery (see
     /// [`Config::partial_frames`]).
-    pub(crate) fn set_partial_frames(&mut self, enabled: bool) {
+    pub fn set_partial_frames(&mut self, enabled: bool) {
         self.config = std::mem::take(&mut self.config).partial_frames(enabled);
     }
 

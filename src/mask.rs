@@ -58,10 +58,13 @@ fn rotate_key(key: [u8; 4], phase: usize) -> [u8; 4] {
 #[derive(Clone)]
 pub struct KeySource(Inner);
 
+/// A shared function filling a buffer with key bytes.
+type FillFn = dyn Fn(&mut [u8]) + Send + Sync;
+
 #[derive(Clone)]
 enum Inner {
     Os,
-    Func(Arc<dyn Fn(&mut [u8]) + Send + Sync>),
+    Func(Arc<FillFn>),
 }
 
 impl KeySource {

@@ -1,0 +1,1 @@
+//! Interoperability tests live in tests/.
