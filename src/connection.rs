@@ -192,8 +192,9 @@ impl Connection {
     }
 
     /// Reports EOF on the transport. Complete frames still buffered are delivered first;
-    /// then, unless the closing handshake had completed, a `CloseConnection` with code 1006
-    /// (abnormal closure), and the state becomes CLOSED.
+    /// then, unless a close was already reported (a close frame from the peer, or a violation
+    /// we detected), a `CloseConnection` with code 1006 (abnormal closure); the state becomes
+    /// CLOSED.
     pub fn receive_eof(&mut self) {
         self.eof = true;
     }
@@ -243,11 +244,17 @@ impl Connection {
     }
 
     /// The event owed at EOF, if EOF was reported and it has not been emitted yet.
+    ///
+    /// 1006 means the connection ended without a close frame (RFC 6455 §7.1.5): once a close
+    /// was reported (the peer's, or ours for a violation) EOF only completes the move to CLOSED.
     fn eof_event(&mut self) -> Option<Event> {
         if !self.eof || self.state == ConnectionState::Closed {
             return None;
         }
         self.state = state::after_eof(self.state);
+        if self.rx.done {
+            return None;
+        }
         self.rx.done = true;
         Some(Event::CloseConnection(CloseConnection::new(CloseCode::ABNORMAL_CLOSURE)))
     }

@@ -14,7 +14,7 @@
 //!     ├──receive Close──▶ REMOTE_CLOSING ──send Close──▶ CLOSED
 //!     └──peer violation──▶ REMOTE_CLOSING (reply with the failure's response())
 //!
-//!   any state ──EOF──▶ CLOSED (1006 reported unless already CLOSED)
+//!   any state ──EOF──▶ CLOSED (1006 reported unless a close was already reported)
 //! ```
 //!
 //! | state          | may send                                   | received bytes |

@@ -359,6 +359,25 @@ fn regression_18_8_eof_after_buffered_frames() {
 }
 
 #[test]
+fn regression_fuzz_no_1006_after_a_received_close() {
+    // Found by fuzz target `connection`: the peer's close then EOF gave a second close event.
+    let mut conn = Connection::new(Server, Config::default());
+    conn.receive_data(&masked(0x88, &1001u16.to_be_bytes())).unwrap();
+    conn.receive_eof();
+    assert_eq!(normalize(drain(&mut conn)), vec![Norm::Close(1001, Some(String::new()))]);
+    assert_eq!(conn.state(), ConnectionState::Closed);
+    // Same after a violation we reported.
+    let mut conn = Connection::new(Server, Config::default());
+    conn.receive_data(&masked(0x83, b"")).unwrap();
+    conn.receive_eof();
+    assert_eq!(drain(&mut conn).len(), 1);
+    // But a peer that vanishes while we wait for its close reply is abnormal.
+    let mut conn = in_state(ConnectionState::LocalClosing);
+    conn.receive_eof();
+    assert_eq!(normalize(drain(&mut conn)), vec![Norm::Close(1006, None)]);
+}
+
+#[test]
 fn eof_after_clean_close_is_not_abnormal() {
     let mut conn = in_state(ConnectionState::Closed);
     conn.receive_eof();

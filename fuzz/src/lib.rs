@@ -1,0 +1,104 @@
+//! Helpers shared by the fuzz targets.
+
+use wsproto::{Config, Connection, ConnectionType, Event};
+
+/// Limits every target runs under: small enough that libFuzzer's `-malloc_limit_mb` catches
+/// any allocation a peer could force beyond them.
+pub fn config() -> Config {
+    Config::default().max_frame_size(256 << 10).max_message_size(1 << 20).max_handshake_size(8 << 10)
+}
+
+/// Splits `data` into pieces: the first byte seeds the cut points, so the fuzzer chooses them.
+pub fn pieces(data: &[u8]) -> (Vec<&[u8]>, &[u8]) {
+    let Some((&seed, rest)) = data.split_first() else { return (Vec::new(), data) };
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut state = u32::from(seed) | 1;
+    while pos < rest.len() {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let step = 1 + (state >> 16) as usize % (1 + 2 * usize::from(seed % 64));
+        let end = (pos + step).min(rest.len());
+        out.push(&rest[pos..end]);
+        pos = end;
+    }
+    (out, rest)
+}
+
+/// A message-level summary of events (data chunks of one message joined), so chunkings of the
+/// same bytes compare equal.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Norm {
+    Text(String, bool),
+    Binary(Vec<u8>, bool),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(u16),
+    Other,
+}
+
+/// Joins data chunks.
+pub fn normalize(events: &[Event]) -> Vec<Norm> {
+    let mut out: Vec<Norm> = Vec::new();
+    let mut open = false;
+    for ev in events {
+        match ev {
+            Event::TextMessage(m) => {
+                if let (true, Some(Norm::Text(s, fin))) = (open, out.last_mut()) {
+                    s.push_str(&m.data);
+                    *fin = m.message_finished;
+                } else {
+                    out.push(Norm::Text(m.data.to_string(), m.message_finished));
+                }
+                open = !m.message_finished;
+            }
+            Event::BytesMessage(m) => {
+                if let (true, Some(Norm::Binary(b, fin))) = (open, out.last_mut()) {
+                    b.extend_from_slice(&m.data);
+                    *fin = m.message_finished;
+                } else {
+                    out.push(Norm::Binary(m.data.to_vec(), m.message_finished));
+                }
+                open = !m.message_finished;
+            }
+            Event::Ping(p) => out.push(Norm::Ping(p.payload.to_vec())),
+            Event::Pong(p) => out.push(Norm::Pong(p.payload.to_vec())),
+            Event::CloseConnection(c) => out.push(Norm::Close(c.code.0)),
+            _ => out.push(Norm::Other),
+        }
+    }
+    out
+}
+
+/// The events that do not depend on how bytes were chunked: finished messages and control
+/// events. (A message cut short by a violation or EOF may have delivered a prefix, or not,
+/// depending on when its bytes arrived.)
+pub fn settled(norms: Vec<Norm>) -> Vec<Norm> {
+    norms.into_iter().filter(|n| !matches!(n, Norm::Text(_, false) | Norm::Binary(_, false))).collect()
+}
+
+/// Feeds pieces to `conn`, collecting events; checks the per-message size limit.
+pub fn feed(conn: &mut Connection, pieces: &[&[u8]]) -> Vec<Event> {
+    let mut events = Vec::new();
+    for piece in pieces {
+        if conn.receive_data(piece).is_err() {
+            break;
+        }
+        events.extend(conn.events());
+    }
+    conn.receive_eof();
+    events.extend(conn.events());
+    let limit = conn.config().limits().max_message_size;
+    for n in normalize(&events) {
+        match n {
+            Norm::Text(s, _) => assert!(s.len() <= limit),
+            Norm::Binary(b, _) => assert!(b.len() <= limit),
+            _ => {}
+        }
+    }
+    events
+}
+
+/// A connection of `role` under the fuzz limits.
+pub fn connection(role: ConnectionType) -> Connection {
+    Connection::new(role, config())
+}
