@@ -31,16 +31,14 @@ async fn a_peer_that_never_reads_gets_backpressure_not_our_memory() {
     let mut ws = server(a, Config::default());
     let message = bytes::Bytes::from(vec![7u8; 16 << 10]);
     let mut sent = 0usize;
-    loop {
-        match tokio::time::timeout(Duration::from_millis(200), ws.send(BytesMessage::new(message.clone()).into())).await
-        {
-            Ok(result) => {
-                result.unwrap();
-                sent += 1;
-                assert!(sent < 1000, "sends never blocked");
-            }
-            Err(_) => break, // blocked: the sink applies backpressure
-        }
+    // Send until a send blocks: the sink applies backpressure.
+    while let Ok(result) =
+        tokio::time::timeout(Duration::from_millis(200), ws.send(BytesMessage::new(message.clone()).into()))
+            .await
+    {
+        result.unwrap();
+        sent += 1;
+        assert!(sent < 1000, "sends never blocked");
     }
     // Blocked after the pipe filled: what we hold is about one message, not everything sent.
     assert!(sent >= 3, "the pipe absorbed some messages first ({sent})");
@@ -50,7 +48,8 @@ async fn a_peer_that_never_reads_gets_backpressure_not_our_memory() {
 #[tokio::test]
 async fn endless_continuation_frames_hit_the_message_limit() {
     let (a, mut b) = tokio::io::duplex(1 << 20);
-    let mut ws = server(a, Config::default().max_message_size(64 << 10)).map_codec(|c| c.whole_messages(true));
+    let mut ws =
+        server(a, Config::default().max_message_size(64 << 10)).map_codec(|c| c.whole_messages(true));
     let writer = tokio::spawn(async move {
         b.write_all(&support::masked(0x01, &[b'a'; 1024])).await.unwrap();
         let continuation = support::masked(0x00, &[b'a'; 1024]);
@@ -69,7 +68,8 @@ async fn endless_continuation_frames_hit_the_message_limit() {
 
 #[tokio::test]
 async fn a_1_gib_frame_sent_in_pieces_is_refused_at_its_header() {
-    for config in [Config::default(), Config::default().max_frame_size(usize::MAX).max_message_size(64 << 20)] {
+    for config in [Config::default(), Config::default().max_frame_size(usize::MAX).max_message_size(64 << 20)]
+    {
         let (a, mut b) = tokio::io::duplex(1 << 16);
         let mut ws = server(a, config);
         let mut header = vec![0x82, 0xff];
@@ -89,7 +89,9 @@ async fn invalid_utf8_split_across_fragments_fails_at_the_first_impossible_byte(
     let mut ws = server(a, Config::default());
     // "κ" then the first byte of a 4-byte sequence, then a byte that cannot follow it. The
     // rest of the message never arrives: the failure must not wait for it.
-    b.write_all(&[support::masked(0x01, b"\xce\xba\xf0"), support::masked(0x00, b"\x28")].concat()).await.unwrap();
+    b.write_all(&[support::masked(0x01, b"\xce\xba\xf0"), support::masked(0x00, b"\x28")].concat())
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut ws).await, 1007);
 }
 
@@ -103,7 +105,8 @@ async fn a_compressed_bomb_over_the_wire_gets_1009_with_bounded_memory() {
     let (a, mut b) = tokio::io::duplex(1 << 16);
     let server = tokio::spawn(async move {
         let config = UpgradeConfig::default().config(Config::default().max_message_size(64 << 10));
-        let decide = |_: &Request| Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::new()));
+        let decide =
+            |_: &Request| Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::new()));
         let (mut ws, _) = upgrade::server(a, decide, config).await.unwrap();
         let mut peak = 0;
         loop {
@@ -119,7 +122,8 @@ async fn a_compressed_bomb_over_the_wire_gets_1009_with_bounded_memory() {
         ConnectionType::Client,
         Config::default().key_source(wsproto::KeySource::fixed(support::KEY)),
     );
-    let request = attacker.send_bytes(Request::new("h", "/").with_extension(PerMessageDeflate::new())).unwrap();
+    let request =
+        attacker.send_bytes(Request::new("h", "/").with_extension(PerMessageDeflate::new())).unwrap();
     b.write_all(&request).await.unwrap();
     let mut response = vec![0u8; 4096];
     let n = b.read(&mut response).await.unwrap();

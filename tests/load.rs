@@ -19,7 +19,10 @@ const CONNECTIONS: usize = 1000;
 
 fn rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
 }
 
 /// What connection `i` sends: sizes from 16 B to 1 MiB, fragmented every third message.
@@ -120,8 +123,9 @@ async fn a_thousand_connections_echo_mixed_messages() {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             tokio::spawn(async move {
-                let decide =
-                    |_: &Request| Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::new()));
+                let decide = |_: &Request| {
+                    Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::new()))
+                };
                 let config = UpgradeConfig::default().config(Config::default().partial_frames(false));
                 if let Ok((mut ws, _)) = upgrade::server(stream, decide, config).await {
                     echo::echo(&mut ws).await.unwrap();

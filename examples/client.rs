@@ -1,0 +1,84 @@
+//! A line-based WebSocket client: each line of stdin is sent as a text message, replies are
+//! printed to stdout.
+//!
+//! ```text
+//! cargo run --example echo_server &              # something to talk to
+//! cargo run --example client                     # connects to ws://127.0.0.1:9001/
+//! cargo run --example client -- ws://127.0.0.1:9002/
+//! ```
+//!
+//! Offers permessage-deflate, answers pings, and on end of input (Ctrl-D) closes cleanly: it
+//! sends a Close frame and waits for the server's Close before exiting.
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use wsproto::upgrade::{self, UpgradeConfig};
+use wsproto::{CloseCode, CloseConnection, ConnectionState, Event, PerMessageDeflate, Request, TextMessage};
+
+const DEFAULT_URL: &str = "ws://127.0.0.1:9001/";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let url = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_URL.to_string());
+    let (authority, target) =
+        split_url(&url).ok_or_else(|| format!("expected ws://host:port/path, got {url}"))?;
+
+    // The Host header is `authority` as given; the port defaults to 80.
+    let addr = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
+    let io = TcpStream::connect(addr).await?;
+    io.set_nodelay(true)?;
+    let request = Request::new(authority, target).with_extension(PerMessageDeflate::default());
+    // Whole messages: a reply is printed once, however it was fragmented.
+    let config = UpgradeConfig::default().whole_messages(true);
+    let (mut ws, accept) = upgrade::client(io, request, config).await?;
+    let deflate = ws.codec().connection().extensions().iter().any(|e| e.name() == PerMessageDeflate::NAME);
+    eprintln!(
+        "connected to {url} (subprotocol {:?}, permessage-deflate {})",
+        accept.subprotocol,
+        if deflate { "on" } else { "off" }
+    );
+
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut input_open = true;
+    loop {
+        tokio::select! {
+            line = lines.next_line(), if input_open => match line? {
+                Some(line) => ws.send(TextMessage::new(line).into()).await?,
+                None => {
+                    // End of input: start the closing handshake, then wait for the peer's Close.
+                    input_open = false;
+                    ws.send(CloseConnection::new(CloseCode::NORMAL_CLOSURE).into()).await?;
+                }
+            },
+            event = ws.next() => match event.transpose()? {
+                Some(Event::TextMessage(m)) => println!("{}", m.data),
+                Some(Event::BytesMessage(m)) => println!("<{} bytes>", m.data.len()),
+                Some(Event::Ping(ping)) => ws.send(ping.response().into()).await?,
+                Some(Event::CloseConnection(close)) => {
+                    if ws.codec().connection().state() == ConnectionState::RemoteClosing {
+                        // The server closed first: answer it.
+                        ws.send(close.response().into()).await?;
+                    }
+                    eprintln!("closed: {} {}", close.code, close.reason.unwrap_or_default());
+                    return Ok(());
+                }
+                Some(_) => {}
+                None => {
+                    eprintln!("connection lost");
+                    return Ok(());
+                }
+            },
+        }
+    }
+}
+
+/// `ws://host:port/path` → (`host:port`, `/path`).
+fn split_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("ws://")?;
+    let (authority, target) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    (!authority.is_empty()).then_some((authority, target))
+}
