@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::{parse_close_payload, truncate_reason, CloseCode};
 use crate::config::Config;
@@ -532,7 +532,7 @@ impl Receiver {
                 return Err((CloseCode::MESSAGE_TOO_BIG, "message exceeds the maximum message size"));
             }
         }
-        let _ = src.split_to(header_len);
+        src.advance(header_len);
         let frame = FrameProgress { header, remaining: header.payload_len, processed: 0, consumed: 0 };
         self.frame = Some(frame);
         Ok(Some(frame))
