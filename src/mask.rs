@@ -16,15 +16,13 @@ use rand::RngCore;
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], phase: usize) {
     let key = rotate_key(key, phase);
     #[cfg(target_arch = "x86_64")]
-    if buf.len() >= 128 {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            #[allow(unsafe_code)]
-            unsafe {
-                mask_avx2(buf, key)
-            };
-            return;
-        }
+    if buf.len() >= 128 && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        #[allow(unsafe_code)]
+        unsafe {
+            mask_avx2(buf, key)
+        };
+        return;
     }
     mask_blocks::<32>(buf, key);
 }

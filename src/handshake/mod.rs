@@ -651,7 +651,7 @@ impl Handshake {
                     .parse::<u64>()
                     .ok()
                     .filter(|_| item.bytes().all(|b| b.is_ascii_digit()))
-                    .filter(|n| length.map_or(true, |l| l == *n))
+                    .filter(|n| length.is_none_or(|l| l == *n))
                     .ok_or_else(|| LocalProtocolError::other(format!("invalid Content-Length {cl:?}")))?;
                 length = Some(n);
             }
