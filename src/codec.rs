@@ -126,12 +126,15 @@ pub struct WsCodec {
     whole_messages: bool,
     /// Chunks of a fragmented message being assembled (whole-message mode).
     assembly: BytesMut,
+    /// The write buffer grew for a large frame: release it once it has been flushed.
+    /// (`capacity()` cannot tell: a flushed `BytesMut` reports 0 while keeping its allocation.)
+    large_write: bool,
 }
 
 impl WsCodec {
     /// Wraps a connection (usually from the upgrade helper or a finished handshake).
     pub fn new(conn: Connection) -> Self {
-        WsCodec { conn, whole_messages: false, assembly: BytesMut::new() }
+        WsCodec { conn, whole_messages: false, assembly: BytesMut::new(), large_write: false }
     }
 
     /// Yields complete messages only, up to the connection's maximum message size (1009
@@ -225,11 +228,15 @@ impl Encoder<Event> for WsCodec {
     type Error = Error;
 
     fn encode(&mut self, event: Event, dst: &mut BytesMut) -> Result<(), Error> {
-        if dst.is_empty() && dst.capacity() > SHRINK_ABOVE {
+        if dst.is_empty() && (self.large_write || dst.capacity() > SHRINK_ABOVE) {
             // Everything was flushed: give back the memory of a past large message.
             *dst = BytesMut::with_capacity(BUFFER_CAPACITY);
+            self.large_write = false;
         }
-        Ok(self.conn.send(event, dst)?)
+        let before = dst.len();
+        self.conn.send(event, dst)?;
+        self.large_write |= dst.len() - before > SHRINK_ABOVE;
+        Ok(())
     }
 }
 

@@ -136,7 +136,9 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let timeout = config.handshake_timeout;
-    with_timeout(timeout, client_handshake(io, request, config)).await
+    // Boxed: the handshake state lives on the heap only while the handshake runs, instead of
+    // enlarging every connection's future for its whole life.
+    with_timeout(timeout, Box::pin(client_handshake(io, request, config))).await
 }
 
 async fn client_handshake<T>(
@@ -214,7 +216,8 @@ where
     F: FnOnce(&Request) -> Decision,
 {
     let timeout = config.handshake_timeout;
-    with_timeout(timeout, server_handshake(io, decide, config)).await
+    // Boxed for the same reason as in `client`.
+    with_timeout(timeout, Box::pin(server_handshake(io, decide, config))).await
 }
 
 /// [`server`] accepting every valid request, with no subprotocol and no extension.

@@ -320,3 +320,20 @@ async fn sending_after_close_is_a_local_error() {
     let err = client.send(TextMessage::new("late").into()).await.unwrap_err();
     assert!(matches!(err, Error::Local(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn regression_write_buffer_released_after_a_large_message() {
+    // Found by the memory benchmark: after a 16 MiB echo in whole-message mode the flushed
+    // write buffer kept its 16 MiB allocation (a flushed BytesMut reports capacity 0).
+    let (a, mut b) = tokio::io::duplex(1 << 20);
+    let mut ws = framed(a, ConnectionType::Server);
+    let reader = tokio::spawn(async move {
+        let mut sink = vec![0u8; 1 << 16];
+        while b.read(&mut sink).await.unwrap_or(0) > 0 {}
+    });
+    ws.send(BytesMessage::new(vec![1u8; 4 << 20]).into()).await.unwrap();
+    ws.send(BytesMessage::new(vec![2u8; 16]).into()).await.unwrap();
+    assert!(ws.write_buffer().capacity() <= 64 << 10, "write buffer kept {}", ws.write_buffer().capacity());
+    drop(ws);
+    reader.await.unwrap();
+}
