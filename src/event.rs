@@ -109,12 +109,14 @@ impl Request {
 /// Acceptance of an upgrade request.
 ///
 /// A server sends it with the extensions it supports (each gets the chance to accept the
-/// client's offer); a client receives it with the extensions that were negotiated.
+/// client's offer). A client receives it with `extensions` empty: the negotiated extension
+/// objects belong to the connection, listed by
+/// [`Connection::extensions`](crate::Connection::extensions).
 #[derive(Debug, Default, PartialEq)]
 pub struct AcceptConnection {
     /// The chosen subprotocol; must be one the client offered.
     pub subprotocol: Option<String>,
-    /// Extensions (server: supported, to negotiate; client: negotiated).
+    /// Server, sending: the extensions it supports, to negotiate. Empty when received.
     pub extensions: Vec<Box<dyn Extension>>,
     /// Other response headers.
     pub extra_headers: Headers,

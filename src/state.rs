@@ -1,7 +1,9 @@
 //! Connection states and every transition between them.
 //!
-//! Everything that changes a [`ConnectionState`] lives in this file (h11's "rule 1"): the rest
-//! of the crate asks these functions whether an action is allowed and what state follows.
+//! Every transition of an established connection lives in this file (h11's "rule 1"): the
+//! rest of the crate asks these functions whether an action is allowed and what state follows.
+//! The opening-handshake phase (CONNECTING, REJECTING) is driven by
+//! [`Handshake`](crate::handshake::Handshake), whose documentation lists its transitions.
 //!
 //! ```text
 //!                     handshake (WsConnection only)
