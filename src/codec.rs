@@ -206,8 +206,14 @@ impl Decoder for WsCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Event>, Error> {
         let event = self.next(src);
         if src.is_empty() {
-            if let Some(event) = &event {
-                shrink_after(src, event);
+            match &event {
+                Some(event) => shrink_after(src, event),
+                // Waiting for the peer at a frame boundary: an idle connection keeps only a
+                // small read buffer (the decoder reserves more once a frame header arrives).
+                None if self.conn.at_frame_boundary() && src.capacity() > IDLE_READ_CAPACITY => {
+                    *src = BytesMut::with_capacity(IDLE_READ_CAPACITY);
+                }
+                None => {}
             }
         }
         Ok(event)
@@ -228,9 +234,10 @@ impl Encoder<Event> for WsCodec {
     type Error = Error;
 
     fn encode(&mut self, event: Event, dst: &mut BytesMut) -> Result<(), Error> {
-        if dst.is_empty() && (self.large_write || dst.capacity() > SHRINK_ABOVE) {
-            // Everything was flushed: give back the memory of a past large message.
-            *dst = BytesMut::with_capacity(BUFFER_CAPACITY);
+        if dst.is_empty() && (self.large_write || dst.capacity() > IDLE_WRITE_CAPACITY) {
+            // Everything was flushed: drop the buffer (the initial 8 KiB, or the memory of a
+            // past large message); the frame below reserves exactly what it needs.
+            *dst = BytesMut::new();
             self.large_write = false;
         }
         let before = dst.len();
@@ -242,8 +249,12 @@ impl Encoder<Event> for WsCodec {
 
 /// Buffers that grew beyond this for a large message are released once empty.
 const SHRINK_ABOVE: usize = 64 << 10;
-/// Capacity buffers shrink back to (tokio-util's own initial capacity).
+/// Capacity a drained read buffer shrinks back to after a large payload.
 const BUFFER_CAPACITY: usize = 8 << 10;
+/// Read buffer kept by a connection waiting at a frame boundary (fits typical small messages).
+const IDLE_READ_CAPACITY: usize = 2 << 10;
+/// Largest write buffer kept once flushed.
+const IDLE_WRITE_CAPACITY: usize = 1 << 10;
 
 /// Releases a drained read buffer that grew for a large payload. The payload just handed out
 /// shares the allocation; replacing the buffer lets that memory go once the user drops it.

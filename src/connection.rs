@@ -151,6 +151,11 @@ impl Connection {
         self.config = std::mem::take(&mut self.config).partial_frames(enabled);
     }
 
+    /// Whether no frame is partly received: the next byte starts a new frame header.
+    pub fn at_frame_boundary(&self) -> bool {
+        self.rx.frame.is_none()
+    }
+
     /// Our role.
     pub fn role(&self) -> ConnectionType {
         self.role
