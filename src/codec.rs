@@ -126,6 +126,9 @@ pub struct WsCodec {
     whole_messages: bool,
     /// Chunks of a fragmented message being assembled (whole-message mode).
     assembly: BytesMut,
+    /// Most bytes seen buffered since the read buffer last ran dry: tells a quiet connection
+    /// (small reads) from a streaming one (reads that fill the buffer).
+    read_peak: usize,
     /// The write buffer grew for a large frame: release it once it has been flushed.
     /// (`capacity()` cannot tell: a flushed `BytesMut` reports 0 while keeping its allocation.)
     large_write: bool,
@@ -134,7 +137,7 @@ pub struct WsCodec {
 impl WsCodec {
     /// Wraps a connection (usually from the upgrade helper or a finished handshake).
     pub fn new(conn: Connection) -> Self {
-        WsCodec { conn, whole_messages: false, assembly: BytesMut::new(), large_write: false }
+        WsCodec { conn, whole_messages: false, assembly: BytesMut::new(), read_peak: 0, large_write: false }
     }
 
     /// Yields complete messages only, up to the connection's maximum message size (1009
@@ -204,14 +207,19 @@ impl Decoder for WsCodec {
     type Error = Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Event>, Error> {
+        self.read_peak = self.read_peak.max(src.len());
         let event = self.next(src);
         if src.is_empty() {
             match &event {
                 Some(event) => shrink_after(src, event),
-                // Waiting for the peer at a frame boundary: an idle connection keeps only a
-                // small read buffer (the decoder reserves more once a frame header arrives).
-                None if self.conn.at_frame_boundary() && src.capacity() > IDLE_READ_CAPACITY => {
-                    *src = BytesMut::with_capacity(IDLE_READ_CAPACITY);
+                // Waiting for the peer at a frame boundary after small reads: a quiet
+                // connection keeps only a small read buffer (the decoder reserves more once a
+                // header announces a larger frame). A streaming peer keeps its large buffer.
+                None if self.conn.at_frame_boundary() => {
+                    if self.read_peak <= IDLE_READ_CAPACITY && src.capacity() > IDLE_READ_CAPACITY {
+                        *src = BytesMut::with_capacity(IDLE_READ_CAPACITY);
+                    }
+                    self.read_peak = 0;
                 }
                 None => {}
             }
