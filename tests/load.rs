@@ -28,10 +28,10 @@ fn rss_kib() -> Option<u64> {
 /// What connection `i` sends: sizes from 16 B to 1 MiB, fragmented every third message.
 fn plan(i: usize) -> Vec<(bool, Bytes, usize)> {
     let mut sizes = vec![16, 1024, 16 << 10];
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         sizes.push(256 << 10);
     }
-    if i % 100 == 0 {
+    if i.is_multiple_of(100) {
         sizes.push(1 << 20);
     }
     sizes
