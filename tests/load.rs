@@ -38,7 +38,7 @@ fn plan(i: usize) -> Vec<(bool, Bytes, usize)> {
         .into_iter()
         .enumerate()
         .map(|(k, size)| {
-            let text = (i + k) % 2 == 0;
+            let text = (i + k).is_multiple_of(2);
             let data: Vec<u8> = if text {
                 "wsproto load ✓ ".bytes().cycle().take(size).collect::<Vec<u8>>()
             } else {
