@@ -8,6 +8,9 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 use support::{normalize, Norm};
 use wsproto::extensions::Extension;
+/// The negotiated extensions of a client and a server.
+type ExtensionPair = (Vec<Box<dyn Extension>>, Vec<Box<dyn Extension>>);
+
 use wsproto::{BytesMessage, Config, Connection, ConnectionType, Event, KeySource, Ping, Pong, TextMessage};
 
 #[derive(Clone, Debug)]
@@ -104,9 +107,7 @@ fn receive(rx: &mut Connection, wire: &[u8], chunk: usize) -> Vec<Norm> {
 }
 
 #[cfg(feature = "deflate")]
-fn deflate_pair(
-    params: (bool, bool, Option<u8>, Option<u8>, u8),
-) -> (Vec<Box<dyn Extension>>, Vec<Box<dyn Extension>>) {
+fn deflate_pair(params: (bool, bool, Option<u8>, Option<u8>, u8)) -> ExtensionPair {
     use wsproto::PerMessageDeflate;
     let (cnct, snct, cbits, sbits, threshold) = params;
     let mut client =
@@ -134,7 +135,7 @@ fn deflate_pair(
     (vec![Box::new(client)], vec![Box::new(server)])
 }
 
-fn pair(extensions: (Vec<Box<dyn Extension>>, Vec<Box<dyn Extension>>)) -> (Connection, Connection) {
+fn pair(extensions: ExtensionPair) -> (Connection, Connection) {
     let config = Config::default();
     let client = Connection::with_extensions(
         ConnectionType::Client,
