@@ -1,0 +1,440 @@
+//! Shared pieces: in-memory transports, frame building, payloads, statistics, process helpers.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Most bytes one `poll_read` of [`MemStream`] hands out (like one large socket read).
+pub const READ_CHUNK: usize = 64 << 10;
+
+/// The masking key of every pre-built client frame.
+pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// The libraries under test. `Ours` delivers chunks (the default configuration);
+/// `OursWhole` is `WsCodec::whole_messages(true)` (whole frames, whole messages), the same
+/// delivery as the peers.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Lib {
+    Ours,
+    OursWhole,
+    Tungstenite,
+    TokioWs,
+    Fws,
+}
+
+impl Lib {
+    pub const ALL: [Lib; 5] = [Lib::Ours, Lib::OursWhole, Lib::Tungstenite, Lib::TokioWs, Lib::Fws];
+    pub const PEERS: [Lib; 3] = [Lib::Tungstenite, Lib::TokioWs, Lib::Fws];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Lib::Ours => "wsproto",
+            Lib::OursWhole => "wsproto-whole",
+            Lib::Tungstenite => "tokio-tungstenite",
+            Lib::TokioWs => "tokio-websockets",
+            Lib::Fws => "fastwebsockets",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Lib> {
+        Lib::ALL.into_iter().find(|l| l.name() == s)
+    }
+
+    pub fn is_peer(self) -> bool {
+        Lib::PEERS.contains(&self)
+    }
+}
+
+/// An in-memory `AsyncRead + AsyncWrite`: reads come from a prepared buffer, at most
+/// [`READ_CHUNK`] bytes per call; writes are copied into a small scratch buffer (as a socket
+/// write copies into the kernel: libraries that write payloads in place with vectored writes
+/// are not credited with a copy no real transport skips), counted and discarded.
+pub struct MemStream {
+    input: Bytes,
+    pos: usize,
+    /// Further times `input` is served after this pass.
+    repeats: usize,
+    pub written: u64,
+    scratch: Vec<u8>,
+}
+
+const SCRATCH: usize = 64 << 10;
+
+impl MemStream {
+    pub fn new(input: Bytes) -> Self {
+        Self::repeating(input, 1)
+    }
+
+    /// Serves `input` `times` times in a row (a small input stays cache-resident, as the
+    /// bytes of a socket just written by the peer would be).
+    pub fn repeating(input: Bytes, times: usize) -> Self {
+        MemStream { input, pos: 0, repeats: times.saturating_sub(1), written: 0, scratch: Vec::new() }
+    }
+
+    fn absorb(&mut self, mut buf: &[u8]) {
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; SCRATCH];
+        }
+        while !buf.is_empty() {
+            let n = buf.len().min(SCRATCH);
+            self.scratch[..n].copy_from_slice(&buf[..n]);
+            std::hint::black_box(&mut self.scratch);
+            buf = &buf[n..];
+        }
+    }
+
+    pub fn sink() -> Self {
+        Self::new(Bytes::new())
+    }
+}
+
+impl AsyncRead for MemStream {
+    fn poll_read(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos == this.input.len() && this.repeats > 0 {
+            this.repeats -= 1;
+            this.pos = 0;
+        }
+        let n = buf.remaining().min(READ_CHUNK).min(this.input.len() - this.pos);
+        buf.put_slice(&this.input[this.pos..this.pos + n]);
+        this.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for MemStream {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.absorb(buf);
+        this.written += buf.len() as u64;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let n: usize = bufs.iter().map(|b| b.len()).sum();
+        for b in bufs {
+            this.absorb(b);
+        }
+        this.written += n as u64;
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+pub const OP_CONT: u8 = 0x0;
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_BINARY: u8 = 0x2;
+
+/// Appends one frame to `out`; masked with [`MASK`] when `masked`.
+pub fn push_frame(out: &mut Vec<u8>, opcode: u8, fin: bool, rsv1: bool, payload: &[u8], masked: bool) {
+    let mut b0 = opcode;
+    if fin {
+        b0 |= 0x80;
+    }
+    if rsv1 {
+        b0 |= 0x40;
+    }
+    out.push(b0);
+    let m = if masked { 0x80 } else { 0 };
+    let len = payload.len();
+    if len < 126 {
+        out.push(m | len as u8);
+    } else if len <= 0xffff {
+        out.push(m | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(m | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    if masked {
+        out.extend_from_slice(&MASK);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i & 3]));
+    } else {
+        out.extend_from_slice(payload);
+    }
+}
+
+/// A whole message as masked client frames, split in `fragments` frames.
+pub fn push_message(out: &mut Vec<u8>, opcode: u8, payload: &[u8], fragments: usize) {
+    if fragments <= 1 {
+        push_frame(out, opcode, true, false, payload, true);
+        return;
+    }
+    let step = payload.len().div_ceil(fragments);
+    let mut chunks = payload.chunks(step).peekable();
+    let mut first = true;
+    while let Some(chunk) = chunks.next() {
+        let op = if first { opcode } else { OP_CONT };
+        push_frame(out, op, chunks.peek().is_none(), false, chunk, true);
+        first = false;
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn binary_payload(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Valid UTF-8 of exactly `len` bytes, mostly ASCII with 2-, 3- and 4-byte characters.
+pub fn text_payload(len: usize) -> String {
+    const PIECES: [&str; 6] = [
+        "{\"name\":\"Zoë\",",
+        "\"city\":\"Kraków\",",
+        "\"note\":\"naïve café\",",
+        "\"sym\":\"→✓€\",",
+        "\"emoji\":\"🙂\",",
+        "\"n\":12345}\n",
+    ];
+    let mut s = String::with_capacity(len + 32);
+    let mut i = 0;
+    while s.len() < len {
+        let piece = PIECES[i % PIECES.len()];
+        if s.len() + piece.len() > len {
+            break;
+        }
+        s.push_str(piece);
+        i += 1;
+    }
+    while s.len() < len {
+        s.push(' ');
+    }
+    s
+}
+
+/// Compressible JSON-like text of exactly `len` bytes (ASCII).
+pub fn json_payload(len: usize) -> String {
+    json_payload_seeded(len, 12345)
+}
+
+/// Like [`json_payload`], with different records for each `seed`.
+pub fn json_payload_seeded(len: usize, seed: u32) -> String {
+    const NAMES: [&str; 8] = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];
+    let mut s = String::from("[");
+    let mut x: u32 = seed.wrapping_mul(2_654_435_761).wrapping_add(12345);
+    let mut id = seed.wrapping_mul(977) % 100_000;
+    while s.len() < len {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let name = NAMES[(x >> 16) as usize % NAMES.len()];
+        s.push_str(&format!(
+            "{{\"id\":{id},\"user\":\"{name}\",\"email\":\"{name}{}@example.com\",\"active\":{},\"score\":{}.{},\"tags\":[\"t{}\",\"beta\"]}},",
+            x % 1000,
+            (x >> 3) & 1 == 1,
+            (x >> 8) % 100,
+            (x >> 4) % 100,
+            (x >> 12) % 16
+        ));
+        id += 1;
+    }
+    s.truncate(len);
+    s
+}
+
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Times `f`, returning seconds.
+pub fn time<R>(f: impl FnOnce() -> R) -> (f64, R) {
+    let start = Instant::now();
+    let r = f();
+    (start.elapsed().as_secs_f64(), r)
+}
+
+/// Pins the current thread to core `index` (modulo the cores available); false if unsupported.
+pub fn pin_to(index: usize) -> bool {
+    match core_affinity::get_core_ids() {
+        Some(ids) if ids.len() > 1 => core_affinity::set_for_current(ids[index % ids.len()]),
+        _ => false,
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit; returns the new soft limit.
+pub fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur
+    }
+}
+
+/// VmRSS of `pid`, in KiB.
+pub fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
+}
+
+pub fn fmt_rate(msgs_per_s: f64) -> String {
+    if msgs_per_s >= 1e6 {
+        format!("{:.2} M", msgs_per_s / 1e6)
+    } else if msgs_per_s >= 1e3 {
+        format!("{:.1} k", msgs_per_s / 1e3)
+    } else {
+        format!("{msgs_per_s:.0}")
+    }
+}
+
+pub fn fmt_size(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// Bench settings shared by the sections.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub quick: bool,
+    /// Rounds (runs per library per cell, alternating libraries).
+    pub rounds: usize,
+    /// Measured time per echo cell and library.
+    pub echo_measure: Duration,
+}
+
+impl Settings {
+    pub fn new(quick: bool) -> Self {
+        if quick {
+            Settings { quick, rounds: 3, echo_measure: Duration::from_millis(250) }
+        } else {
+            Settings { quick, rounds: 7, echo_measure: Duration::from_millis(500) }
+        }
+    }
+}
+
+/// A markdown table builder.
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
+        Table { header: header.into_iter().map(Into::into).collect(), rows: Vec::new() }
+    }
+
+    pub fn row(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!("| {} |\n", self.header.join(" | ")));
+        s.push_str(&format!("|{}\n", self.header.iter().map(|_| "---|").collect::<String>()));
+        for r in &self.rows {
+            s.push_str(&format!("| {} |\n", r.join(" | ")));
+        }
+        s
+    }
+}
+
+/// `ours / best` as "1.23×", with the name of the best peer.
+pub fn ratio(ours: f64, peer: f64) -> String {
+    if peer > 0.0 && ours.is_finite() && peer.is_finite() {
+        format!("{:.2}×", ours / peer)
+    } else {
+        "–".into()
+    }
+}
+
+/// The system allocator, counting live heap bytes and blocks (for the memory section: the
+/// servers report them on request, which separates what a library keeps from what the
+/// allocator keeps).
+pub struct CountingAlloc;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static LIVE_BLOCKS: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to `System`, only counting.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc_zeroed(layout);
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+/// Live heap bytes and blocks of this process.
+pub fn heap_live() -> (i64, i64) {
+    (LIVE_BYTES.load(Ordering::Relaxed) as i64, LIVE_BLOCKS.load(Ordering::Relaxed) as i64)
+}

@@ -1,0 +1,484 @@
+//! Echo servers (one per library, run as `wsbench server <lib>` in their own process) and the
+//! neutral load generator that drives them over loopback TCP.
+
+use std::cell::Cell;
+use std::io::{self, BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use wsproto::upgrade::{self, Decision, UpgradeConfig};
+use wsproto::{AcceptConnection, ConnectionState, Event, PerMessageDeflate};
+
+use crate::common::*;
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+// ---------------------------------------------------------------------------------------------
+
+/// `wsbench server <lib> [--deflate]`: prints the port, serves until stdin closes.
+pub fn server_main(lib: Lib, deflate: bool) {
+    pin_to(0);
+    raise_nofile();
+    // The parent asks for heap statistics with a line `heap`, and closes our stdin to stop us.
+    std::thread::spawn(|| {
+        let mut line = String::new();
+        let mut stdin = io::stdin().lock();
+        loop {
+            line.clear();
+            match stdin.read_line(&mut line) {
+                Ok(0) | Err(_) => std::process::exit(0),
+                Ok(_) if line.trim() == "heap" => {
+                    let (bytes, blocks) = heap_live();
+                    println!("{bytes} {blocks} {}", FUTURE_SIZE.load(Ordering::Relaxed));
+                }
+                Ok(_) => {}
+            }
+        }
+    });
+    let rt = current_thread_runtime();
+    rt.block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        println!("{}", listener.local_addr().expect("addr").port());
+        let mut warned = false;
+        loop {
+            let stream = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    if !warned {
+                        eprintln!("server {}: accept: {e}", lib.name());
+                        warned = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            match lib {
+                Lib::Ours => spawn(serve_ours(stream, false, deflate)),
+                Lib::OursWhole => spawn(serve_ours(stream, true, deflate)),
+                Lib::Tungstenite => spawn(serve_tungstenite(stream)),
+                Lib::TokioWs => spawn(serve_tokio_ws(stream)),
+                Lib::Fws => spawn(serve_fws(stream)),
+            }
+        }
+    });
+}
+
+/// Size of the last connection future spawned (reported with the heap statistics).
+static FUTURE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+fn spawn<F>(future: F)
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    FUTURE_SIZE.store(std::mem::size_of_val(&future), Ordering::Relaxed);
+    drop(tokio::spawn(future));
+}
+
+async fn serve_ours(stream: TcpStream, whole: bool, deflate: bool) -> Result<(), wsproto::codec::Error> {
+    let config = UpgradeConfig::default().whole_messages(whole);
+    // `_` (not a named binding): the request is dropped now, not kept for the connection.
+    let (mut ws, _) = if deflate {
+        let decide = |_: &wsproto::Request| {
+            Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::new()))
+        };
+        upgrade::server(stream, decide, config).await?
+    } else {
+        upgrade::accept(stream, config).await?
+    };
+    while let Some(event) = ws.next().await {
+        match event? {
+            Event::TextMessage(m) => ws.send(m.into()).await?,
+            Event::BytesMessage(m) => ws.send(m.into()).await?,
+            Event::Ping(p) => ws.send(p.response().into()).await?,
+            Event::CloseConnection(close) => {
+                if ws.codec().connection().state() == ConnectionState::RemoteClosing {
+                    ws.send(close.response().into()).await?;
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn serve_tungstenite(stream: TcpStream) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::Message;
+    let mut ws = tokio_tungstenite::accept_async(stream).await?;
+    while let Some(msg) = ws.next().await {
+        let msg = msg?;
+        match msg {
+            Message::Text(_) | Message::Binary(_) => ws.send(msg).await?,
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn serve_tokio_ws(stream: TcpStream) -> Result<(), tokio_websockets::Error> {
+    let (_, mut ws) = tokio_websockets::ServerBuilder::new().accept(stream).await?;
+    while let Some(msg) = ws.next().await {
+        let msg = msg?;
+        if msg.is_text() || msg.is_binary() {
+            ws.send(msg).await?;
+        } else if msg.is_close() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// fastwebsockets has no handshake of its own without hyper: a minimal HTTP/1.1 upgrade (the
+/// head is read into a heap buffer freed before the WebSocket starts), then `after_handshake`.
+async fn serve_fws(mut stream: TcpStream) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use fastwebsockets::{FragmentCollector, OpCode, Role, WebSocket};
+    {
+        let mut head = Vec::with_capacity(1024);
+        loop {
+            if stream.read_buf(&mut head).await? == 0 {
+                return Err("eof in handshake".into());
+            }
+            if head.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+            if head.len() > 16 << 10 {
+                return Err("head too large".into());
+            }
+        }
+        let text = String::from_utf8_lossy(&head);
+        let key = text
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.trim().eq_ignore_ascii_case("sec-websocket-key").then(|| value.trim().to_string())
+            })
+            .ok_or("no key")?;
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            accept_key(&key)
+        );
+        stream.write_all(response.as_bytes()).await?;
+    }
+    let mut ws = FragmentCollector::new(WebSocket::after_handshake(stream, Role::Server));
+    loop {
+        let frame = ws.read_frame().await?;
+        match frame.opcode {
+            OpCode::Text | OpCode::Binary => ws.write_frame(frame).await?,
+            OpCode::Close => break,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn accept_key(key: &str) -> String {
+    use base64::Engine;
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85");
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
+/// A server process; stopped (stdin closed, then killed) on drop.
+pub struct ServerProc {
+    pub child: Child,
+    pub port: u16,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl ServerProc {
+    pub fn start(lib: Lib, deflate: bool) -> ServerProc {
+        let exe = std::env::current_exe().expect("current exe");
+        let mut cmd = Command::new(exe);
+        cmd.arg("server").arg(lib.name());
+        if deflate {
+            cmd.arg("--deflate");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn server");
+        let mut line = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        stdout.read_line(&mut line).expect("server port");
+        let port = line.trim().parse().expect("port number");
+        ServerProc { child, port, stdout }
+    }
+
+    /// The server's live heap bytes and blocks, and the size of its last connection future.
+    pub fn heap(&mut self) -> (i64, i64, i64) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(b"heap\n").and_then(|_| stdin.flush()).expect("ask heap");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("heap line");
+        let mut it = line.split_whitespace().map(|x| x.parse::<i64>().expect("number"));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0), it.next().unwrap_or(0))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generator
+// ---------------------------------------------------------------------------------------------
+
+/// Opens a connection and performs the opening handshake with a fixed request.
+pub async fn connect(port: u16, extensions: Option<&str>) -> io::Result<TcpStream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+    s.set_nodelay(true)?;
+    let ext = extensions.map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n")).unwrap_or_default();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
+    );
+    s.write_all(request.as_bytes()).await?;
+    let mut head = Vec::with_capacity(512);
+    loop {
+        let mut byte = [0u8; 256];
+        let n = s.read(&mut byte).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        head.extend_from_slice(&byte[..n]);
+        if head.ends_with(b"\r\n\r\n") {
+            break;
+        }
+        if head.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Err(io::Error::other("bytes after the 101 response"));
+        }
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(io::Error::other(format!("upgrade refused: {}", String::from_utf8_lossy(&head))));
+    }
+    if let Some(e) = extensions {
+        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        if e.contains("permessage-deflate") && !text.contains("permessage-deflate") {
+            return Err(io::Error::other("deflate not negotiated"));
+        }
+    }
+    Ok(s)
+}
+
+/// Counts complete echoed messages in server (unmasked) frames, skipping payloads.
+#[derive(Default)]
+pub struct EchoParser {
+    remaining: u64,
+    in_frame: bool,
+    counts: bool,
+}
+
+impl EchoParser {
+    /// Consumes what it can from `buf`; returns the messages completed.
+    pub fn feed(&mut self, buf: &mut BytesMut) -> usize {
+        let mut done = 0;
+        loop {
+            if self.in_frame {
+                let n = (buf.len() as u64).min(self.remaining);
+                buf.advance(n as usize);
+                self.remaining -= n;
+                if self.remaining > 0 {
+                    return done;
+                }
+                self.in_frame = false;
+                done += self.counts as usize;
+            }
+            if buf.len() < 2 {
+                return done;
+            }
+            let (b0, b1) = (buf[0], buf[1]);
+            assert!(b1 & 0x80 == 0, "server frames are unmasked");
+            let (hlen, len) = match b1 & 0x7f {
+                126 if buf.len() >= 4 => (4, u64::from(u16::from_be_bytes([buf[2], buf[3]]))),
+                127 if buf.len() >= 10 => (10, u64::from_be_bytes(buf[2..10].try_into().expect("8 bytes"))),
+                126 | 127 => return done,
+                n => (2, u64::from(n)),
+            };
+            buf.advance(hlen);
+            let opcode = b0 & 0x0f;
+            self.in_frame = true;
+            self.remaining = len;
+            self.counts = b0 & 0x80 != 0 && opcode < 8;
+        }
+    }
+}
+
+struct Shared {
+    completed: Cell<u64>,
+    stop: Cell<bool>,
+}
+
+/// One connection: keeps `window` messages in flight, reading echoes and writing a new
+/// message per echo, until `stop`.
+async fn drive(mut stream: TcpStream, batch: Bytes, frame_len: usize, window: usize, shared: Rc<Shared>) {
+    let (mut r, mut w) = stream.split();
+    let credits = Cell::new(window);
+    let wake = Notify::new();
+    let writer = async {
+        loop {
+            let k = credits.replace(0);
+            if k == 0 {
+                wake.notified().await;
+                continue;
+            }
+            let mut k = k;
+            while k > 0 {
+                let m = k.min(window);
+                if w.write_all(&batch[..m * frame_len]).await.is_err() {
+                    return;
+                }
+                k -= m;
+            }
+        }
+    };
+    let reader = async {
+        let mut buf = BytesMut::with_capacity(256 << 10);
+        let mut parser = EchoParser::default();
+        loop {
+            buf.reserve(128 << 10);
+            match r.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let done = parser.feed(&mut buf);
+            if done > 0 {
+                shared.completed.set(shared.completed.get() + done as u64);
+                credits.set(credits.get() + done);
+                wake.notify_one();
+            }
+            if shared.stop.get() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = reader => {}
+    }
+}
+
+/// Messages per second echoed by the server on `port`.
+pub fn echo_cell(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    conns: usize,
+    window: usize,
+    size: usize,
+    measure: Duration,
+) -> f64 {
+    let mut frame = Vec::new();
+    push_frame(&mut frame, OP_BINARY, true, false, &binary_payload(size), true);
+    let frame_len = frame.len();
+    let batch = Bytes::from(frame.repeat(window));
+    let local = tokio::task::LocalSet::new();
+    local.block_on(rt, async move {
+        let mut streams = Vec::with_capacity(conns);
+        for _ in 0..conns {
+            streams.push(connect(port, None).await.expect("connect"));
+        }
+        let shared = Rc::new(Shared { completed: Cell::new(0), stop: Cell::new(false) });
+        let tasks: Vec<_> = streams
+            .into_iter()
+            .map(|s| tokio::task::spawn_local(drive(s, batch.clone(), frame_len, window, shared.clone())))
+            .collect();
+        // Warm up until every connection could have had its window echoed once.
+        let warm_start = Instant::now();
+        let warm_min = (conns * window).min(4096) as u64;
+        while warm_start.elapsed() < Duration::from_millis(100)
+            || (shared.completed.get() < warm_min && warm_start.elapsed() < Duration::from_secs(5))
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let c0 = shared.completed.get();
+        let t0 = Instant::now();
+        tokio::time::sleep(measure).await;
+        // Large messages: keep measuring until enough messages were seen (bounded).
+        let min_msgs = (2 * conns).clamp(20, 1000) as u64;
+        while shared.completed.get() - c0 < min_msgs && t0.elapsed() < measure * 8 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let rate = (shared.completed.get() - c0) as f64 / t0.elapsed().as_secs_f64();
+        shared.stop.set(true);
+        for t in tasks {
+            t.abort();
+        }
+        // Let aborted tasks drop their sockets.
+        tokio::task::yield_now().await;
+        rate
+    })
+}
+
+pub fn run_echo(settings: Settings, libs: &[Lib]) -> String {
+    pin_to(1);
+    raise_nofile();
+    let servers: Vec<ServerProc> = libs.iter().map(|&l| ServerProc::start(l, false)).collect();
+    let rt = current_thread_runtime();
+    let rounds = if settings.quick { 1 } else { 3 };
+    let sizes = [16usize, 1 << 10, 16 << 10, 1 << 20];
+    let mut header = vec!["echo: size, window, conns".to_string()];
+    header.extend(libs.iter().map(|l| format!("{} msg/s", l.name())));
+    let ours: Vec<usize> = (0..libs.len()).filter(|&i| !libs[i].is_peer()).collect();
+    for &i in &ours {
+        header.push(format!("{} / best peer", libs[i].name()));
+    }
+    let mut table = Table::new(header);
+    let has_peer = libs.iter().any(|l| l.is_peer());
+    for size in sizes {
+        for window in [1usize, 16] {
+            for conns in [1usize, 16, 256] {
+                let mut samples: Vec<Vec<f64>> = vec![Vec::new(); libs.len()];
+                for round in 0..rounds {
+                    for k in 0..libs.len() {
+                        let i = (k + round) % libs.len();
+                        let rate =
+                            echo_cell(&rt, servers[i].port, conns, window, size, settings.echo_measure);
+                        samples[i].push(rate);
+                    }
+                }
+                let rates: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+                let mut row = vec![format!("{} w{window} c{conns}", fmt_size(size))];
+                row.extend(rates.iter().map(|r| fmt_rate(*r)));
+                if has_peer {
+                    let best = crate::inmem::best_peer(libs, &rates);
+                    for &i in &ours {
+                        row.push(format!("{} ({})", ratio(rates[i], rates[best]), libs[best].name()));
+                    }
+                }
+                println!("  {}", row.join(" | "));
+                table.row(row);
+            }
+        }
+    }
+    drop(servers);
+    let mut s = String::from("## Echo over loopback TCP (messages per second; median of rounds)\n\n");
+    s.push_str(&table.render());
+    s
+}

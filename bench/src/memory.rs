@@ -1,0 +1,330 @@
+//! Memory: RSS per idle connection (slope between two connection counts) and whether
+//! buffers shrink back after a 16 MiB message. Servers run in their own process.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use flate2::{Compress, Compression, FlushCompress};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::*;
+use crate::echo::{connect, EchoParser, ServerProc};
+
+/// How a memory measurement connects: which server and which extension offer.
+#[derive(Clone, Copy)]
+pub struct Variant {
+    pub lib: Lib,
+    pub label: &'static str,
+    /// The `Sec-WebSocket-Extensions` offer, if any (only our server accepts it).
+    pub offer: Option<&'static str>,
+}
+
+pub const VARIANTS: [Variant; 7] = [
+    Variant { lib: Lib::Ours, label: "wsproto", offer: None },
+    Variant { lib: Lib::OursWhole, label: "wsproto-whole", offer: None },
+    Variant { lib: Lib::Ours, label: "wsproto + deflate", offer: Some("permessage-deflate") },
+    Variant {
+        lib: Lib::Ours,
+        label: "wsproto + deflate, no context takeover",
+        offer: Some("permessage-deflate; client_no_context_takeover; server_no_context_takeover"),
+    },
+    Variant { lib: Lib::Tungstenite, label: "tokio-tungstenite", offer: None },
+    Variant { lib: Lib::TokioWs, label: "tokio-websockets", offer: None },
+    Variant { lib: Lib::Fws, label: "fastwebsockets", offer: None },
+];
+
+/// The one message each connection echoes: 16 B of JSON, compressed when deflate is offered.
+fn first_frame(deflate: bool) -> Vec<u8> {
+    let payload = json_payload(16);
+    let mut out = Vec::new();
+    if deflate {
+        let mut c = Compress::new(Compression::default(), false);
+        let mut z = Vec::with_capacity(256);
+        c.compress_vec(payload.as_bytes(), &mut z, FlushCompress::Sync).expect("deflate");
+        assert!(z.ends_with(&[0, 0, 0xff, 0xff]));
+        z.truncate(z.len() - 4);
+        push_frame(&mut out, OP_TEXT, true, true, &z, true);
+    } else {
+        push_frame(&mut out, OP_TEXT, true, false, payload.as_bytes(), true);
+    }
+    out
+}
+
+async fn echo_once(s: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
+    s.write_all(frame).await?;
+    let mut buf = BytesMut::with_capacity(256);
+    let mut parser = EchoParser::default();
+    loop {
+        if s.read_buf(&mut buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if parser.feed(&mut buf) > 0 {
+            return Ok(());
+        }
+    }
+}
+
+async fn open_idle(port: u16, v: Variant, n: usize, conns: &mut Vec<TcpStream>) {
+    let frame = first_frame(v.offer.is_some());
+    for _ in 0..n {
+        let mut s = connect(port, v.offer).await.expect("connect");
+        echo_once(&mut s, &frame).await.expect("echo");
+        conns.push(s);
+    }
+}
+
+async fn echo_big(s: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
+    let (mut r, mut w) = s.split();
+    let read = async {
+        let mut buf = BytesMut::with_capacity(256 << 10);
+        let mut parser = EchoParser::default();
+        loop {
+            buf.reserve(128 << 10);
+            if r.read_buf(&mut buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            if parser.feed(&mut buf) > 0 {
+                return Ok(());
+            }
+        }
+    };
+    let (written, read) = tokio::join!(w.write_all(frame), read);
+    written.and(read)
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// A server's memory at one point: VmRSS (KiB), live heap bytes and blocks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mem {
+    pub rss_kib: u64,
+    pub heap: i64,
+    pub blocks: i64,
+    pub future: i64,
+}
+
+fn mem(server: &mut ServerProc) -> Mem {
+    let (heap, blocks, future) = server.heap();
+    Mem { rss_kib: vm_rss_kib(server.pid()), heap, blocks, future }
+}
+
+/// Server memory at `n1` and `n2` idle connections, after one echo on each.
+pub fn idle_mem(rt: &tokio::runtime::Runtime, v: Variant, n1: usize, n2: usize) -> (Mem, Mem) {
+    let mut server = ServerProc::start(v.lib, v.offer.is_some());
+    let port = server.port;
+    let result = rt.block_on(async {
+        let mut conns = Vec::with_capacity(n2);
+        open_idle(port, v, n1, &mut conns).await;
+        settle().await;
+        let m1 = mem(&mut server);
+        open_idle(port, v, n2 - n1, &mut conns).await;
+        settle().await;
+        let m2 = mem(&mut server);
+        (m1, m2)
+    });
+    drop(server);
+    result
+}
+
+/// Server memory with `n` idle connections: at rest, after each echoed one 16 MiB binary
+/// message, and after each then echoed one more small message.
+pub fn shrink_mem(rt: &tokio::runtime::Runtime, v: Variant, n: usize) -> [Mem; 3] {
+    let mut server = ServerProc::start(v.lib, v.offer.is_some());
+    let port = server.port;
+    let mut big = Vec::new();
+    push_frame(&mut big, OP_BINARY, true, false, &binary_payload(16 << 20), true);
+    let small = first_frame(v.offer.is_some());
+    let result = rt.block_on(async {
+        let mut conns = Vec::with_capacity(n);
+        open_idle(port, v, n, &mut conns).await;
+        settle().await;
+        let base = mem(&mut server);
+        for s in conns.iter_mut() {
+            echo_big(s, &big).await.expect("big echo");
+        }
+        settle().await;
+        let after_big = mem(&mut server);
+        for s in conns.iter_mut() {
+            echo_once(s, &small).await.expect("small echo");
+        }
+        settle().await;
+        [base, after_big, mem(&mut server)]
+    });
+    drop(server);
+    result
+}
+
+/// In-process: live heap held by a wsproto `Framed` at each step of echoing a 16 MiB message
+/// and then a small one (what stays allocated, independent of the allocator's caching).
+pub fn probe_ours(whole: bool) -> Vec<(String, i64)> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_util::codec::Framed;
+    use wsproto::codec::WsCodec;
+    use wsproto::{Config, Connection, ConnectionType};
+    let mut input = Vec::new();
+    push_frame(&mut input, OP_BINARY, true, false, &binary_payload(16 << 20), true);
+    push_frame(&mut input, OP_BINARY, true, false, b"0123456789abcdef", true);
+    let input = bytes::Bytes::from(input);
+    let rt = current_thread_runtime();
+    rt.block_on(async move {
+        let base = heap_live().0;
+        let mut steps: Vec<(String, i64)> = Vec::new();
+        macro_rules! step {
+            ($ws:ident, $name:expr) => {
+                steps.push((
+                    format!(
+                        "{} [read len/cap {}/{}, write len/cap {}/{}]",
+                        $name,
+                        $ws.read_buffer().len(),
+                        $ws.read_buffer().capacity(),
+                        $ws.write_buffer().len(),
+                        $ws.write_buffer().capacity()
+                    ),
+                    heap_live().0 - base,
+                ))
+            };
+        }
+        let mut codec = WsCodec::new(Connection::new(ConnectionType::Server, Config::default()));
+        if whole {
+            codec = codec.whole_messages(true);
+        }
+        let mut ws = Framed::new(MemStream::new(input), codec);
+        step!(ws, "new Framed");
+        // The big message (whole: one event; chunks: many).
+        loop {
+            let Some(Ok(wsproto::Event::BytesMessage(m))) = ws.next().await else { panic!("event") };
+            let done = m.message_finished;
+            ws.send(m.into()).await.expect("send");
+            if done {
+                break;
+            }
+        }
+        step!(ws, "after 16 MiB echoed");
+        let Some(Ok(ev)) = ws.next().await else { panic!("event") };
+        step!(ws, "after small message read");
+        ws.send(ev).await.expect("send");
+        step!(ws, "after small message echoed");
+        steps
+    })
+}
+
+pub fn run_memory(settings: Settings) -> String {
+    pin_to(1);
+    let limit = raise_nofile();
+    let (n1, n2) = if settings.quick { (500, 2000) } else { (1000, 5000) };
+    let (n1, n2) = if limit < (n2 as u64 + 100) {
+        eprintln!("RLIMIT_NOFILE is {limit}: measuring with fewer connections");
+        (n1.min(limit as usize / 5), (limit as usize).saturating_sub(100))
+    } else {
+        (n1, n2)
+    };
+    let rounds = if settings.quick { 1 } else { 3 };
+    let rt = current_thread_runtime();
+    let mut slopes: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
+    let mut heap_slopes: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
+    let mut block_slopes: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
+    let mut rss2: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
+    let mut future = vec![0i64; VARIANTS.len()];
+    let dn = (n2 - n1) as f64;
+    for round in 0..rounds {
+        for k in 0..VARIANTS.len() {
+            let i = (k + round) % VARIANTS.len();
+            let (m1, m2) = idle_mem(&rt, VARIANTS[i], n1, n2);
+            let slope = (m2.rss_kib as f64 - m1.rss_kib as f64) * 1024.0 / dn;
+            let heap = (m2.heap - m1.heap) as f64 / dn;
+            let blocks = (m2.blocks - m1.blocks) as f64 / dn;
+            println!(
+                "  {}: RSS {} KiB @ {n1}, {} KiB @ {n2} -> {slope:.0} B/conn; heap {heap:.0} B/conn in {blocks:.1} blocks",
+                VARIANTS[i].label, m1.rss_kib, m2.rss_kib
+            );
+            slopes[i].push(slope);
+            heap_slopes[i].push(heap);
+            block_slopes[i].push(blocks);
+            rss2[i].push(m2.rss_kib as f64);
+            future[i] = m2.future;
+        }
+    }
+    let med: Vec<f64> = slopes.iter_mut().map(|s| median(s)).collect();
+    let heap_med: Vec<f64> = heap_slopes.iter_mut().map(|s| median(s)).collect();
+    let blocks_med: Vec<f64> = block_slopes.iter_mut().map(|s| median(s)).collect();
+    let smallest_peer = (0..VARIANTS.len())
+        .filter(|&i| VARIANTS[i].lib.is_peer())
+        .min_by(|&a, &b| med[a].partial_cmp(&med[b]).expect("no NaN"))
+        .expect("a peer");
+    let mut table = Table::new([
+        "server".to_string(),
+        "RSS per idle connection (median slope)".to_string(),
+        "÷ smallest peer (RSS)".to_string(),
+        "live heap per connection (blocks)".to_string(),
+        "connection future".to_string(),
+        format!("server RSS at {n2} conns"),
+    ]);
+    for (i, v) in VARIANTS.iter().enumerate() {
+        table.row(vec![
+            v.label.to_string(),
+            format!("{:.0} B ({:.2} KiB)", med[i], med[i] / 1024.0),
+            if v.lib.is_peer() { "".into() } else { ratio(med[i], med[smallest_peer]) },
+            format!("{:.0} B ({:.1})", heap_med[i], blocks_med[i]),
+            format!("{} B", future[i]),
+            format!("{:.1} MiB", median(&mut rss2[i]) / 1024.0),
+        ]);
+    }
+    let mut s = format!(
+        "## Memory per idle connection\n\nRSS slope between {n1} and {n2} connections, each after one echoed 16 B text message (compressed when deflate is negotiated); {rounds} round(s), median. Smallest peer: {}. Live heap = bytes allocated and not freed, counted by the server's global allocator (RSS counts only touched pages, so an 8 KiB buffer that was never filled costs less RSS than heap).\n\n",
+        VARIANTS[smallest_peer].label
+    );
+    s.push_str(&table.render());
+
+    // Shrink-back after a 16 MiB message.
+    let n = 8;
+    let mut table = Table::new([
+        "server",
+        "idle: RSS / heap",
+        "after 16 MiB echo: RSS / heap",
+        "after one more small echo: RSS / heap",
+        "heap kept per conn after big / after small",
+    ]);
+    for v in VARIANTS.iter().filter(|v| v.offer.is_none()) {
+        let [base, big, small] = shrink_mem(&rt, *v, n);
+        let mib = |x: f64| format!("{:.1} MiB", x / 1024.0 / 1024.0);
+        let both = |m: Mem| format!("{} / {}", mib(m.rss_kib as f64 * 1024.0), mib(m.heap as f64));
+        let kept = |m: Mem| mib((m.heap - base.heap) as f64 / n as f64);
+        println!("  shrink {}: {base:?} -> {big:?} -> {small:?}", v.label);
+        table.row(vec![
+            v.label.to_string(),
+            both(base),
+            both(big),
+            both(small),
+            format!("{} / {}", kept(big), kept(small)),
+        ]);
+    }
+    s.push_str(&format!(
+        "\n### Buffers after a 16 MiB message ({n} connections, each echoes one 16 MiB binary message in turn, then one 16 B message)\n\nRSS also reflects the allocator (glibc keeps freed large blocks once its mmap threshold has risen); heap is what the server still holds.\n\n"
+    ));
+    s.push_str(&table.render());
+    s.push_str(&format!(
+        "\nType sizes: `wsproto::Event` {} B, `Option<Result<Event, codec::Error>>` {} B, `WsCodec` {} B, `Connection` {} B, `Framed<TcpStream, WsCodec>` {} B.\n",
+        std::mem::size_of::<wsproto::Event>(),
+        std::mem::size_of::<Option<Result<wsproto::Event, wsproto::codec::Error>>>(),
+        std::mem::size_of::<wsproto::codec::WsCodec>(),
+        std::mem::size_of::<wsproto::Connection>(),
+        std::mem::size_of::<tokio_util::codec::Framed<tokio::net::TcpStream, wsproto::codec::WsCodec>>(),
+    ));
+    for whole in [false, true] {
+        let steps = probe_ours(whole);
+        println!("  probe whole={whole}: {steps:?}");
+        s.push_str(&format!(
+            "\nIn-process probe, {} (live heap held by one `Framed` over an in-memory stream): {}.\n",
+            if whole { "wsproto-whole" } else { "wsproto" },
+            steps
+                .iter()
+                .map(|(k, v)| format!("{k}: {:.1} KiB", *v as f64 / 1024.0))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    s
+}
