@@ -108,6 +108,9 @@ struct MessageProgress {
     transformed: bool,
 }
 
+/// Least free space reserved while a frame is in progress.
+const MIN_READ_SPACE: usize = 16 << 10;
+
 /// Most a streaming decoder reserves ahead for the rest of a partially received frame.
 const STREAM_RESERVE: usize = 64 << 10;
 
@@ -459,7 +462,9 @@ impl Receiver {
                 config.limits().max_frame_size.min(WHOLE_FRAME_RESERVE)
             };
             let missing = (frame.remaining - available as u64).min(cap as u64);
-            src.reserve(missing as usize);
+            // Room for what follows the frame too: a read that stops exactly at the frame's
+            // end costs a system call per message on a busy connection.
+            src.reserve((missing as usize).max(MIN_READ_SPACE));
             self.frame = Some(frame);
             return Ok(None);
         }

@@ -24,9 +24,9 @@ const MIN_WINDOW_BITS: u8 = 8;
 const MAX_WINDOW_BITS: u8 = 15;
 /// The smallest window zlib compresses (and flate2 inflates) with.
 const MIN_ZLIB_WINDOW_BITS: u8 = 9;
-/// Bounds of the first output buffer when inflating: four times the input, clamped to these
+/// Bounds of the first output buffer when inflating: eight times the input, clamped to these
 /// (then it grows by doubling, capped by the message budget).
-const INFLATE_FIRST_STEP: (usize, usize) = (256, 64 << 10);
+const INFLATE_FIRST_STEP: (usize, usize) = (4 << 10, 64 << 10);
 /// Spare capacity above which an output buffer is shrunk before being handed out.
 const MAX_SPARE: usize = 4 << 10;
 
@@ -384,7 +384,7 @@ impl PerMessageDeflate {
                     return Err(CloseCode::MESSAGE_TOO_BIG);
                 }
                 let next = if out.capacity() == 0 {
-                    input.len().saturating_mul(4).clamp(INFLATE_FIRST_STEP.0, INFLATE_FIRST_STEP.1)
+                    input.len().saturating_mul(8).clamp(INFLATE_FIRST_STEP.0, INFLATE_FIRST_STEP.1)
                 } else {
                     out.capacity().saturating_mul(2)
                 };
