@@ -22,8 +22,33 @@ use crate::common::*;
 // Servers
 // ---------------------------------------------------------------------------------------------
 
+/// What `wsbench server NAME` runs: one of the libraries of [`Lib`], or yawc (the
+/// compressed echo peer, always with permessage-deflate).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Server {
+    Lib(Lib),
+    Yawc,
+}
+
+impl Server {
+    pub fn parse(s: &str) -> Option<Server> {
+        if s == "yawc" {
+            Some(Server::Yawc)
+        } else {
+            Lib::parse(s).map(Server::Lib)
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Lib(l) => l.name(),
+            Server::Yawc => "yawc",
+        }
+    }
+}
+
 /// `wsbench server <lib> [--deflate]`: prints the port, serves until stdin closes.
-pub fn server_main(lib: Lib, deflate: bool) {
+pub fn server_main(server: Server, deflate: bool) {
     pin_to(0);
     raise_nofile();
     // The parent asks for heap statistics with a line `heap`, and closes our stdin to stop us.
@@ -52,7 +77,7 @@ pub fn server_main(lib: Lib, deflate: bool) {
                 Ok((s, _)) => s,
                 Err(e) => {
                     if !warned {
-                        eprintln!("server {}: accept: {e}", lib.name());
+                        eprintln!("server {}: accept: {e}", server.name());
                         warned = true;
                     }
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -60,12 +85,13 @@ pub fn server_main(lib: Lib, deflate: bool) {
                 }
             };
             let _ = stream.set_nodelay(true);
-            match lib {
-                Lib::Ours => spawn(serve_ours(stream, false, deflate)),
-                Lib::OursWhole => spawn(serve_ours(stream, true, deflate)),
-                Lib::Tungstenite => spawn(serve_tungstenite(stream)),
-                Lib::TokioWs => spawn(serve_tokio_ws(stream)),
-                Lib::Fws => spawn(serve_fws(stream)),
+            match server {
+                Server::Lib(Lib::Ours) => spawn(serve_ours(stream, false, deflate)),
+                Server::Lib(Lib::OursWhole) => spawn(serve_ours(stream, true, deflate)),
+                Server::Lib(Lib::Tungstenite) => spawn(serve_tungstenite(stream)),
+                Server::Lib(Lib::TokioWs) => spawn(serve_tokio_ws(stream)),
+                Server::Lib(Lib::Fws) => spawn(serve_fws(stream)),
+                Server::Yawc => spawn(crate::deflate_echo::serve_yawc(stream)),
             }
         }
     });
@@ -143,26 +169,8 @@ async fn serve_tokio_ws(stream: TcpStream) -> Result<(), tokio_websockets::Error
 async fn serve_fws(mut stream: TcpStream) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use fastwebsockets::{FragmentCollector, OpCode, Role, WebSocket};
     {
-        let mut head = Vec::with_capacity(1024);
-        loop {
-            if stream.read_buf(&mut head).await? == 0 {
-                return Err("eof in handshake".into());
-            }
-            if head.windows(4).any(|w| w == b"\r\n\r\n") {
-                break;
-            }
-            if head.len() > 16 << 10 {
-                return Err("head too large".into());
-            }
-        }
-        let text = String::from_utf8_lossy(&head);
-        let key = text
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.trim().eq_ignore_ascii_case("sec-websocket-key").then(|| value.trim().to_string())
-            })
-            .ok_or("no key")?;
+        let head = read_request_head(&mut stream).await?;
+        let key = header_value(&head, "sec-websocket-key").ok_or("no key")?;
         let response = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
             accept_key(&key)
@@ -181,7 +189,34 @@ async fn serve_fws(mut stream: TcpStream) -> Result<(), Box<dyn std::error::Erro
     Ok(())
 }
 
-fn accept_key(key: &str) -> String {
+/// Reads an HTTP request head (up to the blank line) into a heap buffer (a minimal handshake
+/// for libraries that have none without hyper; the load generator sends nothing after it).
+pub async fn read_request_head(
+    stream: &mut TcpStream,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let mut head = Vec::with_capacity(1024);
+    loop {
+        if stream.read_buf(&mut head).await? == 0 {
+            return Err("eof in handshake".into());
+        }
+        if head.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(String::from_utf8_lossy(&head).into_owned());
+        }
+        if head.len() > 16 << 10 {
+            return Err("head too large".into());
+        }
+    }
+}
+
+/// The value of header `name` (case-insensitive) in an HTTP head.
+pub fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (n, value) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_string())
+    })
+}
+
+pub fn accept_key(key: &str) -> String {
     use base64::Engine;
     use sha1::{Digest, Sha1};
     let mut h = Sha1::new();
@@ -199,9 +234,13 @@ pub struct ServerProc {
 
 impl ServerProc {
     pub fn start(lib: Lib, deflate: bool) -> ServerProc {
+        Self::start_server(Server::Lib(lib), deflate)
+    }
+
+    pub fn start_server(server: Server, deflate: bool) -> ServerProc {
         let exe = std::env::current_exe().expect("current exe");
         let mut cmd = Command::new(exe);
-        cmd.arg("server").arg(lib.name());
+        cmd.arg("server").arg(server.name());
         if deflate {
             cmd.arg("--deflate");
         }
@@ -254,6 +293,11 @@ impl Drop for ServerProc {
 
 /// Opens a connection and performs the opening handshake with a fixed request.
 pub async fn connect(port: u16, extensions: Option<&str>) -> io::Result<TcpStream> {
+    connect_head(port, extensions).await.map(|(s, _)| s)
+}
+
+/// [`connect`], also returning the server's 101 response head.
+pub async fn connect_head(port: u16, extensions: Option<&str>) -> io::Result<(TcpStream, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
     s.set_nodelay(true)?;
     let ext = extensions.map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n")).unwrap_or_default();
@@ -279,13 +323,13 @@ pub async fn connect(port: u16, extensions: Option<&str>) -> io::Result<TcpStrea
     if !head.starts_with(b"HTTP/1.1 101") {
         return Err(io::Error::other(format!("upgrade refused: {}", String::from_utf8_lossy(&head))));
     }
+    let text = String::from_utf8_lossy(&head).into_owned();
     if let Some(e) = extensions {
-        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
-        if e.contains("permessage-deflate") && !text.contains("permessage-deflate") {
+        if e.contains("permessage-deflate") && !text.to_ascii_lowercase().contains("permessage-deflate") {
             return Err(io::Error::other("deflate not negotiated"));
         }
     }
-    Ok(s)
+    Ok((s, text))
 }
 
 /// Counts complete echoed messages in server (unmasked) frames, skipping payloads.
@@ -294,6 +338,10 @@ pub struct EchoParser {
     remaining: u64,
     in_frame: bool,
     counts: bool,
+    /// RSV1 of the first frame of the current message (set: compressed).
+    rsv1: bool,
+    /// Messages completed whose first frame had RSV1 set.
+    pub compressed: u64,
 }
 
 impl EchoParser {
@@ -310,6 +358,7 @@ impl EchoParser {
                 }
                 self.in_frame = false;
                 done += self.counts as usize;
+                self.compressed += (self.counts && self.rsv1) as u64;
             }
             if buf.len() < 2 {
                 return done;
@@ -327,12 +376,17 @@ impl EchoParser {
             self.in_frame = true;
             self.remaining = len;
             self.counts = b0 & 0x80 != 0 && opcode < 8;
+            if opcode == OP_TEXT || opcode == OP_BINARY {
+                self.rsv1 = b0 & 0x40 != 0;
+            }
         }
     }
 }
 
 struct Shared {
     completed: Cell<u64>,
+    /// Echoes with RSV1 set (compressed).
+    compressed: Cell<u64>,
     stop: Cell<bool>,
 }
 
@@ -368,7 +422,9 @@ async fn drive(mut stream: TcpStream, batch: Bytes, frame_len: usize, window: us
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
+            let before = parser.compressed;
             let done = parser.feed(&mut buf);
+            shared.compressed.set(shared.compressed.get() + parser.compressed - before);
             if done > 0 {
                 shared.completed.set(shared.completed.get() + done as u64);
                 credits.set(credits.get() + done);
@@ -396,15 +452,44 @@ pub fn echo_cell(
 ) -> f64 {
     let mut frame = Vec::new();
     push_frame(&mut frame, OP_BINARY, true, false, &binary_payload(size), true);
+    frame_cell(rt, port, conns, window, frame, None, measure).rate
+}
+
+/// What one cell measured.
+pub struct CellResult {
+    /// Messages echoed per second.
+    pub rate: f64,
+    /// Echoes counted over the whole cell, and how many of them had RSV1 set.
+    pub echoed: u64,
+    pub compressed: u64,
+    /// The server's 101 response head (of the first connection).
+    pub head: String,
+}
+
+/// Messages per second echoed by the server on `port`, sending the pre-built masked `frame`
+/// (one whole message) after a handshake offering `extensions`.
+pub fn frame_cell(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    conns: usize,
+    window: usize,
+    frame: Vec<u8>,
+    extensions: Option<&str>,
+    measure: Duration,
+) -> CellResult {
     let frame_len = frame.len();
     let batch = Bytes::from(frame.repeat(window));
     let local = tokio::task::LocalSet::new();
     local.block_on(rt, async move {
         let mut streams = Vec::with_capacity(conns);
+        let mut head = String::new();
         for _ in 0..conns {
-            streams.push(connect(port, None).await.expect("connect"));
+            let (s, h) = connect_head(port, extensions).await.expect("connect");
+            streams.push(s);
+            head = h;
         }
-        let shared = Rc::new(Shared { completed: Cell::new(0), stop: Cell::new(false) });
+        let shared =
+            Rc::new(Shared { completed: Cell::new(0), compressed: Cell::new(0), stop: Cell::new(false) });
         let tasks: Vec<_> = streams
             .into_iter()
             .map(|s| tokio::task::spawn_local(drive(s, batch.clone(), frame_len, window, shared.clone())))
@@ -432,7 +517,7 @@ pub fn echo_cell(
         }
         // Let aborted tasks drop their sockets.
         tokio::task::yield_now().await;
-        rate
+        CellResult { rate, echoed: shared.completed.get(), compressed: shared.compressed.get(), head }
     })
 }
 

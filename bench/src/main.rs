@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p wsproto-bench
-//! target/release/wsbench [--quick] [--libs a,b,..] [decode] [encode] [echo] [deflate] [memory]
+//! target/release/wsbench [--quick] [--libs a,b,..] [decode] [encode] [echo] [deflate] [deflate-echo] [memory]
 //! ```
 //!
 //! With no section named, all run. Each section's table is saved under `target/wsbench/`, and
@@ -11,6 +11,7 @@
 
 mod common;
 mod deflate;
+mod deflate_echo;
 mod echo;
 mod inmem;
 mod memory;
@@ -23,11 +24,11 @@ use common::{CountingAlloc, Lib, Settings};
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-const SECTIONS: [&str; 5] = ["decode", "encode", "echo", "deflate", "memory"];
+const SECTIONS: [&str; 6] = ["decode", "encode", "echo", "deflate", "deflate-echo", "memory"];
 
 fn usage() -> ! {
     eprintln!(
-        "usage: wsbench [--quick] [--libs LIB,..] [{}]..\n       wsbench server LIB [--deflate]\n       wsbench load PORT SIZE WINDOW CONNS SECONDS\n       wsbench loop decode|encode|encode-client|deflate-enc|deflate-dec LIB CASE SECONDS\nlibraries: {}",
+        "usage: wsbench [--quick] [--libs LIB,..] [{}]..\n       wsbench server LIB|yawc [--deflate]\n       wsbench load PORT SIZE WINDOW CONNS SECONDS [--deflate]\n       wsbench loop decode|encode|encode-client|deflate-enc|deflate-dec LIB CASE SECONDS\nlibraries: {}",
         SECTIONS.join("|"),
         Lib::ALL.map(Lib::name).join(", ")
     );
@@ -37,8 +38,8 @@ fn usage() -> ! {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("server") {
-        let lib = args.get(1).and_then(|s| Lib::parse(s)).unwrap_or_else(|| usage());
-        echo::server_main(lib, args.iter().any(|a| a == "--deflate"));
+        let server = args.get(1).and_then(|s| echo::Server::parse(s)).unwrap_or_else(|| usage());
+        echo::server_main(server, args.iter().any(|a| a == "--deflate"));
         return;
     }
     if args.first().map(String::as_str) == Some("loop") {
@@ -52,13 +53,27 @@ fn main() {
         return;
     }
     if args.first().map(String::as_str) == Some("load") {
-        // `wsbench load PORT SIZE WINDOW CONNS SECONDS`: drives a running `wsbench server`.
+        // `wsbench load PORT SIZE WINDOW CONNS SECONDS [--deflate]`: drives a running
+        // `wsbench server` (with `--deflate`: compressed JSON text frames, see `deflate_echo`).
         let num = |i: usize| -> usize { args.get(i).and_then(|s| s.parse().ok()).unwrap_or_else(|| usage()) };
         common::pin_to(1);
         common::raise_nofile();
         let rt = common::current_thread_runtime();
         let measure = std::time::Duration::from_secs_f64(num(5) as f64);
-        let rate = echo::echo_cell(&rt, num(1) as u16, num(4), num(3), num(2), measure);
+        let rate = if args.iter().any(|a| a == "--deflate") {
+            let frame = deflate_echo::compressed_frame(common::json_payload(num(2)).as_bytes());
+            let offer = Some(deflate_echo::OFFER);
+            let r = echo::frame_cell(&rt, num(1) as u16, num(4), num(3), frame, offer, measure);
+            println!(
+                "{} of {} echoes compressed; 101 response:\n{}",
+                r.compressed,
+                r.echoed,
+                r.head.trim_end()
+            );
+            r.rate
+        } else {
+            echo::echo_cell(&rt, num(1) as u16, num(4), num(3), num(2), measure)
+        };
         println!("{rate:.0} msg/s");
         return;
     }
@@ -88,7 +103,9 @@ fn main() {
     let settings = Settings::new(quick);
     let out_dir = workspace().join("target/wsbench");
     std::fs::create_dir_all(&out_dir).expect("create target/wsbench");
-    println!("{}", machine());
+    // Before any section pins this thread to one core (which `nproc` would then report).
+    let machine = machine();
+    println!("{machine}");
     for section in sections {
         println!("== {section}{}", if quick { " (quick)" } else { "" });
         let start = Instant::now();
@@ -97,6 +114,7 @@ fn main() {
             "encode" => inmem::run_encode(settings),
             "echo" => echo::run_echo(settings, &libs),
             "deflate" => deflate::run_deflate(settings),
+            "deflate-echo" => deflate_echo::run_deflate_echo(settings),
             "memory" => memory::run_memory(settings),
             _ => unreachable!(),
         };
@@ -104,7 +122,7 @@ fn main() {
             "\n_{}run: {:.0} s, {} round(s) per cell._\n",
             if quick { "quick " } else { "" },
             start.elapsed().as_secs_f64(),
-            if section == "echo" || section == "memory" {
+            if section == "echo" || section == "deflate-echo" || section == "memory" {
                 if quick {
                     1
                 } else {
@@ -118,7 +136,7 @@ fn main() {
         std::fs::write(out_dir.join(format!("{section}.md")), &text).expect("write section");
     }
     let mut report = String::from("# wsproto benchmark results\n\n");
-    report.push_str(&machine());
+    report.push_str(&machine);
     report.push_str(METHOD);
     for section in SECTIONS {
         if let Ok(text) = std::fs::read_to_string(out_dir.join(format!("{section}.md"))) {
@@ -153,11 +171,12 @@ fn machine() -> String {
             .unwrap_or_else(|| "?".into())
     };
     format!(
-        "Machine: {nproc} cores (`nproc`), {model}, Linux {}. Peers: tokio-tungstenite {}, tokio-websockets {}, fastwebsockets {}; tokio {}, flate2 {} (zlib-rs {}).\n",
+        "Machine: {nproc} cores (`nproc`), {model}, Linux {}. Peers: tokio-tungstenite {}, tokio-websockets {}, fastwebsockets {}, yawc {}; tokio {}, flate2 {} (zlib-rs {}).\n",
         kernel.trim(),
         version("tokio-tungstenite"),
         version("tokio-websockets"),
         version("fastwebsockets"),
+        version("yawc"),
         version("tokio"),
         version("flate2"),
         version("zlib-rs"),
@@ -168,7 +187,7 @@ const METHOD: &str = r#"
 ## Method
 
 `cargo build --release -p wsproto-bench && target/release/wsbench` (add `--quick` for a short
-run, name sections to run only those: `decode encode echo deflate memory`; `report` only
+run, name sections to run only those: `decode encode echo deflate deflate-echo memory`; `report` only
 rebuilds this file from the saved sections in `target/wsbench/`). Every library runs
 on a current-thread tokio runtime with its default limits (frame 16 MiB / message 64 MiB where
 configurable) through its normal API: wsproto `Framed<T, WsCodec>` with `StreamExt::next` /
@@ -195,8 +214,11 @@ Libraries alternate within each round (rotating the order); each cell is the med
   pre-built masked binary frames, keeping `w` messages in flight per connection (one new
   message per echo), `c` connections; echoes are counted by parsing frame headers only.
   Warm-up, then messages per second over the measured interval (longer for slow cells).
-- **Deflate**: see the section. No peer here negotiates permessage-deflate, so there is no
-  compressed echo comparison yet (yawc would be one).
+- **Deflate**: see the section (our compressed encode/decode against flate2 alone).
+- **Compressed echo**: wsproto (`wsbench server wsproto --deflate`) against yawc
+  (`wsbench server yawc`, the only peer here with permessage-deflate), same echo method; the
+  load generator offers `client_no_context_takeover` and `server_no_context_takeover` and
+  sends one pre-built compressed (RSV1) masked text frame repeatedly; see the section.
 - **Ratios** are against the fastest peer of each cell. On this 2-core machine two identical
   servers differ by up to ±15% run to run, and the maximum of three peers is biased upwards by
   that noise: echo ratios between about 0.9 and 1.1 are within noise.
