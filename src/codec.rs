@@ -216,13 +216,8 @@ impl Decoder for WsCodec {
                 // connection keeps only a small read buffer (the decoder reserves more once a
                 // header announces a larger frame). A streaming peer keeps its large buffer.
                 None if self.conn.at_frame_boundary() => {
-                    if self.read_peak <= IDLE_READ_CAPACITY {
-                        if src.capacity() > IDLE_READ_CAPACITY {
-                            *src = BytesMut::with_capacity(IDLE_READ_CAPACITY);
-                        }
-                    } else {
-                        // Busy: read as many queued messages per system call as possible.
-                        src.reserve(BUSY_READ_SPACE);
+                    if self.read_peak <= IDLE_READ_CAPACITY && src.capacity() > IDLE_READ_CAPACITY {
+                        *src = BytesMut::with_capacity(IDLE_READ_CAPACITY);
                     }
                     self.read_peak = 0;
                 }
@@ -266,8 +261,6 @@ const SHRINK_ABOVE: usize = 64 << 10;
 const BUFFER_CAPACITY: usize = 8 << 10;
 /// Read buffer kept by a connection waiting at a frame boundary (fits typical small messages).
 const IDLE_READ_CAPACITY: usize = 2 << 10;
-/// Free space a busy connection reads into.
-const BUSY_READ_SPACE: usize = 32 << 10;
 /// Largest write buffer kept once flushed.
 const IDLE_WRITE_CAPACITY: usize = 1 << 10;
 

@@ -461,10 +461,13 @@ impl Receiver {
             } else {
                 config.limits().max_frame_size.min(WHOLE_FRAME_RESERVE)
             };
-            let missing = (frame.remaining - available as u64).min(cap as u64);
-            // Room for what follows the frame too: a read that stops exactly at the frame's
-            // end costs a system call per message on a busy connection.
-            src.reserve((missing as usize).max(MIN_READ_SPACE));
+            let missing = (frame.remaining - available as u64).min(cap as u64) as usize;
+            if src.capacity() - src.len() < missing {
+                // Growing anyway: leave room for what follows the frame too (a read that
+                // stops exactly at the frame's end costs a system call per message on a busy
+                // connection). When the room is already there, nothing is reallocated.
+                src.reserve(missing.max(MIN_READ_SPACE));
+            }
             self.frame = Some(frame);
             return Ok(None);
         }
