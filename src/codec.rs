@@ -212,11 +212,14 @@ impl Decoder for WsCodec {
         if src.is_empty() {
             match &event {
                 Some(event) => shrink_after(src, event),
-                // Waiting for the peer at a frame boundary after small reads: a quiet
+                // Waiting for the peer at a frame boundary after small reads (< 1 KiB): a quiet
                 // connection keeps only a small read buffer (the decoder reserves more once a
                 // header announces a larger frame). A streaming peer keeps its large buffer.
                 None if self.conn.at_frame_boundary() => {
-                    if self.read_peak <= IDLE_READ_CAPACITY && src.capacity() > IDLE_READ_CAPACITY {
+                    // Half the idle size: a read that filled a small buffer does not count
+                    // as quiet, or a connection whose messages just exceed it would stay
+                    // stuck with two reads per message.
+                    if self.read_peak < IDLE_READ_CAPACITY / 2 && src.capacity() > IDLE_READ_CAPACITY {
                         *src = BytesMut::with_capacity(IDLE_READ_CAPACITY);
                     }
                     self.read_peak = 0;
