@@ -497,7 +497,7 @@ impl Receiver {
         let (header, header_len) = match FrameHeader::parse(src) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return Ok(None),
-            Err(e) => return Err((e.close_code(), header_error_text(e))),
+            Err(e) => return Err((e.close_code(), e.reason())),
         };
         let mut claimed = Rsv::NONE;
         for ext in extensions.iter_mut() {
@@ -654,16 +654,5 @@ impl Receiver {
             }
             _ => unreachable!("control opcodes only"),
         })
-    }
-}
-
-fn header_error_text(e: crate::frame::HeaderError) -> &'static str {
-    use crate::frame::HeaderError::*;
-    match e {
-        InvalidOpcode(_) => "Invalid opcode",
-        FragmentedControl => "Invalid attempt to fragment control frame",
-        ControlTooLong => "Control frame with payload len > 125",
-        NonMinimalLength => "Payload length not minimally encoded",
-        LengthMsbSet => "8-byte payload length with non-zero MSB",
     }
 }

@@ -150,17 +150,26 @@ impl HeaderError {
     pub const fn close_code(self) -> CloseCode {
         CloseCode::PROTOCOL_ERROR
     }
+
+    /// A fixed description, used as the close reason.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            HeaderError::InvalidOpcode(_) => "Invalid opcode",
+            HeaderError::FragmentedControl => "Invalid attempt to fragment control frame",
+            HeaderError::ControlTooLong => "Control frame with payload len > 125",
+            HeaderError::NonMinimalLength => "Payload length not minimally encoded",
+            HeaderError::LengthMsbSet => "8-byte payload length with non-zero MSB",
+        }
+    }
 }
 
 impl fmt::Display for HeaderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HeaderError::InvalidOpcode(op) => write!(f, "Invalid opcode {op:#x}"),
-            HeaderError::FragmentedControl => f.write_str("Invalid attempt to fragment control frame"),
-            HeaderError::ControlTooLong => f.write_str("Control frame with payload len > 125"),
-            HeaderError::NonMinimalLength => f.write_str("Payload length not minimally encoded"),
-            HeaderError::LengthMsbSet => f.write_str("8-byte payload length with non-zero MSB"),
+        f.write_str(self.reason())?;
+        if let HeaderError::InvalidOpcode(op) = self {
+            write!(f, " {op:#x}")?;
         }
+        Ok(())
     }
 }
 
