@@ -129,6 +129,12 @@ pub struct WsCodec {
     /// Most bytes seen buffered since the read buffer last ran dry: tells a quiet connection
     /// (small reads) from a streaming one (reads that fill the buffer).
     read_peak: usize,
+    /// Length of the read buffer when `decode` last returned: more means a read happened.
+    seen: usize,
+    /// Free space to keep in the read buffer before the next read. It doubles while reads fill
+    /// the buffer (the transport has more queued: fewer, larger reads) and drops back to
+    /// nothing when a read leaves room.
+    read_ahead: usize,
     /// The write buffer grew for a large frame: release it once it has been flushed.
     /// (`capacity()` cannot tell: a flushed `BytesMut` reports 0 while keeping its allocation.)
     large_write: bool,
@@ -137,7 +143,15 @@ pub struct WsCodec {
 impl WsCodec {
     /// Wraps a connection (usually from the upgrade helper or a finished handshake).
     pub fn new(conn: Connection) -> Self {
-        WsCodec { conn, whole_messages: false, assembly: BytesMut::new(), read_peak: 0, large_write: false }
+        WsCodec {
+            conn,
+            whole_messages: false,
+            assembly: BytesMut::new(),
+            read_peak: 0,
+            seen: 0,
+            read_ahead: 0,
+            large_write: false,
+        }
     }
 
     /// Yields complete messages only, up to the connection's maximum message size (1009
@@ -208,7 +222,17 @@ impl Decoder for WsCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Event>, Error> {
         self.read_peak = self.read_peak.max(src.len());
+        if src.len() > self.seen {
+            self.read_ahead = if src.len() == src.capacity() {
+                (self.read_ahead * 2).clamp(MIN_READ_AHEAD, MAX_READ_AHEAD)
+            } else {
+                0
+            };
+        }
         let event = self.next(src);
+        if event.is_none() && src.capacity() - src.len() < self.read_ahead {
+            src.reserve(self.read_ahead);
+        }
         if src.is_empty() {
             match &event {
                 Some(event) => shrink_after(src, event),
@@ -227,6 +251,7 @@ impl Decoder for WsCodec {
                 None => {}
             }
         }
+        self.seen = src.len();
         Ok(event)
     }
 
@@ -264,6 +289,10 @@ const SHRINK_ABOVE: usize = 64 << 10;
 const BUFFER_CAPACITY: usize = 8 << 10;
 /// Read buffer kept by a connection waiting at a frame boundary (fits typical small messages).
 const IDLE_READ_CAPACITY: usize = 2 << 10;
+/// Read-ahead after the first read that filled the read buffer.
+const MIN_READ_AHEAD: usize = 16 << 10;
+/// Most free space kept for one read while reads keep filling the buffer.
+const MAX_READ_AHEAD: usize = 128 << 10;
 /// Largest write buffer kept once flushed.
 const IDLE_WRITE_CAPACITY: usize = 1 << 10;
 

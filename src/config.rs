@@ -8,6 +8,8 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// Default largest HTTP head during the opening handshake: 16 KiB.
 pub const DEFAULT_MAX_HANDSHAKE_SIZE: usize = 16 << 10;
+/// Default least chunk of a partially received frame: 16 KiB.
+pub const DEFAULT_MIN_CHUNK_SIZE: usize = 16 << 10;
 
 /// Settings of a connection: limits, delivery mode and the masking-key source.
 ///
@@ -23,6 +25,7 @@ pub const DEFAULT_MAX_HANDSHAKE_SIZE: usize = 16 << 10;
 pub struct Config {
     limits: Limits,
     partial_frames: bool,
+    min_chunk_size: usize,
     key_source: KeySource,
 }
 
@@ -60,7 +63,12 @@ impl Limits {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { limits: Limits::default(), partial_frames: true, key_source: KeySource::default() }
+        Config {
+            limits: Limits::default(),
+            partial_frames: true,
+            min_chunk_size: DEFAULT_MIN_CHUNK_SIZE,
+            key_source: KeySource::default(),
+        }
     }
 }
 
@@ -105,6 +113,17 @@ impl Config {
         self
     }
 
+    /// With [`partial_frames`](Self::partial_frames) on, the least payload of a frame still
+    /// arriving that is delivered as a chunk (default 16 KiB). A frame no larger than this, and
+    /// the last part of any frame, is delivered once complete, so small messages are one event
+    /// however the transport splits them, and a large frame arrives in chunks of at least this
+    /// size rather than one per read. `1` delivers every byte as soon as it arrives, as python
+    /// wsproto does. Memory per frame in progress stays bounded by about this size plus one read.
+    pub fn min_chunk_size(mut self, bytes: usize) -> Self {
+        self.min_chunk_size = bytes.max(1);
+        self
+    }
+
     /// Sets where masking keys and handshake nonces come from (see [`KeySource`]).
     pub fn key_source(mut self, source: KeySource) -> Self {
         self.key_source = source;
@@ -119,6 +138,11 @@ impl Config {
     /// Whether partial frames are delivered.
     pub fn delivers_partial_frames(&self) -> bool {
         self.partial_frames
+    }
+
+    /// The least partial-frame chunk delivered (see [`min_chunk_size`](Self::min_chunk_size)).
+    pub fn min_chunk(&self) -> usize {
+        self.min_chunk_size
     }
 
     pub(crate) fn keys(&self) -> &KeySource {

@@ -453,11 +453,12 @@ impl Receiver {
             frame.processed = available;
         }
         let frame_complete = available as u64 == frame.remaining;
-        if !frame_complete && (available == 0 || !config.delivers_partial_frames()) {
+        let streaming = config.delivers_partial_frames();
+        if !frame_complete && (!streaming || available < config.min_chunk()) {
             // Wait for more. In whole-frame mode make room for the rest of the frame at once
             // (bounded by the frame limit); when streaming, only for the next chunk.
-            let cap = if config.delivers_partial_frames() {
-                STREAM_RESERVE
+            let cap = if streaming {
+                STREAM_RESERVE.max(config.min_chunk())
             } else {
                 config.limits().max_frame_size.min(WHOLE_FRAME_RESERVE)
             };

@@ -98,7 +98,9 @@ fn rfc_length_encodings() {
 // Peer violations (reference §10.2): each yields a CloseConnection event with its code.
 
 fn violation(role: ConnectionType, input: &[u8]) -> u16 {
-    for config in [Config::default(), Config::default().partial_frames(false)] {
+    for config in
+        [Config::default(), Config::default().min_chunk_size(1), Config::default().partial_frames(false)]
+    {
         let (events, conn) = feed_pieces(role, config, &[input]);
         let Some(Event::CloseConnection(close)) = events.last() else { panic!("no close in {events:?}") };
         assert_eq!(conn.state(), ConnectionState::RemoteClosing, "a violation waits for our close reply");
@@ -175,7 +177,9 @@ fn limits_yield_1009() {
 fn utf8_fails_fast_inside_partially_received_frame() {
     let frame = masked(0x81, &[b"ab\xff".as_slice(), &[b'c'; 100]].concat());
     // Only the header and the first 3 payload bytes arrive.
-    for config in [Config::default(), Config::default().partial_frames(false)] {
+    for config in
+        [Config::default(), Config::default().min_chunk_size(1), Config::default().partial_frames(false)]
+    {
         let (events, _) = feed_pieces(Server, config, &[&frame[..6 + 3]]);
         assert!(matches!(events.last(), Some(Event::CloseConnection(c)) if c.code == 1007), "{events:?}");
     }
@@ -209,15 +213,23 @@ fn code_point_split_across_fragments_is_carried() {
 fn partial_frames_stream_as_chunks() {
     let payload: Vec<u8> = (0..100u8).collect();
     let wire = masked(0x82, &payload);
-    let (events, _) = feed_pieces(Server, Config::default(), &[&wire[..30], &wire[30..70], &wire[70..]]);
-    let chunks: Vec<(usize, bool)> = events
-        .iter()
-        .map(|e| match e {
-            Event::BytesMessage(m) => (m.data.len(), m.frame_finished),
-            _ => panic!(),
-        })
-        .collect();
-    assert_eq!(chunks, [(24, false), (40, false), (36, true)]);
+    let pieces = [&wire[..30], &wire[30..70], &wire[70..]];
+    let chunks = |config: Config| -> Vec<(usize, bool)> {
+        let (events, _) = feed_pieces(Server, config, &pieces);
+        events
+            .iter()
+            .map(|e| match e {
+                Event::BytesMessage(m) => (m.data.len(), m.frame_finished),
+                _ => panic!(),
+            })
+            .collect()
+    };
+    // Every byte as it arrives (python wsproto's behaviour).
+    assert_eq!(chunks(Config::default().min_chunk_size(1)), [(24, false), (40, false), (36, true)]);
+    // Chunks of at least 32 bytes: the first 24 wait for more.
+    assert_eq!(chunks(Config::default().min_chunk_size(32)), [(64, false), (36, true)]);
+    // By default a frame this small is one event however it is split.
+    assert_eq!(chunks(Config::default()), [(100, true)]);
 
     // Whole-frame mode: one event per frame.
     let (events, _) = feed_pieces(
@@ -483,7 +495,7 @@ proptest! {
             last = p;
         }
         pieces.push(&input[last..]);
-        for config in [Config::default(), Config::default().partial_frames(false)] {
+        for config in [Config::default(), Config::default().min_chunk_size(1), Config::default().partial_frames(false)] {
             let (split, _) = feed_pieces(Server, config, &pieces);
             prop_assert_eq!(normalize(split), normalize(whole.iter().map(clone_event).collect()));
         }

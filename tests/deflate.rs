@@ -309,7 +309,11 @@ fn rfc_receive_vectors_both_directions() {
             }
             // The same message twice: the second must decode too (context kept or restarted).
             let twice = [wire.clone(), wire.clone()].concat();
-            for config in [Config::default(), Config::default().partial_frames(false)] {
+            for config in [
+                Config::default(),
+                Config::default().min_chunk_size(1),
+                Config::default().partial_frames(false),
+            ] {
                 for chunk in [twice.len(), 1, 3] {
                     let ext = if role == Client { negotiated_client() } else { negotiated_server() };
                     let mut c = conn(role, config.clone(), ext);
@@ -727,7 +731,8 @@ fn round_trips_all_sizes_modes_and_roles() {
         for partial in [true, false] {
             let client = PerMessageDeflate::new().client_no_context_takeover(no_context);
             let server = PerMessageDeflate::new().server_no_context_takeover(no_context);
-            let mut pair = Pair::new(client, server, Config::default().partial_frames(partial));
+            let mut pair =
+                Pair::new(client, server, Config::default().partial_frames(partial).min_chunk_size(1));
             for (i, &size) in sizes.iter().enumerate() {
                 if size == 1 << 20 && (partial || no_context) {
                     continue; // one 1 MiB configuration per direction is enough for debug builds
@@ -760,7 +765,7 @@ fn round_trips_fed_in_odd_chunks() {
         let mut pair = Pair::new(
             PerMessageDeflate::new(),
             PerMessageDeflate::new(),
-            Config::default().partial_frames(partial),
+            Config::default().partial_frames(partial).min_chunk_size(1),
         );
         for (i, size) in [0usize, 7, 300, 5_000, 40_000].into_iter().enumerate() {
             for chunk in [1usize, 2, 7, 1000, 4097] {
@@ -939,7 +944,7 @@ fn bomb_against_64k_limit_is_1009_with_bounded_memory() {
     for role in [Server, Client] {
         for partial in [true, false] {
             let wire = if role == Server { masked(0xc2, &payload) } else { unmasked(0xc2, &payload) };
-            let config = Config::default().max_message_size(limit).partial_frames(partial);
+            let config = Config::default().max_message_size(limit).partial_frames(partial).min_chunk_size(1);
             let ext = if role == Client { negotiated_client() } else { negotiated_server() };
             let mut c = conn(role, config.clone(), ext);
             c.receive_data(&wire).unwrap();
@@ -1175,7 +1180,7 @@ fn never_panics_on_random_compressed_payloads() {
             for partial in [true, false] {
                 let events = receive(
                     Server,
-                    Config::default().partial_frames(partial).max_message_size(4096),
+                    Config::default().partial_frames(partial).min_chunk_size(1).max_message_size(4096),
                     &masked(b0, &payload),
                 );
                 if let Some(code) = close_code(&events) {
@@ -1248,7 +1253,7 @@ mod prop {
         ) {
             let client = PerMessageDeflate::new().client_no_context_takeover(no_context);
             let server = PerMessageDeflate::new().server_no_context_takeover(no_context).compression_threshold(64);
-            let mut pair = Pair::new(client, server, Config::default().partial_frames(partial));
+            let mut pair = Pair::new(client, server, Config::default().partial_frames(partial).min_chunk_size(1));
             let mut wire = Vec::new();
             let mut expected = Vec::new();
             for (text, size, pieces, seed) in messages {

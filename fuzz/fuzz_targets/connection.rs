@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let expected = settled(normalize(&reference));
         for partial in [true, false] {
-            let mut conn = Connection::new(role, config().partial_frames(partial));
+            let mut conn = Connection::new(role, config().partial_frames(partial).min_chunk_size(1));
             let events = feed(&mut conn, &split);
             assert_eq!(settled(normalize(&events)), expected, "split changed the events");
         }
