@@ -414,10 +414,21 @@ impl Receiver {
     ) -> Result<Option<Event>, Violation> {
         let mut frame = match self.frame {
             Some(frame) => frame,
-            None => match self.start_frame(src, role, config, extensions)? {
-                Some(frame) => frame,
-                None => return Ok(None),
-            },
+            None => {
+                let Some((header, header_len)) = self.start_frame(src, role, config, extensions)? else {
+                    return Ok(None);
+                };
+                let buffered = (src.len() - header_len) as u64 >= header.payload_len;
+                let plain = header.opcode.is_control() || self.message.is_some_and(|m| !m.transformed);
+                if buffered && plain {
+                    return self.whole_frame(src, header, header_len, config);
+                }
+                src.advance(header_len);
+                let frame =
+                    FrameProgress { header, remaining: header.payload_len, processed: 0, consumed: 0 };
+                self.frame = Some(frame);
+                frame
+            }
         };
         let len = frame.header.payload_len;
         if frame.header.opcode.is_control() {
@@ -487,14 +498,46 @@ impl Receiver {
         self.deliver(data, frame_complete, message_finished, config)
     }
 
-    /// Parses and checks the next header; sets up frame and message progress.
+    /// The fast path: a frame of an untransformed message (or a control frame) whose payload
+    /// is all buffered behind its `header_len`-byte header. One split takes header and payload
+    /// off the buffer; the header is then skipped on the frozen bytes, which is cheaper than
+    /// advancing the buffer past it first.
+    #[inline(always)]
+    fn whole_frame(
+        &mut self,
+        src: &mut BytesMut,
+        header: FrameHeader,
+        header_len: usize,
+        config: &Config,
+    ) -> Result<Option<Event>, Violation> {
+        let end = header_len + header.payload_len as usize;
+        let payload = &mut src[header_len..end];
+        if let Some(key) = header.mask {
+            apply_mask(payload, key, 0);
+        }
+        if !header.opcode.is_control() && self.message.is_some_and(|m| m.opcode == Opcode::Text) {
+            if let Utf8Status::Invalid = self.utf8.feed(payload) {
+                return Err((CloseCode::INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in text message"));
+            }
+        }
+        let mut frame = src.split_to(end).freeze();
+        frame.advance(header_len);
+        if header.opcode.is_control() {
+            return self.control_event(header.opcode, frame).map(Some);
+        }
+        self.deliver(frame, true, header.fin, config)
+    }
+
+    /// Parses and checks the next header and sets up message progress; the header stays in
+    /// the buffer (its length is returned with it).
+    #[inline(always)]
     fn start_frame(
         &mut self,
         src: &mut BytesMut,
         role: ConnectionType,
         config: &Config,
         extensions: &mut [Box<dyn Extension>],
-    ) -> Result<Option<FrameProgress>, Violation> {
+    ) -> Result<Option<(FrameHeader, usize)>, Violation> {
         let (header, header_len) = match FrameHeader::parse(src) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return Ok(None),
@@ -546,10 +589,7 @@ impl Receiver {
                 return Err((CloseCode::MESSAGE_TOO_BIG, "message exceeds the maximum message size"));
             }
         }
-        src.advance(header_len);
-        let frame = FrameProgress { header, remaining: header.payload_len, processed: 0, consumed: 0 };
-        self.frame = Some(frame);
-        Ok(Some(frame))
+        Ok(Some((header, header_len)))
     }
 
     /// Runs a chunk of a transformed (e.g. compressed) message through the extensions, within
@@ -601,6 +641,7 @@ impl Receiver {
     }
 
     /// Builds the message event for a chunk whose bytes are unmasked, transformed and checked.
+    #[inline(always)]
     fn deliver(
         &mut self,
         data: Bytes,

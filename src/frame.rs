@@ -184,6 +184,7 @@ impl FrameHeader {
     /// Returns `Ok(None)` when more bytes are needed, or the header and its length in bytes.
     /// Checks are made as soon as the bytes that decide them are present, so a bad first byte
     /// is rejected even if the rest of the header has not arrived.
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, HeaderError> {
         let Some(&b0) = buf.first() else { return Ok(None) };
         let opcode = Opcode::from_u8(b0 & 0x0f).ok_or(HeaderError::InvalidOpcode(b0 & 0x0f))?;
