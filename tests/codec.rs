@@ -337,3 +337,40 @@ async fn regression_write_buffer_released_after_a_large_message() {
     drop(ws);
     reader.await.unwrap();
 }
+
+#[test]
+fn read_ahead_grows_while_reads_fill_the_buffer_and_drops_when_they_do_not() {
+    use tokio_util::codec::Decoder;
+    let frame = support::masked(0x82, &[7u8; 16]);
+    let server = || WsCodec::new(Connection::new(ConnectionType::Server, Config::default()));
+    // A "read" that filled every byte of the buffer with complete frames.
+    let full_read = |count: usize| {
+        let mut src = BytesMut::with_capacity(frame.len() * count);
+        while src.len() + frame.len() <= src.capacity() {
+            src.extend_from_slice(&frame);
+        }
+        src
+    };
+    let drain = |codec: &mut WsCodec, src: &mut BytesMut| {
+        let mut events = 0;
+        while let Some(event) = codec.decode(src).unwrap() {
+            assert!(matches!(event, Event::BytesMessage(m) if m.data.len() == 16));
+            events += 1;
+        }
+        events
+    };
+
+    let mut codec = server();
+    let mut src = full_read(100);
+    assert_eq!(src.len(), src.capacity(), "the test read must fill the buffer");
+    assert_eq!(drain(&mut codec, &mut src), 100);
+    let spare = src.capacity() - src.len();
+    assert!(spare >= 16 << 10, "after a full read the next read has room for more: {spare}");
+
+    // A read that leaves room: no read-ahead is kept beyond what the buffer has.
+    let mut codec = server();
+    let mut src = BytesMut::with_capacity(64 << 10);
+    src.extend_from_slice(&frame);
+    assert_eq!(drain(&mut codec, &mut src), 1);
+    assert!(src.capacity() <= 64 << 10, "no growth after a partial read: {}", src.capacity());
+}
