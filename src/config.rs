@@ -103,8 +103,9 @@ impl Config {
     }
 
     /// Whether data frames are delivered in chunks as their bytes arrive (`true`, the default,
-    /// as in python wsproto: memory per frame is bounded by what has arrived), or only once the
-    /// whole frame is buffered (`false`: one event per frame, bounded by the frame limit).
+    /// as in python wsproto: memory per frame stays bounded by about
+    /// [`min_chunk_size`](Self::min_chunk_size) plus one read), or only once the whole frame is
+    /// buffered (`false`: one event per frame, bounded by the frame limit).
     ///
     /// Either way, text is validated as bytes arrive, so invalid UTF-8 fails the connection at
     /// the first impossible byte.
