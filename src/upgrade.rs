@@ -28,14 +28,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
-use crate::codec::{Error, WsCodec};
+use crate::codec::{Error, PlainWrites, WsCodec};
 use crate::config::Config;
 use crate::connection::ConnectionType;
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
 use crate::ws_connection::WsConnection;
 
-/// A WebSocket transport: any I/O object framed with [`WsCodec`].
-pub type WebSocket<T> = Framed<T, WsCodec>;
+/// A WebSocket transport: any I/O object framed with [`WsCodec`] (through [`PlainWrites`],
+/// which makes `Framed` write with `write` rather than a one-element `writev`; reach the
+/// stream with `ws.get_ref().get_ref()`).
+pub type WebSocket<T> = Framed<PlainWrites<T>, WsCodec>;
 
 /// Default time allowed for the whole opening handshake.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -326,7 +328,7 @@ where
     let mut conn = ws.into_connection().expect("handshake finished: the connection exists");
     let read_buf = conn.take_buffered();
     let codec = WsCodec::new(conn).whole_messages(config.whole_messages);
-    let mut parts = FramedParts::new::<Event>(io, codec);
+    let mut parts = FramedParts::new::<Event>(PlainWrites::new(io), codec);
     parts.read_buf = read_buf;
     Framed::from_parts(parts)
 }

@@ -374,3 +374,58 @@ fn read_ahead_grows_while_reads_fill_the_buffer_and_drops_when_they_do_not() {
     assert_eq!(drain(&mut codec, &mut src), 1);
     assert!(src.capacity() <= 64 << 10, "no growth after a partial read: {}", src.capacity());
 }
+
+/// A writer that supports vectored writes and counts which kind `Framed` uses.
+#[derive(Default)]
+struct CountingWriter {
+    writes: usize,
+    vectored: usize,
+}
+
+impl AsyncWrite for CountingWriter {
+    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.writes += 1;
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.vectored += 1;
+        Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()))
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for CountingWriter {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn plain_writes_make_framed_write_instead_of_writev() {
+    let codec = || WsCodec::new(Connection::new(ConnectionType::Server, Config::default()));
+    // Bare, Framed writes its one-slice buffer vectored.
+    let mut bare = Framed::new(CountingWriter::default(), codec());
+    bare.send(TextMessage::new("hi").into()).await.unwrap();
+    assert_eq!((bare.get_ref().writes, bare.get_ref().vectored), (0, 1));
+    // Through PlainWrites (what the upgrade helper returns), with plain writes.
+    let mut plain = Framed::new(wsproto::codec::PlainWrites::new(CountingWriter::default()), codec());
+    plain.send(TextMessage::new("hi").into()).await.unwrap();
+    let io = plain.get_ref().get_ref();
+    assert_eq!((io.writes, io.vectored), (1, 0));
+}
