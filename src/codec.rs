@@ -259,7 +259,9 @@ impl Encoder<Event> for WsCodec {
     fn encode(&mut self, event: Event, dst: &mut BytesMut) -> Result<(), Error> {
         if dst.is_empty() && (self.large_write || dst.capacity() > IDLE_WRITE_CAPACITY) {
             // Everything was flushed: drop the buffer (the initial 8 KiB, or the memory of a
-            // past large message); the frame below reserves exactly what it needs.
+            // past large message); the frame below reserves exactly what it needs. (Keeping it
+            // for a following large frame measured 3-4% slower with 16 connections echoing
+            // 1 MiB: one freed buffer reused by all stays warmer than one kept by each.)
             *dst = BytesMut::new();
             self.large_write = false;
         }
@@ -282,7 +284,9 @@ impl WsCodec {
         if src.is_empty() {
             if !waiting {
                 let taken = room_before.saturating_sub(src.capacity());
-                if taken > SHRINK_ABOVE || src.capacity() > SHRINK_ABOVE {
+                // Only between frames: in the middle of a frame streamed in chunks the next
+                // chunk reuses the allocation in place once the user has dropped this one.
+                if (taken > SHRINK_ABOVE || src.capacity() > SHRINK_ABOVE) && self.conn.at_frame_boundary() {
                     *src = BytesMut::with_capacity(BUFFER_CAPACITY);
                 }
             } else if self.conn.at_frame_boundary() {
