@@ -273,6 +273,9 @@ impl Connection {
     /// and in REMOTE_CLOSING (→ CLOSED). Anything else, an over-long control payload, a close
     /// code that may not be sent, or text and binary mixed in one message is a
     /// [`LocalProtocolError`] and writes nothing.
+    // Inlined into the caller (the codec's `encode`): as a call, the event was copied into a
+    // new stack slot and its tag then read back, both stalling on store forwarding.
+    #[inline]
     pub fn send(&mut self, event: impl Into<Event>, dst: &mut BytesMut) -> Result<(), LocalProtocolError> {
         let event = event.into();
         let kind = match &event {
