@@ -281,15 +281,16 @@ impl WsCodec {
         if waiting && src.capacity() - src.len() < self.read_ahead {
             src.reserve(self.read_ahead);
         }
-        if src.is_empty() {
+        // Only a drained buffer between frames is replaced: in the middle of a frame streamed
+        // in chunks the next chunk reuses the allocation in place once the user has dropped
+        // this one.
+        if src.is_empty() && self.conn.at_frame_boundary() {
             if !waiting {
                 let taken = room_before.saturating_sub(src.capacity());
-                // Only between frames: in the middle of a frame streamed in chunks the next
-                // chunk reuses the allocation in place once the user has dropped this one.
-                if (taken > SHRINK_ABOVE || src.capacity() > SHRINK_ABOVE) && self.conn.at_frame_boundary() {
+                if taken > SHRINK_ABOVE || src.capacity() > SHRINK_ABOVE {
                     *src = BytesMut::with_capacity(BUFFER_CAPACITY);
                 }
-            } else if self.conn.at_frame_boundary() {
+            } else {
                 // Waiting for the peer after small reads (< 1 KiB): the decoder reserves more
                 // once a header announces a larger frame; a streaming peer keeps its buffer.
                 // Half the idle size: a read that filled a small buffer does not count as
