@@ -313,6 +313,7 @@ impl Connection {
         Ok(dst.freeze())
     }
 
+    #[inline]
     fn send_data(
         &mut self,
         kind: Opcode,
@@ -352,6 +353,7 @@ impl Connection {
         Ok(())
     }
 
+    #[inline]
     fn write_frame(&self, fin: bool, rsv: Rsv, opcode: Opcode, payload: &[u8], dst: &mut BytesMut) {
         let mask = self.role.is_client().then(|| self.config.keys().mask_key());
         let header = FrameHeader { fin, rsv, opcode, mask, payload_len: payload.len() as u64 };
