@@ -115,9 +115,12 @@ pub(crate) fn extend_masked(dst: &mut bytes::BytesMut, src: &[u8], key: [u8; 4])
     apply_mask(&mut dst[start..], key, 0);
 }
 
+/// The key as seen from byte `phase` of the payload: `key[(i + phase) % 4]` at index `i`
+/// (one rotate of the little-endian word).
+#[inline]
 fn rotate_key(key: [u8; 4], phase: usize) -> [u8; 4] {
-    let r = phase & 3;
-    [key[r], key[(r + 1) & 3], key[(r + 2) & 3], key[(r + 3) & 3]]
+    let bits = 8 * (phase & 3) as u32;
+    u32::from_le_bytes(key).rotate_right(bits).to_le_bytes()
 }
 
 /// Where a client gets its masking keys and handshake nonces.
