@@ -129,6 +129,10 @@ pub struct WsCodec {
     whole_messages: bool,
     /// Chunks of a fragmented message being assembled (whole-message mode).
     assembly: BytesMut,
+    /// Size of the last message assembled from fragments: the next one reserves that much
+    /// at its first fragment instead of growing by doubling (bounded by the message limit,
+    /// which the connection enforces before any chunk arrives here).
+    last_assembled: usize,
     /// Most bytes seen buffered since the read buffer last ran dry: tells a quiet connection
     /// (small reads) from a streaming one (reads that fill the buffer).
     read_peak: usize,
@@ -150,6 +154,7 @@ impl WsCodec {
             conn,
             whole_messages: false,
             assembly: BytesMut::new(),
+            last_assembled: 0,
             read_peak: 0,
             seen: 0,
             read_ahead: 0,
@@ -198,6 +203,9 @@ impl WsCodec {
                 other => return Some(other),
             };
             if !finished {
+                if self.assembly.is_empty() {
+                    self.assembly.reserve(self.last_assembled.max(data.len()));
+                }
                 self.assembly.extend_from_slice(&data);
                 continue;
             }
@@ -205,9 +213,15 @@ impl WsCodec {
                 data
             } else {
                 self.assembly.extend_from_slice(&data);
+                self.last_assembled = self.assembly.len();
                 // Hand the assembled message out and start afresh, so the buffer of a large
                 // message is not kept for the life of the connection.
-                std::mem::take(&mut self.assembly).freeze()
+                let mut assembled = std::mem::take(&mut self.assembly);
+                if assembled.capacity() > SHRINK_ABOVE && assembled.len() < assembled.capacity() / 4 {
+                    // Reserved for a larger predecessor: a small message must not pin it.
+                    assembled = BytesMut::from(&assembled[..]);
+                }
+                assembled.freeze()
             };
             return Some(if text {
                 // Chunks hold whole characters, so their concatenation is valid UTF-8.

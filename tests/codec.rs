@@ -290,6 +290,31 @@ async fn whole_messages_assemble_fragments_and_enforce_the_limit() {
     assert!(matches!(next(&mut server).await, Event::CloseConnection(c) if c.code == 1009));
 }
 
+/// Whole-message mode reserves the size of the previous fragmented message at the first
+/// fragment of the next; a small message after a large one must come out right-sized, not
+/// pinning the large reservation for as long as the user keeps it.
+#[test]
+fn regression_small_fragmented_message_does_not_pin_the_previous_reservation() {
+    use tokio_util::codec::Decoder;
+    let mut codec =
+        WsCodec::new(Connection::new(ConnectionType::Server, Config::default())).whole_messages(true);
+    let fragmented = |total: usize| {
+        let piece = vec![b'x'; total / 4];
+        let mut frames = vec![support::masked(0x02, &piece)];
+        frames.extend((0..2).map(|_| support::masked(0x00, &piece)));
+        frames.push(support::masked(0x80, &piece));
+        BytesMut::from(&frames.concat()[..])
+    };
+    for total in [1 << 20, 1 << 20, 64] {
+        let mut src = fragmented(total);
+        let Some(Event::BytesMessage(m)) = codec.decode(&mut src).unwrap() else { panic!("message") };
+        assert_eq!(m.data.len(), total);
+        assert!(src.is_empty());
+        let capacity = m.data.try_into_mut().expect("the only handle").capacity();
+        assert!(capacity < 2 * total.max(4096), "{total} B message holds {capacity} B");
+    }
+}
+
 #[tokio::test]
 async fn peer_vanishing_mid_frame_yields_1006() {
     let (a, mut b) = tokio::io::duplex(4096);
