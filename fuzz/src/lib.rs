@@ -36,29 +36,36 @@ pub enum Norm {
     Other,
 }
 
-/// Joins data chunks.
+/// Joins data chunks, also across control events between fragments.
 pub fn normalize(events: &[Event]) -> Vec<Norm> {
     let mut out: Vec<Norm> = Vec::new();
-    let mut open = false;
+    // Index in `out` of the message still being received.
+    let mut open: Option<usize> = None;
     for ev in events {
         match ev {
             Event::TextMessage(m) => {
-                if let (true, Some(Norm::Text(s, fin))) = (open, out.last_mut()) {
+                if let Some(Norm::Text(s, fin)) = open.and_then(|i| out.get_mut(i)) {
                     s.push_str(&m.data);
                     *fin = m.message_finished;
                 } else {
                     out.push(Norm::Text(m.data.to_string(), m.message_finished));
+                    open = Some(out.len() - 1);
                 }
-                open = !m.message_finished;
+                if m.message_finished {
+                    open = None;
+                }
             }
             Event::BytesMessage(m) => {
-                if let (true, Some(Norm::Binary(b, fin))) = (open, out.last_mut()) {
+                if let Some(Norm::Binary(b, fin)) = open.and_then(|i| out.get_mut(i)) {
                     b.extend_from_slice(&m.data);
                     *fin = m.message_finished;
                 } else {
                     out.push(Norm::Binary(m.data.to_vec(), m.message_finished));
+                    open = Some(out.len() - 1);
                 }
-                open = !m.message_finished;
+                if m.message_finished {
+                    open = None;
+                }
             }
             Event::Ping(p) => out.push(Norm::Ping(p.payload.to_vec())),
             Event::Pong(p) => out.push(Norm::Pong(p.payload.to_vec())),
