@@ -130,8 +130,7 @@ pub struct WsCodec {
     /// Chunks of a fragmented message being assembled (whole-message mode).
     assembly: BytesMut,
     /// Size of the last message assembled from fragments: the next one reserves that much
-    /// at its first fragment instead of growing by doubling (bounded by the message limit,
-    /// which the connection enforces before any chunk arrives here).
+    /// (up to 1 MiB) at its first fragment instead of growing by doubling.
     last_assembled: usize,
     /// Most bytes seen buffered since the read buffer last ran dry: tells a quiet connection
     /// (small reads) from a streaming one (reads that fill the buffer).
@@ -204,7 +203,8 @@ impl WsCodec {
             };
             if !finished {
                 if self.assembly.is_empty() {
-                    self.assembly.reserve(self.last_assembled.max(data.len()));
+                    let expected = self.last_assembled.min(MAX_ASSEMBLY_RESERVE);
+                    self.assembly.reserve(expected.max(data.len()));
                 }
                 self.assembly.extend_from_slice(&data);
                 continue;
@@ -330,6 +330,9 @@ const IDLE_READ_CAPACITY: usize = 2 << 10;
 const MIN_READ_AHEAD: usize = 16 << 10;
 /// Most free space kept for one read while reads keep filling the buffer.
 const MAX_READ_AHEAD: usize = 128 << 10;
+/// Most a fragmented message reserves ahead of its data, so a peer that sent one large
+/// message cannot make each connection hold a large reservation with one stalled fragment.
+const MAX_ASSEMBLY_RESERVE: usize = 1 << 20;
 /// Largest write buffer kept once flushed.
 const IDLE_WRITE_CAPACITY: usize = 1 << 10;
 
