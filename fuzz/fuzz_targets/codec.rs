@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::Decoder;
 use wsproto::codec::WsCodec;
 use wsproto::{Connection, ConnectionType, Event};
-use wsproto_fuzz::{config, feed, normalize, pieces, settled, Norm};
+use wsproto_fuzz::{assert_within_limit, config, feed, normalize, pieces, settled, Norm};
 
 /// Feeds each piece as one "read" into the codec's buffer and drains the events, then EOF.
 fn drive(codec: &mut WsCodec, pieces: &[&[u8]]) -> Vec<Event> {
@@ -53,16 +53,8 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
             }
-            let limit = config().limits().max_message_size;
             let norms = normalize(&events);
-            for n in &norms {
-                if let Norm::Text(s, _) = n {
-                    assert!(s.len() <= limit);
-                }
-                if let Norm::Binary(b, _) = n {
-                    assert!(b.len() <= limit);
-                }
-            }
+            assert_within_limit(&norms, config().limits().max_message_size);
             // Whole messages are reported when they finish, so control frames that arrived
             // between fragments come first: compare messages and control events separately.
             assert_eq!(

@@ -94,15 +94,19 @@ pub fn feed(conn: &mut Connection, pieces: &[&[u8]]) -> Vec<Event> {
     }
     conn.receive_eof();
     events.extend(conn.events());
-    let limit = conn.config().limits().max_message_size;
-    for n in normalize(&events) {
+    assert_within_limit(&normalize(&events), conn.config().limits().max_message_size);
+    events
+}
+
+/// Checks that no message (its chunks joined) is longer than `limit`.
+pub fn assert_within_limit(norms: &[Norm], limit: usize) {
+    for n in norms {
         match n {
-            Norm::Text(s, _) => assert!(s.len() <= limit),
-            Norm::Binary(b, _) => assert!(b.len() <= limit),
+            Norm::Text(s, _) => assert!(s.len() <= limit, "text message over the limit"),
+            Norm::Binary(b, _) => assert!(b.len() <= limit, "binary message over the limit"),
             _ => {}
         }
     }
-    events
 }
 
 /// A connection of `role` under the fuzz limits.
