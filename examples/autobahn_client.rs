@@ -13,7 +13,7 @@ mod echo;
 
 const AGENT: &str = "wsproto-rs";
 
-async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto::codec::Error> {
+async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto::upgrade::Error> {
     let io = TcpStream::connect(("127.0.0.1", port)).await?;
     io.set_nodelay(true)?;
     let request =
@@ -24,7 +24,7 @@ async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), wsproto::codec::Error> {
+async fn main() -> Result<(), wsproto::upgrade::Error> {
     let port: u16 = std::env::args().nth(1).unwrap_or_else(|| "9001".into()).parse().expect("port");
     let mut ws = open(port, "/getCaseCount".into()).await?;
     let mut count = String::new();

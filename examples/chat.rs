@@ -17,7 +17,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
 use wsproto::upgrade::{self, Decision, UpgradeConfig};
-use wsproto::{AcceptConnection, ConnectionState, Event, PerMessageDeflate, TextMessage, Utf8Bytes};
+use wsproto::{AcceptConnection, Event, PerMessageDeflate, TextMessage, Utf8Bytes};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9002";
 
@@ -51,7 +51,7 @@ async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     posts: broadcast::Sender<Post>,
-) -> Result<(), wsproto::codec::Error> {
+) -> Result<(), wsproto::upgrade::Error> {
     stream.set_nodelay(true)?;
     let decide = |_: &wsproto::Request| {
         Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::default()))
@@ -76,8 +76,8 @@ async fn serve(
                 }
                 Some(Event::Ping(ping)) => ws.send(ping.response().into()).await?,
                 Some(Event::CloseConnection(close)) => {
-                    if ws.codec().connection().state() == ConnectionState::RemoteClosing {
-                        ws.send(close.response().into()).await?;
+                    if let Some(reply) = close.reply() {
+                        ws.send(reply.into()).await?;
                     }
                     break;
                 }

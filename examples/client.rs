@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use wsproto::upgrade::{self, UpgradeConfig};
-use wsproto::{CloseCode, CloseConnection, ConnectionState, Event, PerMessageDeflate, Request, TextMessage};
+use wsproto::{CloseCode, CloseConnection, Event, PerMessageDeflate, Request, TextMessage};
 
 const DEFAULT_URL: &str = "ws://127.0.0.1:9001/";
 
@@ -56,9 +56,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Some(Event::BytesMessage(m)) => println!("<{} bytes>", m.data.len()),
                 Some(Event::Ping(ping)) => ws.send(ping.response().into()).await?,
                 Some(Event::CloseConnection(close)) => {
-                    if ws.codec().connection().state() == ConnectionState::RemoteClosing {
+                    if let Some(reply) = close.reply() {
                         // The server closed first: answer it.
-                        ws.send(close.response().into()).await?;
+                        ws.send(reply.into()).await?;
                     }
                     eprintln!("closed: {} {}", close.code, close.reason.unwrap_or_default());
                     return Ok(());

@@ -36,7 +36,7 @@ async fn main() -> std::io::Result<()> {
     }
 }
 
-async fn serve(stream: TcpStream, peer: SocketAddr) -> Result<(), wsproto::codec::Error> {
+async fn serve(stream: TcpStream, peer: SocketAddr) -> Result<(), wsproto::upgrade::Error> {
     stream.set_nodelay(true)?;
     let decide = |request: &wsproto::Request| {
         eprintln!("{peer}: upgrade request for {} (host {})", request.target, request.host);

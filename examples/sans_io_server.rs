@@ -15,9 +15,7 @@ use std::net::{TcpListener, TcpStream};
 use std::thread;
 
 use bytes::BytesMut;
-use wsproto::{
-    AcceptConnection, ConnectionState, ConnectionType, Event, ProtocolError, RejectConnection, WsConnection,
-};
+use wsproto::{AcceptConnection, ConnectionType, Event, ProtocolError, WsConnection};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8765";
 
@@ -49,8 +47,7 @@ fn handle_client(mut socket: TcpStream) -> io::Result<()> {
         } else if let Err(e) = ws.receive_data(&buf[..n]) {
             // A bad upgrade request: send the suggested HTTP rejection (400, 426, 431).
             if let ProtocolError::Remote(remote) = &e {
-                let reject = remote.event_hint().cloned().unwrap_or_else(|| RejectConnection::new(400));
-                if ws.send(reject, &mut out).is_ok() {
+                if ws.send(remote.event_hint(), &mut out).is_ok() {
                     socket.write_all(&out)?;
                 }
             }
@@ -70,11 +67,11 @@ fn handle_client(mut socket: TcpStream) -> io::Result<()> {
                 Event::Ping(ping) => ping.response().into(),
                 Event::CloseConnection(close) => {
                     done = true;
-                    if ws.state() != ConnectionState::RemoteClosing {
+                    match close.reply() {
+                        Some(reply) => reply.into(),
                         // We closed first (or the peer vanished): nothing to answer.
-                        break;
+                        None => break,
                     }
-                    close.response().into()
                 }
                 _ => continue,
             };

@@ -21,14 +21,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::connection::Connection;
-use crate::error::{LocalProtocolError, ProtocolError, RemoteProtocolError};
+use crate::error::LocalProtocolError;
 use crate::event::{BytesMessage, Event, TextMessage};
 use crate::utf8::Utf8Bytes;
 
-/// Errors of the codec and of the upgrade helper: I/O, or a protocol error.
+/// Errors of [`WsCodec`]: the transport failed, or an event could not be sent.
 ///
-/// Peer violations after the handshake are not errors: they arrive as a
-/// [`CloseConnection`](crate::CloseConnection) event with the code to answer with.
+/// Peer violations are not errors: they arrive as a
+/// [`CloseConnection`](crate::CloseConnection) event with the code to answer with. Converts
+/// into [`io::Error`] (kind `InvalidInput` for misuse), so a `Framed<T, WsCodec>` composes
+/// with `StreamReader`, `SinkWriter` and other `io::Error` pipelines.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -36,12 +38,6 @@ pub enum Error {
     Io(io::Error),
     /// We misused the API (e.g. sent a message after Close).
     Local(LocalProtocolError),
-    /// The peer violated the opening handshake.
-    Remote(RemoteProtocolError),
-    /// The server rejected the upgrade (client side of the upgrade helper).
-    Rejected(Box<crate::upgrade::Rejection>),
-    /// The opening handshake did not finish in time.
-    HandshakeTimeout,
 }
 
 impl Error {
@@ -56,9 +52,6 @@ impl fmt::Display for Error {
         match self {
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Local(e) => write!(f, "local protocol error: {e}"),
-            Error::Remote(e) => write!(f, "remote protocol error: {e}"),
-            Error::Rejected(r) => write!(f, "upgrade rejected with HTTP status {}", r.status_code),
-            Error::HandshakeTimeout => f.write_str("opening handshake timed out"),
         }
     }
 }
@@ -68,8 +61,6 @@ impl std::error::Error for Error {
         match self {
             Error::Io(e) => Some(e),
             Error::Local(e) => Some(e),
-            Error::Remote(e) => Some(e),
-            Error::Rejected(_) | Error::HandshakeTimeout => None,
         }
     }
 }
@@ -86,17 +77,11 @@ impl From<LocalProtocolError> for Error {
     }
 }
 
-impl From<RemoteProtocolError> for Error {
-    fn from(e: RemoteProtocolError) -> Self {
-        Error::Remote(e)
-    }
-}
-
-impl From<ProtocolError> for Error {
-    fn from(e: ProtocolError) -> Self {
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
         match e {
-            ProtocolError::Local(e) => Error::Local(e),
-            ProtocolError::Remote(e) => Error::Remote(e),
+            Error::Io(e) => e,
+            Error::Local(e) => io::Error::new(io::ErrorKind::InvalidInput, e),
         }
     }
 }

@@ -7,28 +7,14 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::close::{parse_close_payload, truncate_reason, CloseCode};
 use crate::config::Config;
 use crate::error::LocalProtocolError;
-use crate::event::{BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage};
+use crate::error::PeerViolation;
+use crate::event::{BytesMessage, CloseConnection, CloseSource, Event, Ping, Pong, TextMessage};
 use crate::extensions::Extension;
 use crate::frame::{FrameHeader, Opcode, Rsv, MAX_CONTROL_PAYLOAD};
 use crate::mask::{apply_mask, extend_masked};
+use crate::role::ConnectionType;
 use crate::state::{self, ConnectionState, SendKind};
 use crate::utf8::{Utf8Bytes, Utf8Status, Validator};
-
-/// Which side of the connection we are. Clients mask what they send; servers must not.
-#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
-pub enum ConnectionType {
-    /// The side that sent the upgrade request.
-    Client,
-    /// The side that accepted it.
-    Server,
-}
-
-impl ConnectionType {
-    /// `true` for [`ConnectionType::Client`].
-    pub const fn is_client(self) -> bool {
-        matches!(self, ConnectionType::Client)
-    }
-}
 
 /// A WebSocket connection after the opening handshake: a sans-IO state machine.
 ///
@@ -117,9 +103,6 @@ const STREAM_RESERVE: usize = 64 << 10;
 /// Most a whole-frame decoder reserves at once (a peer announcing a huge frame does not get
 /// that much memory committed before sending it; the buffer still grows by doubling).
 const WHOLE_FRAME_RESERVE: usize = 1 << 20;
-
-/// Outcome of a peer violation: the code and our reason.
-type Violation = (CloseCode, &'static str);
 
 impl Connection {
     /// A connection in the OPEN state, with no extension.
@@ -234,17 +217,27 @@ impl Connection {
             src.clear();
         } else {
             match self.rx.decode(src, self.role, &self.config, &mut self.extensions) {
-                Ok(Some(event)) => {
-                    if let Event::CloseConnection(_) = event {
+                Ok(Some(mut event)) => {
+                    if let Event::CloseConnection(close) = &mut event {
+                        // The peer's close needs our reply unless it answers ours.
+                        close.reply_owed = self.state == ConnectionState::Open;
                         self.state = state::after_receive_close(self.state);
                     }
                     return Some(event);
                 }
                 Ok(None) => {}
-                Err((code, reason)) => {
+                Err(violation) => {
                     self.rx.done = true;
+                    // Failing the connection means sending our close, unless it is already sent.
+                    let reply_owed = self.state == ConnectionState::Open;
                     self.state = state::after_failure(self.state);
-                    return Some(Event::CloseConnection(CloseConnection::with_reason(code, reason)));
+                    let close = CloseConnection::received(
+                        violation.close_code(),
+                        violation.reason().to_owned(),
+                        CloseSource::Violation(violation),
+                        reply_owed,
+                    );
+                    return Some(close.into());
                 }
             }
         }
@@ -264,7 +257,9 @@ impl Connection {
             return None;
         }
         self.rx.done = true;
-        Some(Event::CloseConnection(CloseConnection::new(CloseCode::ABNORMAL_CLOSURE)))
+        let mut close = CloseConnection::new(CloseCode::ABNORMAL_CLOSURE);
+        close.source = CloseSource::TransportEnded;
+        Some(close.into())
     }
 
     /// Serialises `event` into `dst` and updates the state.
@@ -329,9 +324,8 @@ impl Connection {
         let mut rsv = Rsv::NONE;
         let mut payload = data;
         for ext in self.extensions.iter_mut().rev() {
-            let (r, p) = ext.frame_outbound(opcode, rsv, payload, fin).map_err(|code| {
-                LocalProtocolError::other(format!("extension {} failed with {code}", ext.name()))
-            })?;
+            let (r, p) =
+                ext.frame_outbound(opcode, rsv, payload, fin).map_err(LocalProtocolError::Extension)?;
             rsv = r;
             payload = p;
         }
@@ -416,7 +410,7 @@ impl Receiver {
         role: ConnectionType,
         config: &Config,
         extensions: &mut [Box<dyn Extension>],
-    ) -> Result<Option<Event>, Violation> {
+    ) -> Result<Option<Event>, PeerViolation> {
         let mut frame = match self.frame {
             Some(frame) => frame,
             None => {
@@ -463,7 +457,7 @@ impl Receiver {
             }
             if message.opcode == Opcode::Text && !message.transformed {
                 if let Utf8Status::Invalid = self.utf8.feed(fresh) {
-                    return Err((CloseCode::INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in text message"));
+                    return Err(PeerViolation::InvalidUtf8);
                 }
             }
             frame.processed = available;
@@ -514,7 +508,7 @@ impl Receiver {
         header: FrameHeader,
         header_len: usize,
         config: &Config,
-    ) -> Result<Option<Event>, Violation> {
+    ) -> Result<Option<Event>, PeerViolation> {
         let end = header_len + header.payload_len as usize;
         let payload = &mut src[header_len..end];
         if let Some(key) = header.mask {
@@ -522,7 +516,7 @@ impl Receiver {
         }
         if !header.opcode.is_control() && self.message.is_some_and(|m| m.opcode == Opcode::Text) {
             if let Utf8Status::Invalid = self.utf8.feed(payload) {
-                return Err((CloseCode::INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in text message"));
+                return Err(PeerViolation::InvalidUtf8);
             }
         }
         let mut frame = src.split_to(end).freeze();
@@ -542,44 +536,36 @@ impl Receiver {
         role: ConnectionType,
         config: &Config,
         extensions: &mut [Box<dyn Extension>],
-    ) -> Result<Option<(FrameHeader, usize)>, Violation> {
+    ) -> Result<Option<(FrameHeader, usize)>, PeerViolation> {
         let (header, header_len) = match FrameHeader::parse(src) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return Ok(None),
-            Err(e) => return Err((e.close_code(), e.reason())),
+            Err(violation) => return Err(violation),
         };
         let mut claimed = Rsv::NONE;
         for ext in extensions.iter_mut() {
             claimed = claimed.union(
                 ext.frame_inbound_header(role, header.opcode, header.rsv, header.payload_len)
-                    .map_err(|code| (code, "error in extension"))?,
+                    .map_err(PeerViolation::Extension)?,
             );
         }
         if !claimed.contains(header.rsv) {
-            return Err((CloseCode::PROTOCOL_ERROR, "Reserved bit set unexpectedly"));
+            return Err(PeerViolation::UnexpectedReservedBits);
         }
         match (role, header.mask.is_some()) {
-            (ConnectionType::Client, true) => {
-                return Err((CloseCode::PROTOCOL_ERROR, "client received unexpected masked frame"))
-            }
-            (ConnectionType::Server, false) => {
-                return Err((CloseCode::PROTOCOL_ERROR, "server received unexpected unmasked frame"))
-            }
+            (ConnectionType::Client, true) => return Err(PeerViolation::MaskedFrame),
+            (ConnectionType::Server, false) => return Err(PeerViolation::UnmaskedFrame),
             _ => {}
         }
         let limits = config.limits();
         if header.payload_len > limits.max_frame_size as u64 {
-            return Err((CloseCode::MESSAGE_TOO_BIG, "frame exceeds the maximum frame size"));
+            return Err(PeerViolation::FrameTooBig);
         }
         if header.opcode.is_data() {
             match (header.opcode, self.message) {
-                (Opcode::Continuation, None) => {
-                    return Err((CloseCode::PROTOCOL_ERROR, "unexpected CONTINUATION"))
-                }
+                (Opcode::Continuation, None) => return Err(PeerViolation::UnexpectedContinuation),
                 (Opcode::Continuation, Some(_)) => {}
-                (_, Some(_)) => {
-                    return Err((CloseCode::PROTOCOL_ERROR, "expected CONTINUATION, got a new data frame"))
-                }
+                (_, Some(_)) => return Err(PeerViolation::ExpectedContinuation),
                 (opcode, None) => {
                     self.utf8.reset();
                     self.text_carry.clear();
@@ -591,7 +577,7 @@ impl Receiver {
             }
             let message = self.message.as_ref().expect("set above");
             if !message.transformed && message.size + header.payload_len > limits.max_message_size as u64 {
-                return Err((CloseCode::MESSAGE_TOO_BIG, "message exceeds the maximum message size"));
+                return Err(PeerViolation::MessageTooBig);
             }
         }
         Ok(Some((header, header_len)))
@@ -606,17 +592,18 @@ impl Receiver {
         fin: bool,
         config: &Config,
         extensions: &mut [Box<dyn Extension>],
-    ) -> Result<Bytes, Violation> {
+    ) -> Result<Bytes, PeerViolation> {
         let message = self.message.as_ref().expect("data frame has a message");
         let budget = (config.limits().max_message_size as u64).saturating_sub(message.size);
         let budget = usize::try_from(budget).unwrap_or(usize::MAX);
-        let too_big = |code: CloseCode| {
-            let reason = if code == CloseCode::MESSAGE_TOO_BIG {
-                "message exceeds the maximum message size"
+        // The budget is the connection's message limit: an extension that would exceed it
+        // reports 1009, which is the connection's own violation.
+        let too_big = |e: crate::error::ExtensionError| {
+            if e.code() == CloseCode::MESSAGE_TOO_BIG {
+                PeerViolation::MessageTooBig
             } else {
-                "error in extension"
-            };
-            (code, reason)
+                PeerViolation::Extension(e)
+            }
         };
         let mut data = chunk;
         for ext in extensions.iter_mut() {
@@ -635,11 +622,11 @@ impl Receiver {
             }
         }
         if data.len() > budget {
-            return Err((CloseCode::MESSAGE_TOO_BIG, "message exceeds the maximum message size"));
+            return Err(PeerViolation::MessageTooBig);
         }
         if message.opcode == Opcode::Text {
             if let Utf8Status::Invalid = self.utf8.feed(&data) {
-                return Err((CloseCode::INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in text message"));
+                return Err(PeerViolation::InvalidUtf8);
             }
         }
         Ok(data)
@@ -653,11 +640,11 @@ impl Receiver {
         frame_finished: bool,
         message_finished: bool,
         config: &Config,
-    ) -> Result<Option<Event>, Violation> {
+    ) -> Result<Option<Event>, PeerViolation> {
         let message = self.message.as_mut().expect("data frame has a message");
         message.size += data.len() as u64;
         if message.size > config.limits().max_message_size as u64 {
-            return Err((CloseCode::MESSAGE_TOO_BIG, "message exceeds the maximum message size"));
+            return Err(PeerViolation::MessageTooBig);
         }
         let opcode = message.opcode;
         if message_finished {
@@ -667,7 +654,7 @@ impl Receiver {
             return Ok(Some(Event::BytesMessage(BytesMessage { data, frame_finished, message_finished })));
         }
         if message_finished && self.utf8.has_partial() {
-            return Err((CloseCode::INVALID_FRAME_PAYLOAD_DATA, "text message ends inside a UTF-8 sequence"));
+            return Err(PeerViolation::IncompleteUtf8);
         }
         // The last `pending` bytes of the stream so far are an incomplete code point: hold them
         // back. Without a split code point (the usual case) this is zero-copy.
@@ -690,14 +677,15 @@ impl Receiver {
         })))
     }
 
-    fn control_event(&mut self, opcode: Opcode, payload: Bytes) -> Result<Event, Violation> {
+    fn control_event(&mut self, opcode: Opcode, payload: Bytes) -> Result<Event, PeerViolation> {
         Ok(match opcode {
             Opcode::Ping => Event::Ping(Ping { payload }),
             Opcode::Pong => Event::Pong(Pong { payload }),
             Opcode::Close => {
                 let (code, reason) = parse_close_payload(&payload)?;
                 self.done = true;
-                Event::CloseConnection(CloseConnection { code, reason: Some(reason) })
+                // `reply_owed` is settled by the caller, which knows the state.
+                CloseConnection::received(code, reason, CloseSource::Peer, false).into()
             }
             _ => unreachable!("control opcodes only"),
         })

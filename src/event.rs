@@ -8,6 +8,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::close::CloseCode;
+use crate::error::PeerViolation;
 use crate::extensions::Extension;
 use crate::utf8::Utf8Bytes;
 
@@ -16,7 +17,7 @@ pub type Headers = Vec<(Bytes, Bytes)>;
 
 /// Something that happened on (or should be done to) a WebSocket connection.
 ///
-/// The large handshake events are boxed to keep `Event` small on the hot path.
+/// The large handshake and close events are boxed to keep `Event` small on the hot path.
 #[derive(Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
@@ -32,8 +33,8 @@ pub enum Event {
     TextMessage(TextMessage),
     /// A chunk of a binary message.
     BytesMessage(BytesMessage),
-    /// A close frame (or, when received, a local condition such as EOF or a peer violation).
-    CloseConnection(CloseConnection),
+    /// A close frame (or, when received, EOF or a peer violation: see its `source`).
+    CloseConnection(Box<CloseConnection>),
     /// A ping frame.
     Ping(Ping),
     /// A pong frame.
@@ -251,31 +252,92 @@ impl BytesMessage {
 
 /// The end of a connection.
 ///
-/// Received from a close frame (reason `Some("")` when the peer gave none), from EOF
-/// (code 1006, reason `None`), or from a peer violation we detected (1002, 1007, 1009, ...,
-/// with our reason). wsproto never answers by itself: reply with [`CloseConnection::response`].
+/// To close, send one built with [`new`](Self::new) or [`with_reason`](Self::with_reason).
+/// A received one says where it came from ([`source`](Self::source)) and whether a close frame
+/// is owed in reply ([`reply_owed`](Self::reply_owed)); [`reply`](Self::reply) gives that frame,
+/// so no state needs to be looked up to close correctly:
+///
+/// ```
+/// # use wsproto::{CloseConnection, CloseSource, Event};
+/// # fn handle(event: Event, send: &mut dyn FnMut(Event)) {
+/// if let Event::CloseConnection(close) = event {
+///     if let Some(reply) = close.reply() {
+///         send(reply.into()); // completes the closing handshake
+///     }
+/// }
+/// # }
+/// ```
+///
+/// | source | code, reason | `reply_owed` |
+/// |--------|--------------|--------------|
+/// | [`CloseSource::Peer`]: the peer's close frame | the peer's; 1005 and `Some("")` when it gave none | unless it answered our close |
+/// | [`CloseSource::Violation`]: a violation we detected | ours (1002, 1007, 1009, ...) | unless we had already sent a close |
+/// | [`CloseSource::TransportEnded`]: EOF without a closing handshake | 1006, `None` | never |
 #[derive(Clone, Debug, Eq, PartialEq)]
+#[non_exhaustive]
 pub struct CloseConnection {
     /// The close code. [`CloseCode::NO_STATUS_RCVD`] (1005) sends an empty close frame.
     pub code: CloseCode,
     /// Human-readable reason (sent truncated to 123 bytes on a character boundary).
     pub reason: Option<String>,
+    /// Where this close came from ([`CloseSource::Local`] for one built to be sent).
+    pub source: CloseSource,
+    /// Whether we owe the peer a close frame: send [`reply`](Self::reply).
+    pub reply_owed: bool,
+}
+
+/// Where a [`CloseConnection`] came from.
+#[derive(Clone, Debug, Eq, PartialEq)]
+#[non_exhaustive]
+pub enum CloseSource {
+    /// Built by the application, to be sent.
+    Local,
+    /// The peer's close frame.
+    Peer,
+    /// The peer violated the protocol; we fail the connection with this violation's code.
+    Violation(PeerViolation),
+    /// The transport ended without a closing handshake (code 1006).
+    TransportEnded,
 }
 
 impl CloseConnection {
     /// A close with `code` and no reason.
     pub fn new(code: impl Into<CloseCode>) -> Self {
-        CloseConnection { code: code.into(), reason: None }
+        CloseConnection { code: code.into(), reason: None, source: CloseSource::Local, reply_owed: false }
     }
 
     /// A close with `code` and `reason`.
     pub fn with_reason(code: impl Into<CloseCode>, reason: impl Into<String>) -> Self {
-        CloseConnection { code: code.into(), reason: Some(reason.into()) }
+        CloseConnection { reason: Some(reason.into()), ..CloseConnection::new(code) }
     }
 
-    /// The close frame to send back: the same code and reason.
+    /// A received close, from the peer's frame or a violation we detected.
+    pub(crate) fn received(code: CloseCode, reason: String, source: CloseSource, reply_owed: bool) -> Self {
+        CloseConnection { code, reason: Some(reason), source, reply_owed }
+    }
+
+    /// The close frame owed to the peer, if any (see [`reply_owed`](Self::reply_owed)).
+    pub fn reply(&self) -> Option<CloseConnection> {
+        self.reply_owed.then(|| self.response())
+    }
+
+    /// A close frame with the same code and reason (python wsproto's `response()`), whether or
+    /// not one is owed. Prefer [`reply`](Self::reply).
     pub fn response(&self) -> CloseConnection {
-        self.clone()
+        CloseConnection {
+            code: self.code,
+            reason: self.reason.clone(),
+            source: CloseSource::Local,
+            reply_owed: false,
+        }
+    }
+
+    /// The violation we detected, when this close fails the connection.
+    pub fn violation(&self) -> Option<&PeerViolation> {
+        match &self.source {
+            CloseSource::Violation(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
@@ -327,7 +389,6 @@ into_event! {
     RejectData => Event::RejectData;
     TextMessage => Event::TextMessage;
     BytesMessage => Event::BytesMessage;
-    CloseConnection => Event::CloseConnection;
     Ping => Event::Ping;
     Pong => Event::Pong;
 }
@@ -335,6 +396,12 @@ into_event! {
 impl From<Request> for Event {
     fn from(e: Request) -> Event {
         Event::Request(Box::new(e))
+    }
+}
+
+impl From<CloseConnection> for Event {
+    fn from(e: CloseConnection) -> Event {
+        Event::CloseConnection(Box::new(e))
     }
 }
 
@@ -370,6 +437,10 @@ mod tests {
     fn responses() {
         let close = CloseConnection::with_reason(1001u16, "bye");
         assert_eq!(close.response(), close);
+        assert_eq!(close.reply(), None);
+        let received =
+            CloseConnection::received(CloseCode::GOING_AWAY, "bye".into(), CloseSource::Peer, true);
+        assert_eq!(received.reply(), Some(close));
         assert_eq!(Ping::new("x").response(), Pong::new("x"));
     }
 }

@@ -17,11 +17,9 @@
 //!
 //! This module knows nothing about connections, messages or handshakes.
 
-use std::fmt;
-
 use bytes::BufMut;
 
-use crate::close::CloseCode;
+use crate::error::PeerViolation;
 
 /// A frame opcode (RFC 6455 §5.2).
 #[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
@@ -130,49 +128,6 @@ pub struct FrameHeader {
     pub payload_len: u64,
 }
 
-/// Why a header could not be parsed (all are peer violations, close code 1002).
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum HeaderError {
-    /// Opcode 0x3–0x7 or 0xB–0xF.
-    InvalidOpcode(u8),
-    /// Close/Ping/Pong with FIN=0.
-    FragmentedControl,
-    /// Close/Ping/Pong with a payload over 125 bytes.
-    ControlTooLong,
-    /// Extended length that fits a shorter encoding.
-    NonMinimalLength,
-    /// 64-bit length with the most significant bit set.
-    LengthMsbSet,
-}
-
-impl HeaderError {
-    /// The close code for this violation.
-    pub const fn close_code(self) -> CloseCode {
-        CloseCode::PROTOCOL_ERROR
-    }
-
-    /// A fixed description, used as the close reason.
-    pub const fn reason(self) -> &'static str {
-        match self {
-            HeaderError::InvalidOpcode(_) => "Invalid opcode",
-            HeaderError::FragmentedControl => "Invalid attempt to fragment control frame",
-            HeaderError::ControlTooLong => "Control frame with payload len > 125",
-            HeaderError::NonMinimalLength => "Payload length not minimally encoded",
-            HeaderError::LengthMsbSet => "8-byte payload length with non-zero MSB",
-        }
-    }
-}
-
-impl fmt::Display for HeaderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.reason())?;
-        if let HeaderError::InvalidOpcode(op) = self {
-            write!(f, " {op:#x}")?;
-        }
-        Ok(())
-    }
-}
-
 /// Largest control frame payload.
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// Largest possible header: 2 + 8 (length) + 4 (mask).
@@ -185,25 +140,25 @@ impl FrameHeader {
     /// Checks are made as soon as the bytes that decide them are present, so a bad first byte
     /// is rejected even if the rest of the header has not arrived.
     #[inline]
-    pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, HeaderError> {
+    pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, PeerViolation> {
         let Some(&b0) = buf.first() else { return Ok(None) };
-        let opcode = Opcode::from_u8(b0 & 0x0f).ok_or(HeaderError::InvalidOpcode(b0 & 0x0f))?;
+        let opcode = Opcode::from_u8(b0 & 0x0f).ok_or(PeerViolation::ReservedOpcode(b0 & 0x0f))?;
         let fin = b0 & 0x80 != 0;
         if opcode.is_control() && !fin {
-            return Err(HeaderError::FragmentedControl);
+            return Err(PeerViolation::FragmentedControlFrame);
         }
         let Some(&b1) = buf.get(1) else { return Ok(None) };
         let masked = b1 & 0x80 != 0;
         let len7 = b1 & 0x7f;
         if opcode.is_control() && len7 > 125 {
-            return Err(HeaderError::ControlTooLong);
+            return Err(PeerViolation::ControlFrameTooLong);
         }
         let (payload_len, mut pos) = match len7 {
             126 => {
                 let Some(b) = buf.get(2..4) else { return Ok(None) };
                 let len = u16::from_be_bytes([b[0], b[1]]);
                 if len <= 125 {
-                    return Err(HeaderError::NonMinimalLength);
+                    return Err(PeerViolation::NonMinimalLength);
                 }
                 (u64::from(len), 4)
             }
@@ -211,10 +166,10 @@ impl FrameHeader {
                 let Some(b) = buf.get(2..10) else { return Ok(None) };
                 let len = u64::from_be_bytes(b.try_into().expect("8 bytes"));
                 if len >> 63 != 0 {
-                    return Err(HeaderError::LengthMsbSet);
+                    return Err(PeerViolation::LengthMsbSet);
                 }
                 if len <= 0xffff {
-                    return Err(HeaderError::NonMinimalLength);
+                    return Err(PeerViolation::NonMinimalLength);
                 }
                 (len, 10)
             }
@@ -300,18 +255,18 @@ mod tests {
 
     #[test]
     fn header_violations() {
-        assert_eq!(FrameHeader::parse(&[0x83]), Err(HeaderError::InvalidOpcode(3)));
-        assert_eq!(FrameHeader::parse(&[0x8b]), Err(HeaderError::InvalidOpcode(0xb)));
-        assert_eq!(FrameHeader::parse(&[0x09]), Err(HeaderError::FragmentedControl));
-        assert_eq!(FrameHeader::parse(&[0x89, 126]), Err(HeaderError::ControlTooLong));
-        assert_eq!(FrameHeader::parse(&[0x82, 126, 0, 125]), Err(HeaderError::NonMinimalLength));
+        assert_eq!(FrameHeader::parse(&[0x83]), Err(PeerViolation::ReservedOpcode(3)));
+        assert_eq!(FrameHeader::parse(&[0x8b]), Err(PeerViolation::ReservedOpcode(0xb)));
+        assert_eq!(FrameHeader::parse(&[0x09]), Err(PeerViolation::FragmentedControlFrame));
+        assert_eq!(FrameHeader::parse(&[0x89, 126]), Err(PeerViolation::ControlFrameTooLong));
+        assert_eq!(FrameHeader::parse(&[0x82, 126, 0, 125]), Err(PeerViolation::NonMinimalLength));
         assert_eq!(
             FrameHeader::parse(&[0x82, 127, 0, 0, 0, 0, 0, 0, 0xff, 0xff]),
-            Err(HeaderError::NonMinimalLength)
+            Err(PeerViolation::NonMinimalLength)
         );
         assert_eq!(
             FrameHeader::parse(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0]),
-            Err(HeaderError::LengthMsbSet)
+            Err(PeerViolation::LengthMsbSet)
         );
     }
 }

@@ -66,7 +66,7 @@ pub fn upgrade_parts<B>(request: &http::Request<B>) -> (Headers, String) {
 /// the framework's business.
 pub fn rejection_response(reject: &RejectConnection) -> Result<http::Response<()>, LocalProtocolError> {
     let status = StatusCode::from_u16(reject.status_code)
-        .map_err(|_| LocalProtocolError::other(format!("invalid status {}", reject.status_code)))?;
+        .map_err(|_| LocalProtocolError::InvalidStatus(reject.status_code))?;
     build_response(status, &reject.headers)
 }
 
@@ -74,10 +74,11 @@ fn build_response(status: StatusCode, headers: &Headers) -> Result<http::Respons
     let mut response = http::Response::new(());
     *response.status_mut() = status;
     for (name, value) in headers {
-        let name = HeaderName::from_bytes(name)
-            .map_err(|_| LocalProtocolError::other(format!("invalid header name {name:?}")))?;
+        let name = HeaderName::from_bytes(name).map_err(|_| LocalProtocolError::InvalidHeader {
+            name: String::from_utf8_lossy(name).into_owned(),
+        })?;
         let value = HeaderValue::from_bytes(value)
-            .map_err(|_| LocalProtocolError::other(format!("invalid value for header {name}")))?;
+            .map_err(|_| LocalProtocolError::InvalidHeader { name: name.to_string() })?;
         response.headers_mut().append(name, value);
     }
     Ok(response)

@@ -17,6 +17,7 @@ pub mod headers;
 #[cfg(feature = "http")]
 pub mod http_compat;
 pub mod mask;
+mod role;
 pub mod state;
 #[cfg(feature = "tokio")]
 pub mod upgrade;
@@ -25,16 +26,17 @@ pub mod ws_connection;
 
 pub use close::CloseCode;
 pub use config::{Config, Limits};
-pub use connection::{Connection, ConnectionType, Events};
-pub use error::{LocalProtocolError, ProtocolError, RemoteProtocolError};
+pub use connection::{Connection, Events};
+pub use error::{ExtensionError, LocalProtocolError, PeerViolation, ProtocolError, RemoteProtocolError};
 pub use event::{
-    AcceptConnection, BytesMessage, CloseConnection, Event, Headers, Ping, Pong, RejectConnection,
-    RejectData, Request, TextMessage,
+    AcceptConnection, BytesMessage, CloseConnection, CloseSource, Event, Headers, Ping, Pong,
+    RejectConnection, RejectData, Request, TextMessage,
 };
 #[cfg(feature = "deflate")]
 pub use extensions::PerMessageDeflate;
 pub use handshake::Handshake;
 pub use mask::KeySource;
+pub use role::ConnectionType;
 pub use state::ConnectionState;
 pub use utf8::Utf8Bytes;
 pub use ws_connection::WsConnection;

@@ -5,7 +5,7 @@
 //! request or its 101) are moved into the `Framed` read buffer, never lost.
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), wsproto::codec::Error> {
+//! # async fn run() -> Result<(), wsproto::upgrade::Error> {
 //! use futures_util::{SinkExt, StreamExt};
 //! use wsproto::{Event, TextMessage};
 //!
@@ -28,16 +28,125 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
-use crate::codec::{Error, PlainWrites, WsCodec};
+use crate::codec::{self, PlainWrites, WsCodec};
 use crate::config::Config;
-use crate::connection::ConnectionType;
+use crate::error::{LocalProtocolError, ProtocolError, RemoteProtocolError};
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
+use crate::role::ConnectionType;
 use crate::ws_connection::WsConnection;
 
 /// A WebSocket transport: any I/O object framed with [`WsCodec`] (through [`PlainWrites`],
 /// which makes `Framed` write with `write` rather than a one-element `writev`; reach the
 /// stream with `ws.get_ref().get_ref()`).
 pub type WebSocket<T> = Framed<PlainWrites<T>, WsCodec>;
+
+/// Errors of the upgrade helper: the transport's, ours, the peer's handshake violations, a
+/// rejection, or the handshake timing out.
+///
+/// After the handshake, the codec's [`codec::Error`] is all that can happen; it converts into
+/// this type, and this type converts into [`std::io::Error`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport failed (or ended during the handshake: `UnexpectedEof`).
+    Io(std::io::Error),
+    /// We misused the API.
+    Local(LocalProtocolError),
+    /// The peer violated the opening handshake (a server has already sent the rejection the
+    /// violation calls for).
+    Remote(RemoteProtocolError),
+    /// The server rejected the upgrade (client), or `decide` did (server; the rejection was
+    /// sent).
+    Rejected(Box<Rejection>),
+    /// The opening handshake did not finish in time.
+    HandshakeTimeout,
+    /// The URL given to [`connect`] is not one it can connect to (the reason says why).
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Local(e) => write!(f, "local protocol error: {e}"),
+            Error::Remote(e) => write!(f, "remote protocol error: {e}"),
+            Error::Rejected(r) => write!(f, "upgrade rejected with HTTP status {}", r.status_code),
+            Error::HandshakeTimeout => f.write_str("opening handshake timed out"),
+            Error::InvalidUrl { url, reason } => write!(f, "invalid WebSocket URL {url:?}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Local(e) => Some(e),
+            Error::Remote(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<LocalProtocolError> for Error {
+    fn from(e: LocalProtocolError) -> Self {
+        Error::Local(e)
+    }
+}
+
+impl From<RemoteProtocolError> for Error {
+    fn from(e: RemoteProtocolError) -> Self {
+        Error::Remote(e)
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::Local(e) => Error::Local(e),
+            ProtocolError::Remote(e) => Error::Remote(e),
+        }
+    }
+}
+
+impl From<codec::Error> for Error {
+    fn from(e: codec::Error) -> Self {
+        match e {
+            codec::Error::Io(e) => Error::Io(e),
+            codec::Error::Local(e) => Error::Local(e),
+        }
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        use std::io::ErrorKind;
+        let kind = match &e {
+            Error::Io(_) => {
+                return match e {
+                    Error::Io(e) => e,
+                    _ => unreachable!(),
+                }
+            }
+            Error::Local(_) | Error::InvalidUrl { .. } => ErrorKind::InvalidInput,
+            Error::Remote(_) => ErrorKind::InvalidData,
+            Error::Rejected(_) => ErrorKind::ConnectionRefused,
+            Error::HandshakeTimeout => ErrorKind::TimedOut,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
 
 /// Default time allowed for the whole opening handshake.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -253,12 +362,10 @@ where
             return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
         if let Err(e) = ws.receive_data(&buf) {
-            if let crate::error::ProtocolError::Remote(remote) = &e {
-                if let Some(hint) = remote.event_hint() {
-                    if let Ok(bytes) = ws.send_bytes(hint.clone()) {
-                        let _ = io.write_all(&bytes).await;
-                        let _ = io.flush().await;
-                    }
+            if let ProtocolError::Remote(remote) = &e {
+                if let Ok(bytes) = ws.send_bytes(remote.event_hint()) {
+                    let _ = io.write_all(&bytes).await;
+                    let _ = io.flush().await;
                 }
             }
             return Err(e.into());
@@ -303,18 +410,20 @@ pub async fn connect(url: &str) -> Result<(WebSocket<TcpStream>, AcceptConnectio
 
 /// Splits a `ws://` URL into host, port and request target.
 fn parse_ws_url(url: &str) -> Result<(String, u16, String), Error> {
-    let bad = || Error::Local(crate::error::LocalProtocolError::other(format!("not a ws:// URL: {url}")));
-    let rest = url.strip_prefix("ws://").ok_or_else(bad)?;
+    let bad = |reason| Error::InvalidUrl { url: url.to_owned(), reason };
+    let rest = url.strip_prefix("ws://").ok_or_else(|| bad("not a ws:// URL"))?;
     let (authority, target) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].to_string()),
         None => (rest, "/".to_string()),
     };
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && !p.contains(']') => (h, p.parse::<u16>().map_err(|_| bad())?),
+        Some((h, p)) if !h.is_empty() && !p.contains(']') => {
+            (h, p.parse::<u16>().map_err(|_| bad("invalid port"))?)
+        }
         _ => (authority, 80),
     };
     if host.is_empty() {
-        return Err(bad());
+        return Err(bad("no host"));
     }
     let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
     Ok((host, port, target))

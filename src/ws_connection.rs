@@ -4,10 +4,11 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::config::Config;
-use crate::connection::{Connection, ConnectionType};
+use crate::connection::Connection;
 use crate::error::{LocalProtocolError, ProtocolError};
 use crate::event::Event;
 use crate::handshake::Handshake;
+use crate::role::ConnectionType;
 use crate::state::ConnectionState;
 
 /// A whole WebSocket endpoint: the HTTP/1.1 opening handshake, then the frame layer.

@@ -162,14 +162,14 @@ async fn rejection_with_a_body_reaches_the_client() {
         upgrade::server(b, decide, UpgradeConfig::default()).await
     });
     let err = upgrade::client(a, Request::new("h", "/nope"), UpgradeConfig::default()).await.unwrap_err();
-    let Error::Rejected(rejection) = err else { panic!("{err:?}") };
+    let upgrade::Error::Rejected(rejection) = err else { panic!("{err:?}") };
     assert_eq!(rejection.status_code, 404);
     assert_eq!(rejection.body, "Path not found");
     assert!(rejection
         .headers
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case(b"content-type") && v == "text/plain"));
-    assert!(matches!(server.await.unwrap(), Err(Error::Rejected(_))));
+    assert!(matches!(server.await.unwrap(), Err(upgrade::Error::Rejected(_))));
 }
 
 #[tokio::test]
@@ -182,7 +182,7 @@ async fn invalid_request_gets_the_hinted_rejection() {
     let response = String::from_utf8(response).unwrap();
     assert!(response.starts_with("HTTP/1.1 426"), "{response}");
     assert!(response.to_ascii_lowercase().contains("sec-websocket-version: 13"));
-    assert!(matches!(server.await.unwrap(), Err(Error::Remote(_))));
+    assert!(matches!(server.await.unwrap(), Err(upgrade::Error::Remote(_))));
 }
 
 #[tokio::test(start_paused = true)]
@@ -198,7 +198,7 @@ async fn slow_handshake_times_out() {
             break;
         }
     }
-    assert!(matches!(server.await.unwrap(), Err(Error::HandshakeTimeout)));
+    assert!(matches!(server.await.unwrap(), Err(upgrade::Error::HandshakeTimeout)));
 }
 
 /// Delivers at most one byte per read.

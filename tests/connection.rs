@@ -7,8 +7,8 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 use support::*;
 use wsproto::{
-    BytesMessage, CloseCode, CloseConnection, Config, Connection, ConnectionState, ConnectionType, Event,
-    KeySource, LocalProtocolError, Ping, Pong, TextMessage,
+    BytesMessage, CloseCode, CloseConnection, CloseSource, Config, Connection, ConnectionState,
+    ConnectionType, Event, KeySource, LocalProtocolError, PeerViolation, Ping, Pong, TextMessage,
 };
 
 use ConnectionType::{Client, Server};
@@ -95,61 +95,129 @@ fn rfc_length_encodings() {
     assert_eq!(server_out(BytesMessage::new(data64k)), wire);
 }
 
-// Peer violations (reference §10.2): each yields a CloseConnection event with its code.
+// Peer violations (frame-level protocol errors by the remote): each yields a CloseConnection
+// event with its code, never an error.
 
-fn violation(role: ConnectionType, input: &[u8]) -> u16 {
+/// Feeds `input` whole, byte by byte and in each delivery mode; every way must fail the
+/// connection with the same typed violation, owing our close frame. Returns the violation.
+fn violation(role: ConnectionType, input: &[u8]) -> PeerViolation {
+    let mut seen: Option<PeerViolation> = None;
     for config in
         [Config::default(), Config::default().min_chunk_size(1), Config::default().partial_frames(false)]
     {
-        let (events, conn) = feed_pieces(role, config, &[input]);
-        let Some(Event::CloseConnection(close)) = events.last() else { panic!("no close in {events:?}") };
-        assert_eq!(conn.state(), ConnectionState::RemoteClosing, "a violation waits for our close reply");
-        let code = close.code.0;
-        // Byte by byte gives the same code.
-        let pieces: Vec<&[u8]> = input.chunks(1).collect();
-        let (events, _) = feed_pieces(role, Config::default(), &pieces);
-        let Some(Event::CloseConnection(close)) = events.last() else { panic!("no close byte-wise") };
-        assert_eq!(close.code.0, code);
+        for pieces in [vec![input], input.chunks(1).collect()] {
+            let (events, conn) = feed_pieces(role, config.clone(), &pieces);
+            let Some(Event::CloseConnection(close)) = events.last() else { panic!("no close in {events:?}") };
+            assert_eq!(conn.state(), ConnectionState::RemoteClosing, "a violation waits for our close reply");
+            let CloseSource::Violation(v) = &close.source else { panic!("not a violation: {close:?}") };
+            assert_eq!(close.code, v.close_code());
+            assert_eq!(close.reason.as_deref(), Some(v.reason()));
+            assert_eq!(close.reply().map(|r| r.code), Some(v.close_code()), "our close frame is owed");
+            if let Some(first) = &seen {
+                assert_eq!(first, v, "same violation however the bytes arrive");
+            }
+            seen = Some(v.clone());
+        }
     }
-    let (events, _) = feed_pieces(role, Config::default(), &[input]);
-    let Some(Event::CloseConnection(close)) = events.last() else { unreachable!() };
-    close.code.0
+    seen.unwrap()
 }
 
 #[test]
 fn bad_input_rows_yield_their_close_codes() {
-    let rows: Vec<(&str, Vec<u8>, u16)> = vec![
-        ("invalid opcode 0x3", masked(0x83, b""), 1002),
-        ("invalid opcode 0xb", masked(0x8b, b""), 1002),
-        ("fragmented control", masked(0x09, b""), 1002),
-        ("control len > 125", [0x89, 0xfe, 0x00, 0x7e].to_vec(), 1002),
-        ("16-bit length <= 125", [0x82, 0xfe, 0x00, 0x05].to_vec(), 1002),
-        ("64-bit length <= 65535", [0x82, 0xff, 0, 0, 0, 0, 0, 0, 0xff, 0xff].to_vec(), 1002),
-        ("64-bit length MSB set", [0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0].to_vec(), 1002),
-        ("RSV1 without extension", masked(0xc1, b"x"), 1002),
-        ("RSV2 without extension", masked(0xa1, b"x"), 1002),
-        ("RSV3 without extension", masked(0x91, b"x"), 1002),
-        ("server got unmasked frame", unmasked(0x81, b"x"), 1002),
-        ("continuation without message", masked(0x80, b"x"), 1002),
-        ("text while message in progress", [masked(0x01, b"a"), masked(0x81, b"b")].concat(), 1002),
-        ("binary while message in progress", [masked(0x02, b"a"), masked(0x82, b"b")].concat(), 1002),
-        ("invalid UTF-8", masked(0x81, b"\xce\xba\xff"), 1007),
-        ("UTF-8 incomplete at message end", masked(0x81, b"\xce"), 1007),
-        ("close with 1-byte payload", masked(0x88, b"\x03"), 1002),
-        ("close code 999", masked(0x88, &999u16.to_be_bytes()), 1002),
-        ("close code 5000", masked(0x88, &5000u16.to_be_bytes()), 1002),
-        ("close code 1005", masked(0x88, &1005u16.to_be_bytes()), 1002),
-        ("close code 1006", masked(0x88, &1006u16.to_be_bytes()), 1002),
-        ("close code 1015", masked(0x88, &1015u16.to_be_bytes()), 1002),
-        ("close code 1004", masked(0x88, &1004u16.to_be_bytes()), 1002),
-        ("close code 1014", masked(0x88, &1014u16.to_be_bytes()), 1002),
-        ("close code 2999", masked(0x88, &2999u16.to_be_bytes()), 1002),
-        ("close reason invalid UTF-8", masked(0x88, b"\x03\xe8\xff\xfe"), 1007),
+    use PeerViolation as V;
+    let rows: Vec<(&str, Vec<u8>, V, u16)> = vec![
+        ("invalid opcode 0x3", masked(0x83, b""), V::ReservedOpcode(3), 1002),
+        ("invalid opcode 0xb", masked(0x8b, b""), V::ReservedOpcode(0xb), 1002),
+        ("fragmented control", masked(0x09, b""), V::FragmentedControlFrame, 1002),
+        ("control len > 125", [0x89, 0xfe, 0x00, 0x7e].to_vec(), V::ControlFrameTooLong, 1002),
+        ("16-bit length <= 125", [0x82, 0xfe, 0x00, 0x05].to_vec(), V::NonMinimalLength, 1002),
+        (
+            "64-bit length <= 65535",
+            [0x82, 0xff, 0, 0, 0, 0, 0, 0, 0xff, 0xff].to_vec(),
+            V::NonMinimalLength,
+            1002,
+        ),
+        ("64-bit length MSB set", [0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0].to_vec(), V::LengthMsbSet, 1002),
+        ("RSV1 without extension", masked(0xc1, b"x"), V::UnexpectedReservedBits, 1002),
+        ("RSV2 without extension", masked(0xa1, b"x"), V::UnexpectedReservedBits, 1002),
+        ("RSV3 without extension", masked(0x91, b"x"), V::UnexpectedReservedBits, 1002),
+        ("server got unmasked frame", unmasked(0x81, b"x"), V::UnmaskedFrame, 1002),
+        ("continuation without message", masked(0x80, b"x"), V::UnexpectedContinuation, 1002),
+        (
+            "text while message in progress",
+            [masked(0x01, b"a"), masked(0x81, b"b")].concat(),
+            V::ExpectedContinuation,
+            1002,
+        ),
+        (
+            "binary while message in progress",
+            [masked(0x02, b"a"), masked(0x82, b"b")].concat(),
+            V::ExpectedContinuation,
+            1002,
+        ),
+        ("invalid UTF-8", masked(0x81, b"\xce\xba\xff"), V::InvalidUtf8, 1007),
+        ("UTF-8 incomplete at message end", masked(0x81, b"\xce"), V::IncompleteUtf8, 1007),
+        ("close with 1-byte payload", masked(0x88, b"\x03"), V::CloseFrameTooShort, 1002),
+        ("close code 999", masked(0x88, &999u16.to_be_bytes()), V::InvalidCloseCode(999), 1002),
+        ("close code 5000", masked(0x88, &5000u16.to_be_bytes()), V::InvalidCloseCode(5000), 1002),
+        ("close code 1005", masked(0x88, &1005u16.to_be_bytes()), V::InvalidCloseCode(1005), 1002),
+        ("close code 1006", masked(0x88, &1006u16.to_be_bytes()), V::InvalidCloseCode(1006), 1002),
+        ("close code 1015", masked(0x88, &1015u16.to_be_bytes()), V::InvalidCloseCode(1015), 1002),
+        ("close code 1004", masked(0x88, &1004u16.to_be_bytes()), V::InvalidCloseCode(1004), 1002),
+        ("close code 1014", masked(0x88, &1014u16.to_be_bytes()), V::InvalidCloseCode(1014), 1002),
+        ("close code 2999", masked(0x88, &2999u16.to_be_bytes()), V::InvalidCloseCode(2999), 1002),
+        ("close reason invalid UTF-8", masked(0x88, b"\x03\xe8\xff\xfe"), V::InvalidCloseReason, 1007),
     ];
-    for (name, input, code) in rows {
-        assert_eq!(violation(Server, &input), code, "{name}");
+    for (name, input, expected, code) in rows {
+        let found = violation(Server, &input);
+        assert_eq!(found, expected, "{name}");
+        assert_eq!(found.close_code(), code, "{name}");
     }
-    assert_eq!(violation(Client, &masked(0x81, b"x")), 1002, "client got masked frame");
+    assert_eq!(violation(Client, &masked(0x81, b"x")), V::MaskedFrame, "client got masked frame");
+}
+
+#[test]
+fn received_close_says_where_it_came_from_and_whether_a_reply_is_owed() {
+    // The peer closes first: its close frame, our reply owed, and sending it completes the close.
+    let mut conn = Connection::new(Server, Config::default());
+    conn.receive_data(&masked(0x88, b"\x03\xe9bye")).unwrap();
+    let Some(Event::CloseConnection(close)) = conn.next_event() else { panic!() };
+    assert_eq!(
+        (close.code, close.reason.as_deref(), &close.source),
+        (CloseCode::GOING_AWAY, Some("bye"), &CloseSource::Peer)
+    );
+    let reply = close.reply().expect("the peer closed first: we owe the reply");
+    assert_eq!(
+        (reply.code, reply.reason.as_deref(), &reply.source),
+        (CloseCode::GOING_AWAY, Some("bye"), &CloseSource::Local)
+    );
+    assert_eq!(conn.send_bytes(reply).unwrap()[..], unmasked(0x88, b"\x03\xe9bye")[..]);
+    assert_eq!(conn.state(), ConnectionState::Closed);
+
+    // We close first: the peer's close answers ours, nothing is owed.
+    let mut conn = Connection::new(Server, Config::default());
+    conn.send_bytes(CloseConnection::new(CloseCode::NORMAL_CLOSURE)).unwrap();
+    conn.receive_data(&masked(0x88, &1000u16.to_be_bytes())).unwrap();
+    let Some(Event::CloseConnection(close)) = conn.next_event() else { panic!() };
+    assert_eq!((&close.source, close.reply_owed, close.reply()), (&CloseSource::Peer, false, None));
+    assert_eq!(conn.state(), ConnectionState::Closed);
+
+    // A violation after we closed: reported, but our close frame is already out.
+    let mut conn = Connection::new(Server, Config::default());
+    conn.send_bytes(CloseConnection::new(CloseCode::NORMAL_CLOSURE)).unwrap();
+    conn.receive_data(&masked(0x81, b"\xff")).unwrap();
+    let Some(Event::CloseConnection(close)) = conn.next_event() else { panic!() };
+    assert_eq!((close.violation(), close.reply()), (Some(&PeerViolation::InvalidUtf8), None));
+    assert_eq!(conn.state(), ConnectionState::Closed);
+
+    // The transport ends without a closing handshake: 1006, nothing to reply.
+    let mut conn = Connection::new(Server, Config::default());
+    conn.receive_eof();
+    let Some(Event::CloseConnection(close)) = conn.next_event() else { panic!() };
+    assert_eq!(
+        (close.code, close.reason.as_deref(), &close.source, close.reply()),
+        (CloseCode::ABNORMAL_CLOSURE, None, &CloseSource::TransportEnded, None)
+    );
 }
 
 #[test]
@@ -264,7 +332,8 @@ fn a_huge_frame_streams_in_bounded_memory() {
     assert_eq!(total, 8 << 20);
 }
 
-// State machine (reference §9.2).
+// State machine after the handshake: what each state may send, and what it does with received
+// bytes, a received close and EOF.
 
 fn sends() -> Vec<(&'static str, Event)> {
     vec![

@@ -239,7 +239,7 @@ fn rfc_hello_sent_by_server_exact_bytes() {
     let mut server = conn(Server, Config::default(), negotiated_server());
     let first = server.send_bytes(TextMessage::new("Hello")).unwrap();
     assert_eq!(&first[..], &hex("c1 07 f2 48 cd c9 c9 07 00")[..], "§7.2.3.1");
-    // §7.2.3.2: with context takeover the second "Hello" is a back-reference.
+    // RFC 7692 §7.2.3.2: with context takeover the second "Hello" is a back-reference.
     let second = server.send_bytes(TextMessage::new("Hello")).unwrap();
     assert_eq!(&second[..], &hex("c1 05 f2 00 11 00 00")[..], "§7.2.3.2");
 
@@ -411,7 +411,8 @@ fn server_accepts_and_echoes() {
         (d().server_max_window_bits(12), "server_max_window_bits=10", "server_max_window_bits=10", params(false, false, 15, 10)),
         // 8 configured for our own window: we compress with 9 and say so.
         (d().server_max_window_bits(8), "", "server_max_window_bits=9", params(false, false, 15, 9)),
-        // The client's window: announced only if the client offered the parameter (§18.3 fix).
+        // The client's window: announced only if the client offered the parameter, and otherwise not
+        // used (python wsproto inflated with the unannounced smaller window: later messages failed, 1007).
         (d().client_max_window_bits(10), "", "", params(false, false, 15, 15)),
         (d().client_max_window_bits(10), "client_max_window_bits", "client_max_window_bits=10", params(false, false, 10, 15)),
         (d().client_max_window_bits(10), "client_max_window_bits=12", "client_max_window_bits=10", params(false, false, 10, 15)),
@@ -628,8 +629,9 @@ fn negotiated_pairs_round_trip_every_window() {
     }
 }
 
-/// §18.3: a server configured with a small client window, facing a client that did not offer
-/// `client_max_window_bits`, must not inflate with the small window.
+/// Python wsproto inflated with a configured `client_max_window_bits` it had not announced. Here a server
+/// configured with a small client window, facing a client that did not offer `client_max_window_bits`,
+/// must not inflate with the small window.
 #[test]
 fn unannounced_client_window_is_not_used() {
     let mut server = PerMessageDeflate::new().client_max_window_bits(9);
@@ -987,7 +989,7 @@ fn bomb_direct_on_the_extension() {
     let mut server = negotiated_server();
     server.frame_inbound_header(Server, Opcode::Binary, Rsv::RSV1, payload.len() as u64).unwrap();
     let (result, peak, retained) = measure(|| server.frame_inbound_payload_data(payload.clone(), budget));
-    assert_eq!(result, Err(CloseCode::MESSAGE_TOO_BIG));
+    assert_eq!(result.map_err(|e| e.code()), Err(CloseCode::MESSAGE_TOO_BIG));
     assert!(peak <= 2 * budget + 50_000, "peak {peak}");
     assert!(retained <= 0, "state released after the failure: {retained}");
 
@@ -1000,7 +1002,7 @@ fn bomb_direct_on_the_extension() {
         match server.frame_inbound_payload_data(Bytes::copy_from_slice(chunk), left) {
             Ok(out) => left -= out.len(),
             Err(code) => {
-                assert_eq!(code, CloseCode::MESSAGE_TOO_BIG);
+                assert_eq!(code.code(), CloseCode::MESSAGE_TOO_BIG);
                 failed = true;
                 break;
             }

@@ -9,9 +9,10 @@ use wsproto::handshake::{
     client_extensions_handshake, generate_accept_token, generate_nonce, server_extensions_handshake,
 };
 use wsproto::{
-    AcceptConnection, BytesMessage, CloseCode, CloseConnection, Config, Connection, ConnectionState,
-    ConnectionType, Event, Handshake, KeySource, LocalProtocolError, Ping, Pong, ProtocolError,
-    RejectConnection, RejectData, RemoteProtocolError, Request, TextMessage, WsConnection,
+    AcceptConnection, BytesMessage, CloseCode, CloseConnection, CloseSource, Config, Connection,
+    ConnectionState, ConnectionType, Event, ExtensionError, Handshake, KeySource, LocalProtocolError, Ping,
+    Pong, ProtocolError, RejectConnection, RejectData, RemoteProtocolError, Request, TextMessage,
+    WsConnection,
 };
 
 const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -73,7 +74,7 @@ fn local<T: std::fmt::Debug>(result: Result<T, LocalProtocolError>) -> LocalProt
 }
 
 fn hint_status(e: &RemoteProtocolError) -> u16 {
-    e.event_hint().expect("a hint").status_code
+    e.event_hint().status_code
 }
 
 fn server_error(request: &str) -> RemoteProtocolError {
@@ -525,7 +526,7 @@ fn truncated_rejection_body_is_an_error() {
     let mut c = client_after_request(&[]);
     c.receive_data(b"HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\n\r\nabc").unwrap();
     let e = remote(c.receive_eof());
-    assert!(e.message().contains("Bad HTTP message"), "{e}");
+    assert!(e.to_string().contains("Bad HTTP message"), "{e}");
     let mut c = client_after_request(&[]);
     let e = remote(c.receive_data(b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"));
     assert_eq!(hint_status(&e), 400);
@@ -546,7 +547,7 @@ fn server_can_send_the_hint_after_a_bad_request() {
     let e = remote(
         s.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"),
     );
-    let hint = e.event_hint().unwrap().clone();
+    let hint = e.event_hint();
     assert_eq!(hint.status_code, 400);
     assert_eq!(hint.headers, vec![(Bytes::from("Sec-WebSocket-Version"), Bytes::from("13"))]);
     // The handshake is dead: more input repeats the error, accepting is refused.
@@ -561,7 +562,8 @@ fn server_can_send_the_hint_after_a_bad_request() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Invalid requests (reference §16.2)
+// Invalid requests: the server's validation of the upgrade request, in python wsproto's order (method,
+// Connection, Sec-WebSocket-Version, Sec-WebSocket-Key, Upgrade, Host); the first failure wins.
 
 fn request_without(skip: &str, extra: &str) -> String {
     let mut out = String::new();
@@ -625,11 +627,11 @@ fn invalid_requests() {
     ];
     for (request, fragment, status) in cases {
         let e = server_error(&request);
-        assert!(e.message().contains(fragment), "{request:?}: {e}");
+        assert!(e.to_string().contains(fragment), "{request:?}: {e}");
         assert_eq!(hint_status(&e), status, "{request:?}: {e}");
-        let hint = e.event_hint().unwrap();
+        let hint = e.event_hint();
         assert!(!hint.has_body);
-        if e.message().contains("Version") {
+        if e.to_string().contains("Version") {
             assert_eq!(hint.headers, vec![(Bytes::from("Sec-WebSocket-Version"), Bytes::from("13"))]);
         } else {
             assert!(hint.headers.is_empty());
@@ -639,9 +641,9 @@ fn invalid_requests() {
 
 #[test]
 fn checks_run_in_reference_order() {
-    // Missing Connection and Upgrade: Connection is reported first (§16.2 order).
+    // Missing Connection and Upgrade: Connection is reported first (python wsproto's order).
     let request = request_without("Connection:", "").replace("Upgrade: websocket\r\n", "");
-    assert!(server_error(&request).message().contains("Connection"));
+    assert!(server_error(&request).to_string().contains("Connection"));
     // Bad version and missing key: version first, with its 426.
     let request = request_without("Sec-WebSocket-Key:", "").replace("Version: 13", "Version: 7");
     assert_eq!(hint_status(&server_error(&request)), 426);
@@ -702,15 +704,18 @@ fn eof_during_the_request() {
     s.receive_eof().unwrap();
     let _ = drain(&mut s);
     s.send_bytes(AcceptConnection::new()).unwrap();
+    let events = drain(&mut s);
+    let [Event::CloseConnection(close)] = &events[..] else { panic!("{events:?}") };
     assert_eq!(
-        drain(&mut s),
-        vec![Event::CloseConnection(CloseConnection::new(CloseCode::ABNORMAL_CLOSURE))]
+        (close.code, &close.source, close.reply()),
+        (CloseCode::ABNORMAL_CLOSURE, &CloseSource::TransportEnded, None)
     );
     assert_eq!(s.state(), ConnectionState::Closed);
 }
 
 // ---------------------------------------------------------------------------------------------
-// Invalid responses (reference §16.4)
+// Invalid responses: the client's validation of the 101 response, in python wsproto's order (Connection,
+// Upgrade, Sec-WebSocket-Accept, Sec-WebSocket-Protocol, Sec-WebSocket-Extensions).
 
 fn response_without(skip: &str, extra: &str) -> String {
     let mut out = String::new();
@@ -742,8 +747,8 @@ fn invalid_responses() {
     ];
     for (response, fragment) in cases {
         let e = client_error(&response);
-        assert!(e.message().contains(fragment), "{response:?}: {e}");
-        assert_eq!(e.event_hint(), Some(&RejectConnection::default()), "{response:?}");
+        assert!(e.to_string().contains(fragment), "{response:?}: {e}");
+        assert_eq!(e.event_hint(), RejectConnection::default(), "{response:?}");
     }
     // Case-insensitive where the RFC says so.
     let mut c = client_after_request(&["chat.v1"]);
@@ -1026,7 +1031,11 @@ fn seed_echo_loop_over_an_in_memory_pipe() {
         assert_eq!(texts, ["Echo: hello", "Echo: multi ", "Echo: part"], "recv {recv_size}");
         assert_eq!(binaries, [b"Echo: \x01\x02".to_vec()]);
         assert_eq!(others[1], Event::Pong(Pong::new("are you there")));
-        assert_eq!(others[2], Event::CloseConnection(CloseConnection::with_reason(1000u16, "bye")));
+        let Event::CloseConnection(close) = &others[2] else { panic!("{others:?}") };
+        assert_eq!(
+            (close.code, close.reason.as_deref(), close.reply_owed),
+            (CloseCode(1000), Some("bye"), false)
+        );
         assert_eq!(others.len(), 3);
         assert_eq!(server.state(), ConnectionState::Closed);
         assert_eq!(client.state(), ConnectionState::Closed);
@@ -1082,10 +1091,10 @@ impl Extension for Toy {
         self.enabled = true;
         Some(if offer.contains("p=1") { "p=1; ok".to_owned() } else { String::new() })
     }
-    fn finalize(&mut self, response: &str) -> Result<(), String> {
+    fn finalize(&mut self, response: &str) -> Result<(), ExtensionError> {
         self.log.lock().unwrap().push(format!("{} finalize {response}", self.name));
         if self.finalize_error {
-            return Err("cannot honour".into());
+            return Err(ExtensionError::new(CloseCode::MANDATORY_EXT, "cannot honour"));
         }
         self.enabled = true;
         Ok(())
@@ -1149,8 +1158,8 @@ fn unrecognized_extension_in_response() {
     c.send_bytes(Request::new("h", "/").with_extension(Toy::new("x-toy", &log))).unwrap();
     let response = response_without("", "Sec-WebSocket-Extensions: x-unknown\r\n");
     let e = remote(c.receive_data(response.as_bytes()));
-    assert_eq!(e.message(), "unrecognized extension x-unknown");
-    assert_eq!(e.event_hint(), Some(&RejectConnection::default()));
+    assert_eq!(e.to_string(), "unrecognized extension x-unknown");
+    assert_eq!(e.event_hint(), RejectConnection::default());
 
     // An extension the client did not offer (offer() returned None) is not recognised either.
     let mut quiet = Toy::new("x-toy", &log);
@@ -1158,7 +1167,7 @@ fn unrecognized_extension_in_response() {
     let mut c = client();
     c.send_bytes(Request::new("h", "/").with_extension(quiet)).unwrap();
     let response = response_without("", "Sec-WebSocket-Extensions: x-toy\r\n");
-    assert!(remote(c.receive_data(response.as_bytes())).message().contains("unrecognized extension"));
+    assert!(remote(c.receive_data(response.as_bytes())).to_string().contains("unrecognized extension"));
 }
 
 #[test]
@@ -1206,19 +1215,19 @@ fn client_extensions_handshake_checks_the_response() {
     assert!(client_extensions_handshake(Vec::<String>::new(), offered()).unwrap().is_empty());
 
     let e = client_extensions_handshake(["x-c"], offered()).unwrap_err();
-    assert_eq!(e.message(), "unrecognized extension x-c");
-    assert_eq!(e.event_hint(), Some(&RejectConnection::default()));
+    assert_eq!(e.to_string(), "unrecognized extension x-c");
+    assert_eq!(e.event_hint(), RejectConnection::default());
 
     let e = client_extensions_handshake(["x-a", "x-a"], offered()).unwrap_err();
-    assert!(e.message().contains("twice"), "{e}");
+    assert!(e.to_string().contains("twice"), "{e}");
 
     let e = client_extensions_handshake(["x-a; p=\"unterminated"], offered()).unwrap_err();
-    assert!(e.message().contains("malformed"), "{e}");
+    assert!(e.to_string().contains("malformed"), "{e}");
 
     let mut failing = Toy::new("x-a", &log);
     failing.finalize_error = true;
     let e = client_extensions_handshake(["x-a"], vec![Box::new(failing) as Box<dyn Extension>]).unwrap_err();
-    assert!(e.message().contains("cannot honour"), "{e}");
+    assert!(e.to_string().contains("cannot honour"), "{e}");
 }
 
 #[test]
@@ -1325,7 +1334,7 @@ fn http_crate_interop() {
     let post = http::Request::post("/").header("host", "h").body(()).unwrap();
     let mut ws = server();
     let e = remote(ws.initiate_upgrade_request(&post));
-    let response = rejection_response(e.event_hint().unwrap()).unwrap();
+    let response = rejection_response(&e.event_hint()).unwrap();
     assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
 }
 

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use wsproto::upgrade::{self, Decision, UpgradeConfig};
-use wsproto::{AcceptConnection, ConnectionState, Event, PerMessageDeflate};
+use wsproto::{AcceptConnection, Event, PerMessageDeflate};
 
 use crate::common::*;
 
@@ -109,7 +109,7 @@ where
     drop(tokio::spawn(future));
 }
 
-async fn serve_ours(stream: TcpStream, whole: bool, deflate: bool) -> Result<(), wsproto::codec::Error> {
+async fn serve_ours(stream: TcpStream, whole: bool, deflate: bool) -> Result<(), wsproto::upgrade::Error> {
     let config = UpgradeConfig::default().whole_messages(whole);
     // `_` (not a named binding): the request is dropped now, not kept for the connection.
     let (mut ws, _) = if deflate {
@@ -126,8 +126,8 @@ async fn serve_ours(stream: TcpStream, whole: bool, deflate: bool) -> Result<(),
             Event::BytesMessage(m) => ws.send(m.into()).await?,
             Event::Ping(p) => ws.send(p.response().into()).await?,
             Event::CloseConnection(close) => {
-                if ws.codec().connection().state() == ConnectionState::RemoteClosing {
-                    ws.send(close.response().into()).await?;
+                if let Some(reply) = close.reply() {
+                    ws.send(reply.into()).await?;
                 }
                 break;
             }

@@ -4,7 +4,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use wsproto::codec::Error;
 use wsproto::upgrade::WebSocket;
-use wsproto::{CloseConnection, ConnectionState, Event};
+use wsproto::{CloseConnection, Event};
 
 /// Echoes text and binary chunks as they arrive (the fragment structure follows the input, so
 /// even a huge message needs little memory), answers pings, and completes the close
@@ -19,10 +19,10 @@ where
             Event::BytesMessage(m) => m.into(),
             Event::Ping(ping) => ping.response().into(),
             Event::CloseConnection(close) => {
-                if ws.codec().connection().state() == ConnectionState::RemoteClosing {
-                    ws.send(close.response().into()).await?;
+                if let Some(reply) = close.reply() {
+                    ws.send(reply.into()).await?;
                 }
-                return Ok(Some(close));
+                return Ok(Some(*close));
             }
             _ => continue,
         };

@@ -64,7 +64,7 @@ async fn handle(mut req: Request<Incoming>, peer: SocketAddr) -> Result<Response
         eprintln!("{peer}: bad upgrade request: {e}");
         // A remote error carries the rejection to send (400, or 426 with the version we speak).
         let reject = match &e {
-            ProtocolError::Remote(remote) => remote.event_hint().cloned(),
+            ProtocolError::Remote(remote) => Some(remote.event_hint()),
             ProtocolError::Local(_) => None,
         };
         let reject = reject.unwrap_or_else(|| RejectConnection::new(400));

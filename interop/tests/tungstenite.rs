@@ -26,8 +26,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use wsproto::upgrade::{self, Decision, UpgradeConfig, WebSocket};
 use wsproto::{
-    AcceptConnection, BytesMessage, CloseCode, CloseConnection, ConnectionState, Event, PerMessageDeflate,
-    Ping, Pong, Request, TextMessage,
+    AcceptConnection, BytesMessage, CloseCode, CloseConnection, CloseSource, ConnectionState, Event,
+    PerMessageDeflate, Ping, Pong, Request, TextMessage,
 };
 
 const MIB: usize = 1 << 20;
@@ -116,11 +116,10 @@ async fn wsproto_server(listener: TcpListener) -> ServerLog {
                 ws.send(TextMessage::new(text).into()).await.unwrap();
             }
             Event::CloseConnection(close) => {
-                let state = ws.codec().connection().state();
-                if state == ConnectionState::RemoteClosing {
-                    ws.send(close.response().into()).await.unwrap();
+                if let Some(reply) = close.reply() {
+                    ws.send(reply.into()).await.unwrap();
                 }
-                log.close = Some((close, ws.codec().connection().state()));
+                log.close = Some((*close, ws.codec().connection().state()));
                 break;
             }
             other => panic!("unexpected event {other:?}"),
@@ -217,7 +216,8 @@ async fn wsproto_server_tungstenite_client_closes() {
         assert!(log.extension_offers.is_empty());
         assert_eq!(log.pongs, [Bytes::from_static(SERVER_PING), Bytes::from_static(b"between")]);
         let (close, state) = log.close.unwrap();
-        assert_eq!(close, CloseConnection::with_reason(CloseCode::NORMAL_CLOSURE, "client bye"));
+        assert_eq!(close.response(), CloseConnection::with_reason(CloseCode::NORMAL_CLOSURE, "client bye"));
+        assert_eq!((close.source, close.reply_owed), (CloseSource::Peer, true));
         assert_eq!(state, ConnectionState::Closed);
     })
     .await;
@@ -241,7 +241,8 @@ async fn wsproto_server_tungstenite_client_server_closes() {
         let log = server.await.unwrap();
         let (close, state) = log.close.unwrap();
         // The peer's answer echoes our code and reason.
-        assert_eq!(close, CloseConnection::with_reason(CloseCode::GOING_AWAY, "server bye"));
+        assert_eq!(close.response(), CloseConnection::with_reason(CloseCode::GOING_AWAY, "server bye"));
+        assert_eq!((close.source, close.reply_owed), (CloseSource::Peer, false));
         assert_eq!(state, ConnectionState::Closed);
     })
     .await;
@@ -370,7 +371,8 @@ async fn tungstenite_server_wsproto_client_closes() {
         let close = CloseConnection::with_reason(CloseCode::NORMAL_CLOSURE, "client bye");
         ws.send(close.clone().into()).await.unwrap();
         assert_eq!(ws.codec().connection().state(), ConnectionState::LocalClosing);
-        assert_eq!(next_event(&mut ws).await, close.into());
+        let Event::CloseConnection(answer) = next_event(&mut ws).await else { panic!("expected a close") };
+        assert_eq!((answer.response(), answer.reply()), (close, None));
         assert_eq!(ws.codec().connection().state(), ConnectionState::Closed);
         // The server closes the TCP connection; the stream ends without a 1006 event.
         assert!(ws.next().await.is_none());
@@ -393,10 +395,11 @@ async fn tungstenite_server_wsproto_client_server_closes() {
         assert_eq!(next_event(&mut ws).await, text("hello"));
 
         ws.send(text("close me")).await.unwrap();
-        let close = CloseConnection::with_reason(CloseCode::GOING_AWAY, "server bye");
-        assert_eq!(next_event(&mut ws).await, close.clone().into());
+        let Event::CloseConnection(close) = next_event(&mut ws).await else { panic!("expected a close") };
+        assert_eq!((close.code, close.reason.as_deref()), (CloseCode::GOING_AWAY, Some("server bye")));
+        assert_eq!(close.source, CloseSource::Peer);
         assert_eq!(ws.codec().connection().state(), ConnectionState::RemoteClosing);
-        ws.send(close.response().into()).await.unwrap();
+        ws.send(close.reply().expect("the server closed first").into()).await.unwrap();
         assert_eq!(ws.codec().connection().state(), ConnectionState::Closed);
         assert!(ws.next().await.is_none());
 

@@ -9,10 +9,11 @@ use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use crate::close::CloseCode;
-use crate::connection::ConnectionType;
+use crate::error::ExtensionError;
 use crate::extensions::Extension;
 use crate::frame::{Opcode, Rsv};
 use crate::headers::ExtensionItem;
+use crate::role::ConnectionType;
 
 /// The extension token.
 const NAME: &str = "permessage-deflate";
@@ -319,7 +320,7 @@ impl PerMessageDeflate {
     }
 
     /// Compresses one outgoing frame's data; a final frame loses its `00 00 ff ff` tail.
-    fn compress(&mut self, params: DeflateParams, data: &[u8], fin: bool) -> Result<Bytes, CloseCode> {
+    fn compress(&mut self, params: DeflateParams, data: &[u8], fin: bool) -> Result<Bytes, ExtensionError> {
         let level = self.settings.level;
         let compressor =
             self.compressor.get_or_insert_with(|| pool::compressor(level, params.compress_window_bits()));
@@ -332,7 +333,7 @@ impl PerMessageDeflate {
             let before = compressor.total_in();
             compressor
                 .compress_vec(input, &mut out, FlushCompress::Sync)
-                .map_err(|_| CloseCode::INTERNAL_ERROR)?;
+                .map_err(|_| ExtensionError::new(CloseCode::INTERNAL_ERROR, "compression failed"))?;
             let consumed = usize::try_from(compressor.total_in() - before).unwrap_or(input.len());
             input = &input[consumed.min(input.len())..];
             // Done when all input is in and the flush did not run out of room.
@@ -359,14 +360,14 @@ impl PerMessageDeflate {
     }
 
     /// Inflates `input` (part of the current message), producing at most `max_output` bytes:
-    /// more is [`CloseCode::MESSAGE_TOO_BIG`], and the output buffer never grows past
+    /// more is an error with [`CloseCode::MESSAGE_TOO_BIG`], and the output buffer never grows past
     /// `max_output + 1` bytes.
     fn inflate(
         &mut self,
         input: &[u8],
         max_output: usize,
         flush: FlushDecompress,
-    ) -> Result<Bytes, CloseCode> {
+    ) -> Result<Bytes, ExtensionError> {
         let Some(params) = self.params else { return Ok(Bytes::copy_from_slice(input)) };
         if self.rx_stream_ended {
             // The DEFLATE stream ended (BFINAL): what follows is ignored.
@@ -381,7 +382,7 @@ impl PerMessageDeflate {
         loop {
             if out.len() == out.capacity() {
                 if out.len() >= limit {
-                    return Err(CloseCode::MESSAGE_TOO_BIG);
+                    return Err(too_big());
                 }
                 let next = if out.capacity() == 0 {
                     input.len().saturating_mul(8).clamp(INFLATE_FIRST_STEP.0, INFLATE_FIRST_STEP.1)
@@ -391,14 +392,12 @@ impl PerMessageDeflate {
                 out.reserve_exact(next.min(limit) - out.len());
             }
             let (in_before, out_before) = (decompressor.total_in(), decompressor.total_out());
-            let status = decompressor
-                .decompress_vec(input, &mut out, flush)
-                .map_err(|_| CloseCode::INVALID_FRAME_PAYLOAD_DATA)?;
+            let status = decompressor.decompress_vec(input, &mut out, flush).map_err(|_| corrupt())?;
             let consumed = usize::try_from(decompressor.total_in() - in_before).unwrap_or(input.len());
             let produced = decompressor.total_out() - out_before;
             input = &input[consumed.min(input.len())..];
             if out.len() > max_output {
-                return Err(CloseCode::MESSAGE_TOO_BIG);
+                return Err(too_big());
             }
             if status == Status::StreamEnd {
                 self.rx_stream_ended = true;
@@ -411,7 +410,7 @@ impl PerMessageDeflate {
                 }
                 // Input left, room left, and no progress: the inflater is stuck.
                 if consumed == 0 && produced == 0 {
-                    return Err(CloseCode::INVALID_FRAME_PAYLOAD_DATA);
+                    return Err(corrupt());
                 }
             }
         }
@@ -572,8 +571,10 @@ impl Extension for PerMessageDeflate {
         Some(response)
     }
 
-    fn finalize(&mut self, response: &str) -> Result<(), String> {
-        let params = self.negotiate_response(response)?;
+    fn finalize(&mut self, response: &str) -> Result<(), ExtensionError> {
+        let params = self
+            .negotiate_response(response)
+            .map_err(|why| ExtensionError::new(CloseCode::MANDATORY_EXT, why))?;
         self.reset_state(params);
         Ok(())
     }
@@ -584,10 +585,13 @@ impl Extension for PerMessageDeflate {
         opcode: Opcode,
         rsv: Rsv,
         _payload_len: u64,
-    ) -> Result<Rsv, CloseCode> {
+    ) -> Result<Rsv, ExtensionError> {
         if rsv.rsv1() && !matches!(opcode, Opcode::Text | Opcode::Binary) {
             // RSV1 marks a compressed message on its first frame only (RFC 7692 §6.1).
-            return Err(CloseCode::PROTOCOL_ERROR);
+            return Err(ExtensionError::new(
+                CloseCode::PROTOCOL_ERROR,
+                "RSV1 set on a frame other than the first of a message",
+            ));
         }
         if matches!(opcode, Opcode::Text | Opcode::Binary) {
             if self.rx_stream_ended {
@@ -598,14 +602,22 @@ impl Extension for PerMessageDeflate {
         Ok(Rsv::RSV1)
     }
 
-    fn frame_inbound_payload_data(&mut self, data: Bytes, max_output: usize) -> Result<Bytes, CloseCode> {
+    fn frame_inbound_payload_data(
+        &mut self,
+        data: Bytes,
+        max_output: usize,
+    ) -> Result<Bytes, ExtensionError> {
         if !self.rx_compressed || data.is_empty() {
             return Ok(data);
         }
         self.inflate(&data, max_output, FlushDecompress::None).inspect_err(|_| self.decompressor = None)
     }
 
-    fn frame_inbound_complete(&mut self, fin: bool, max_output: usize) -> Result<Option<Bytes>, CloseCode> {
+    fn frame_inbound_complete(
+        &mut self,
+        fin: bool,
+        max_output: usize,
+    ) -> Result<Option<Bytes>, ExtensionError> {
         if !self.rx_compressed || !fin {
             return Ok(None);
         }
@@ -622,7 +634,7 @@ impl Extension for PerMessageDeflate {
         rsv: Rsv,
         data: Bytes,
         fin: bool,
-    ) -> Result<(Rsv, Bytes), CloseCode> {
+    ) -> Result<(Rsv, Bytes), ExtensionError> {
         let Some(params) = self.params else { return Ok((rsv, data)) };
         match opcode {
             Opcode::Text | Opcode::Binary => {
@@ -638,6 +650,16 @@ impl Extension for PerMessageDeflate {
         let rsv = if opcode == Opcode::Continuation { rsv } else { rsv.union(Rsv::RSV1) };
         Ok((rsv, payload))
     }
+}
+
+/// Inflating would exceed the message budget (reported as a message too big).
+fn too_big() -> ExtensionError {
+    ExtensionError::new(CloseCode::MESSAGE_TOO_BIG, "message exceeds the maximum message size")
+}
+
+/// The compressed data is not valid DEFLATE.
+fn corrupt() -> ExtensionError {
+    ExtensionError::new(CloseCode::INVALID_FRAME_PAYLOAD_DATA, "invalid compressed data")
 }
 
 impl fmt::Debug for PerMessageDeflate {

@@ -4,13 +4,14 @@
 //! (`offer` on the client, `accept` on the server, `finalize` on the client again), and then
 //! framing, where it may claim reserved bits and transform data-frame payloads.
 
+use std::any::Any;
 use std::fmt;
 
 use bytes::Bytes;
 
-use crate::close::CloseCode;
+use crate::error::ExtensionError;
 use crate::frame::{Opcode, Rsv};
-use crate::ConnectionType;
+use crate::role::ConnectionType;
 
 #[cfg(feature = "deflate")]
 mod deflate;
@@ -37,7 +38,7 @@ pub use deflate::{DeflateParams, PerMessageDeflate};
 ///
 /// ```
 /// use bytes::Bytes;
-/// use wsproto::{CloseCode, ConnectionType};
+/// use wsproto::{ConnectionType, ExtensionError};
 /// use wsproto::extensions::Extension;
 /// use wsproto::frame::{Opcode, Rsv};
 ///
@@ -49,14 +50,14 @@ pub use deflate::{DeflateParams, PerMessageDeflate};
 ///     fn enabled(&self) -> bool { self.on }
 ///     fn offer(&mut self) -> Option<String> { Some(String::new()) }
 ///     fn accept(&mut self, _offer: &str) -> Option<String> { self.on = true; Some(String::new()) }
-///     fn finalize(&mut self, _response: &str) -> Result<(), String> { self.on = true; Ok(()) }
+///     fn finalize(&mut self, _response: &str) -> Result<(), ExtensionError> { self.on = true; Ok(()) }
 ///     fn frame_inbound_header(
 ///         &mut self, _role: ConnectionType, _opcode: Opcode, _rsv: Rsv, _len: u64,
-///     ) -> Result<Rsv, CloseCode> {
+///     ) -> Result<Rsv, ExtensionError> {
 ///         Ok(Rsv::RSV3) // RSV3 is ours: do not fail frames that set it
 ///     }
 ///     fn frame_outbound(&mut self, _opcode: Opcode, rsv: Rsv, data: Bytes, _fin: bool)
-///         -> Result<(Rsv, Bytes), CloseCode>
+///         -> Result<(Rsv, Bytes), ExtensionError>
 ///     {
 ///         Ok((rsv.union(Rsv::RSV3), data))
 ///     }
@@ -66,7 +67,7 @@ pub use deflate::{DeflateParams, PerMessageDeflate};
 /// assert_eq!(flag.accept("x-flag"), Some(String::new()));
 /// assert!(flag.enabled());
 /// ```
-pub trait Extension: fmt::Debug + Send {
+pub trait Extension: Any + fmt::Debug + Send + Sync {
     /// The extension token, compared case-insensitively with offers and responses.
     fn name(&self) -> &str;
 
@@ -86,14 +87,15 @@ pub trait Extension: fmt::Debug + Send {
     }
 
     /// Client: apply the server's response item for this extension. An `Err` fails the
-    /// handshake (the server answered with parameters we did not offer or cannot honour).
-    fn finalize(&mut self, response: &str) -> Result<(), String> {
+    /// handshake (the server answered with parameters we did not offer or cannot honour); its
+    /// close code is not sent anywhere.
+    fn finalize(&mut self, response: &str) -> Result<(), ExtensionError> {
         let _ = response;
         Ok(())
     }
 
     /// Inspect a received frame header; return the RSV bits this extension accounts for, or
-    /// fail the connection with a close code. Any RSV bit set on the wire that no extension
+    /// fail the connection with the error's close code. Any RSV bit set on the wire that no extension
     /// claims fails the connection with 1002.
     fn frame_inbound_header(
         &mut self,
@@ -101,21 +103,32 @@ pub trait Extension: fmt::Debug + Send {
         opcode: Opcode,
         rsv: Rsv,
         payload_len: u64,
-    ) -> Result<Rsv, CloseCode> {
+    ) -> Result<Rsv, ExtensionError> {
         let _ = (role, opcode, rsv, payload_len);
         Ok(Rsv::NONE)
     }
 
     /// Transform a chunk of a received data frame's payload (already unmasked). The output
-    /// must not exceed `max_output` bytes: return [`CloseCode::MESSAGE_TOO_BIG`] instead.
-    fn frame_inbound_payload_data(&mut self, data: Bytes, max_output: usize) -> Result<Bytes, CloseCode> {
+    /// must not exceed `max_output` bytes (what is left of the connection's message limit):
+    /// return an error with [`CloseCode::MESSAGE_TOO_BIG`](crate::CloseCode::MESSAGE_TOO_BIG)
+    /// instead, which the connection reports as
+    /// [`PeerViolation::MessageTooBig`](crate::PeerViolation::MessageTooBig).
+    fn frame_inbound_payload_data(
+        &mut self,
+        data: Bytes,
+        max_output: usize,
+    ) -> Result<Bytes, ExtensionError> {
         let _ = max_output;
         Ok(data)
     }
 
     /// A received data frame is complete (`fin`: it ended its message); return bytes to append
     /// to its payload, with the same `max_output` rule.
-    fn frame_inbound_complete(&mut self, fin: bool, max_output: usize) -> Result<Option<Bytes>, CloseCode> {
+    fn frame_inbound_complete(
+        &mut self,
+        fin: bool,
+        max_output: usize,
+    ) -> Result<Option<Bytes>, ExtensionError> {
         let _ = (fin, max_output);
         Ok(None)
     }
@@ -127,7 +140,7 @@ pub trait Extension: fmt::Debug + Send {
         rsv: Rsv,
         data: Bytes,
         fin: bool,
-    ) -> Result<(Rsv, Bytes), CloseCode> {
+    ) -> Result<(Rsv, Bytes), ExtensionError> {
         let _ = (opcode, fin);
         Ok((rsv, data))
     }

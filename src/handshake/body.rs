@@ -231,9 +231,7 @@ impl BodyWriter {
             BodyWriter::Length(remaining) => {
                 let len = data.len() as u64;
                 if len > *remaining || (finished && len != *remaining) {
-                    return Err(LocalProtocolError::other(format!(
-                        "RejectData of {len} bytes does not match the {remaining} bytes left of Content-Length"
-                    )));
+                    return Err(LocalProtocolError::BodyLengthMismatch { sent: len, remaining: *remaining });
                 }
                 *remaining -= len;
                 dst.put_slice(data);

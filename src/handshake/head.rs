@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::error::RemoteProtocolError;
-use crate::event::{Headers, RejectConnection};
+use crate::event::Headers;
 
 /// Most headers accepted in a head; more is rejected with 431.
 pub const MAX_HEADERS: usize = 64;
@@ -149,22 +149,19 @@ fn owned_headers(headers: &[httparse::Header<'_>]) -> Headers {
 }
 
 fn too_large(limit: usize) -> RemoteProtocolError {
-    RemoteProtocolError::new(format!("HTTP head larger than {limit} bytes"), Some(RejectConnection::new(431)))
+    RemoteProtocolError::HeadTooLarge { limit }
 }
 
 fn parse_error(e: httparse::Error) -> RemoteProtocolError {
     match e {
-        httparse::Error::TooManyHeaders => RemoteProtocolError::new(
-            format!("more than {MAX_HEADERS} headers"),
-            Some(RejectConnection::new(431)),
-        ),
+        httparse::Error::TooManyHeaders => RemoteProtocolError::TooManyHeaders,
         e => bad_http(e),
     }
 }
 
 /// `Bad HTTP message: <detail>` with a 400 hint.
 pub(crate) fn bad_http(detail: impl std::fmt::Display) -> RemoteProtocolError {
-    RemoteProtocolError::new(format!("Bad HTTP message: {detail}"), Some(RejectConnection::default()))
+    RemoteProtocolError::MalformedHttp(detail.to_string())
 }
 
 /// The values of every header called `name` (lower-case), in order.
@@ -233,6 +230,6 @@ mod tests {
     fn limit() {
         let mut reader = HeadReader::default();
         reader.push(&[b'x'; 100]);
-        assert_eq!(reader.parse(HeadKind::Request, 99).unwrap_err().event_hint().unwrap().status_code, 431);
+        assert_eq!(reader.parse(HeadKind::Request, 99).unwrap_err().status(), 431);
     }
 }

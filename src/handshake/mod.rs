@@ -36,17 +36,20 @@ use self::body::{BodyReader, BodyWriter};
 use self::head::{bad_http, HeadKind, HeadReader};
 use self::write::{check_header, check_value, header};
 use crate::config::Config;
-use crate::connection::{Connection, ConnectionType};
+use crate::connection::Connection;
 use crate::error::{LocalProtocolError, ProtocolError, RemoteProtocolError};
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
 use crate::extensions::Extension;
 use crate::headers::{is_token, list_contains_token, split_comma_list};
+use crate::role::ConnectionType;
 use crate::state::ConnectionState;
 
 /// The only WebSocket version spoken: `Sec-WebSocket-Version: 13`.
 pub const WEBSOCKET_VERSION: &str = "13";
 /// The `Upgrade` token of the protocol.
 pub const WEBSOCKET_UPGRADE: &str = "websocket";
+/// The version header, as named in [`RemoteProtocolError::MissingHeader`].
+pub(crate) const VERSION_HEADER: &str = "Sec-WebSocket-Version";
 
 /// Request headers that do not go into [`Request::extra_headers`] on the server.
 const REQUEST_OWN_HEADERS: [&str; 3] = ["host", "sec-websocket-extensions", "sec-websocket-protocol"];
@@ -216,14 +219,10 @@ impl Handshake {
         match &mut self.phase {
             Phase::Open => match &mut self.connection {
                 Some(conn) => conn.receive_data(data).map_err(Into::into),
-                None => {
-                    Err(LocalProtocolError::other("the handshake is complete: feed the Connection").into())
-                }
+                None => Err(LocalProtocolError::HandshakeComplete.into()),
             },
             Phase::SendingRejection(_) | Phase::Closed => Ok(()),
-            Phase::Idle if self.role.is_client() => {
-                Err(LocalProtocolError::other("send the Request before receiving data").into())
-            }
+            Phase::Idle if self.role.is_client() => Err(LocalProtocolError::RequestNotSent.into()),
             Phase::Idle | Phase::AwaitingResponse(_) => {
                 self.head.push(data);
                 self.parse_head()
@@ -232,11 +231,7 @@ impl Handshake {
                 self.head.push(data);
                 let cap = self.early_data_cap();
                 if self.head.len() > cap {
-                    let e = RemoteProtocolError::new(
-                        format!("more than {cap} bytes received before the handshake was answered"),
-                        Some(RejectConnection::default()),
-                    );
-                    return Err(self.fail(e));
+                    return Err(self.fail(RemoteProtocolError::TooMuchEarlyData { limit: cap }));
                 }
                 Ok(())
             }
@@ -308,10 +303,7 @@ impl Handshake {
                     Phase::Open | Phase::Closed | Phase::ReadingRejection(_) | Phase::SendingRejection(_),
                     _,
                 ) => Err(LocalProtocolError::EventNotAllowed { event: other.name(), state: self.state() }),
-                _ => Err(LocalProtocolError::other(format!(
-                    "Event {} cannot be sent during the handshake",
-                    other.name()
-                ))),
+                _ => Err(LocalProtocolError::EventNotAllowed { event: other.name(), state: self.state() }),
             },
         }
     }
@@ -352,16 +344,17 @@ impl Handshake {
         target: &str,
     ) -> Result<(), ProtocolError> {
         if self.role.is_client() {
-            return Err(LocalProtocolError::other(
-                "Cannot initiate an upgrade connection when acting as the client",
-            )
+            return Err(LocalProtocolError::WrongRole {
+                action: "receive an upgrade request",
+                role: self.role,
+            }
             .into());
         }
         if let Some(e) = &self.failed {
             return Err(e.clone().into());
         }
         if !matches!(self.phase, Phase::Idle) || !self.head.is_empty() {
-            return Err(LocalProtocolError::other("a request was already received").into());
+            return Err(LocalProtocolError::RequestAlreadyReceived.into());
         }
         match validate_request(method, 1, target, headers) {
             Ok((request, received)) => {
@@ -401,12 +394,9 @@ impl Handshake {
             Ok((request, received)) => {
                 self.events.push_back(Event::Request(Box::new(request)));
                 self.phase = Phase::RequestReceived(received);
-                if self.head.len() > self.early_data_cap() {
-                    let e = RemoteProtocolError::new(
-                        "too many bytes received behind the request",
-                        Some(RejectConnection::default()),
-                    );
-                    return Err(self.fail(e));
+                let cap = self.early_data_cap();
+                if self.head.len() > cap {
+                    return Err(self.fail(RemoteProtocolError::TooMuchEarlyData { limit: cap }));
                 }
                 Ok(())
             }
@@ -476,27 +466,25 @@ impl Handshake {
 
     fn send_request(&mut self, request: Request, dst: &mut BytesMut) -> Result<(), LocalProtocolError> {
         if !self.role.is_client() {
-            return Err(LocalProtocolError::other("a server cannot send a Request"));
+            return Err(LocalProtocolError::WrongRole { action: "send a Request", role: self.role });
         }
         if !matches!(self.phase, Phase::Idle) {
-            return Err(LocalProtocolError::other("the Request was already sent"));
+            return Err(LocalProtocolError::RequestAlreadySent);
         }
         if request.host.is_empty() {
-            return Err(LocalProtocolError::other("the Request needs a host"));
+            return Err(LocalProtocolError::MissingHost);
         }
         check_value("Host", request.host.as_bytes())?;
         if request.target.is_empty()
             || request.target.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
         {
-            return Err(LocalProtocolError::other(format!("invalid request target {:?}", request.target)));
+            return Err(LocalProtocolError::InvalidTarget(request.target));
         }
         if let Some(bad) = request.subprotocols.iter().find(|p| !is_token(p)) {
-            return Err(LocalProtocolError::other(format!("invalid subprotocol {bad:?}")));
+            return Err(LocalProtocolError::InvalidSubprotocol(bad.clone()));
         }
         if !request.extension_offers.is_empty() {
-            return Err(LocalProtocolError::other(
-                "extension_offers describes a received request: offer Extension objects in `extensions`",
-            ));
+            return Err(LocalProtocolError::ExtensionsInEvent);
         }
         for (name, value) in &request.extra_headers {
             check_header(name, value)?;
@@ -545,20 +533,20 @@ impl Handshake {
         accept: AcceptConnection,
     ) -> Result<PreparedAccept, LocalProtocolError> {
         if self.role.is_client() {
-            return Err(LocalProtocolError::other("a client cannot send AcceptConnection"));
+            return Err(LocalProtocolError::WrongRole { action: "send AcceptConnection", role: self.role });
+        }
+        if self.failed.is_some() {
+            return Err(LocalProtocolError::HandshakeFailed);
         }
         let Phase::RequestReceived(request) = &self.phase else {
             return Err(match self.phase {
-                Phase::Idle => LocalProtocolError::other("AcceptConnection before a Request was received"),
+                Phase::Idle => LocalProtocolError::NoRequestReceived,
                 _ => LocalProtocolError::EventNotAllowed { event: "AcceptConnection", state: self.state() },
             });
         };
-        if self.failed.is_some() {
-            return Err(LocalProtocolError::other("the handshake failed: send the RejectConnection hint"));
-        }
         if let Some(protocol) = &accept.subprotocol {
             if !request.subprotocols.contains(protocol) {
-                return Err(LocalProtocolError::other(format!("unexpected subprotocol {protocol}")));
+                return Err(LocalProtocolError::SubprotocolNotOffered(protocol.clone()));
             }
         }
         for (name, value) in &accept.extra_headers {
@@ -603,7 +591,7 @@ impl Handshake {
         dst: &mut BytesMut,
     ) -> Result<(), LocalProtocolError> {
         if self.role.is_client() {
-            return Err(LocalProtocolError::other("a client cannot send RejectConnection"));
+            return Err(LocalProtocolError::WrongRole { action: "send RejectConnection", role: self.role });
         }
         if !matches!(self.phase, Phase::Idle | Phase::RequestReceived(_)) {
             return Err(LocalProtocolError::EventNotAllowed {
@@ -612,33 +600,26 @@ impl Handshake {
             });
         }
         if !(200..=999).contains(&reject.status_code) {
-            return Err(LocalProtocolError::other(format!(
-                "a rejection needs a final status (200..=999), not {}",
-                reject.status_code
-            )));
+            return Err(LocalProtocolError::InvalidStatus(reject.status_code));
         }
         for (name, value) in &reject.headers {
             check_header(name, value)?;
         }
         let text = |name: &str| -> Result<Option<String>, LocalProtocolError> {
             head::merged(&reject.headers, name)
-                .map_err(|_| LocalProtocolError::other(format!("non-UTF-8 {name} header")))
+                .map_err(|_| LocalProtocolError::InvalidHeader { name: name.to_owned() })
         };
         let transfer_encoding = text("transfer-encoding")?;
         let content_length = text("content-length")?;
         let mut add_header: Option<(&[u8], &[u8])> = None;
         let writer = if !reject.has_body {
             if transfer_encoding.is_some() {
-                return Err(LocalProtocolError::other("Transfer-Encoding on a rejection without body"));
+                return Err(LocalProtocolError::BodyHeadersWithoutBody);
             }
             match content_length.as_deref() {
                 None => add_header = Some((b"content-length", b"0")),
                 Some(v) if v.split(',').all(|n| n.trim() == "0") => {}
-                Some(v) => {
-                    return Err(LocalProtocolError::other(format!(
-                        "Content-Length {v} on a rejection without body"
-                    )))
-                }
+                Some(_) => return Err(LocalProtocolError::BodyHeadersWithoutBody),
             }
             None
         } else if let Some(te) = transfer_encoding {
@@ -652,7 +633,7 @@ impl Handshake {
                     .ok()
                     .filter(|_| item.bytes().all(|b| b.is_ascii_digit()))
                     .filter(|n| length.is_none_or(|l| l == *n))
-                    .ok_or_else(|| LocalProtocolError::other(format!("invalid Content-Length {cl:?}")))?;
+                    .ok_or_else(|| LocalProtocolError::InvalidContentLength(cl.clone()))?;
                 length = Some(n);
             }
             Some(BodyWriter::Length(length.unwrap_or(0)))
@@ -700,12 +681,9 @@ fn write_accept(headers: &Headers, dst: &mut BytesMut) {
     dst.put_slice(b"\r\n");
 }
 
-fn reject(message: impl Into<std::borrow::Cow<'static, str>>) -> RemoteProtocolError {
-    RemoteProtocolError::new(message, Some(RejectConnection::default()))
-}
-
-/// Server-side validation of an upgrade request (reference §16.2, in order; first failure
-/// wins), with the key checked as a base64 16-byte nonce.
+/// Server-side validation of an upgrade request, in python wsproto's order (the first failure
+/// wins, so a request missing both `Connection` and `Upgrade` is reported for `Connection`),
+/// with the key checked as a base64 16-byte nonce.
 fn validate_request(
     method: &str,
     version: u8,
@@ -713,49 +691,36 @@ fn validate_request(
     headers: Headers,
 ) -> Result<(Request, ReceivedRequest), RemoteProtocolError> {
     if version != 1 {
-        return Err(reject("Request must be HTTP/1.1"));
+        return Err(RemoteProtocolError::NotHttp11);
     }
     if method != "GET" {
-        return Err(reject("Request method must be GET"));
+        return Err(RemoteProtocolError::MethodNotGet);
     }
     if target.is_empty() {
         return Err(bad_http("empty request target"));
     }
     let connection = head::merged(&headers, "connection")?;
     if !connection.is_some_and(|c| list_contains_token(&c, "upgrade")) {
-        return Err(reject("Missing header, 'Connection: Upgrade'"));
+        return Err(RemoteProtocolError::MissingHeader("Connection: Upgrade"));
     }
-    let version_hint = |status| {
-        RejectConnection::new(status).with_header(&b"Sec-WebSocket-Version"[..], WEBSOCKET_VERSION.as_bytes())
-    };
     match head::merged(&headers, "sec-websocket-version")? {
-        None => {
-            return Err(RemoteProtocolError::new(
-                "Missing header, 'Sec-WebSocket-Version'",
-                Some(version_hint(400)),
-            ))
-        }
-        Some(v) if v != WEBSOCKET_VERSION => {
-            return Err(RemoteProtocolError::new(
-                format!("Unsupported Sec-WebSocket-Version {v:?}"),
-                Some(version_hint(426)),
-            ))
-        }
+        None => return Err(RemoteProtocolError::MissingHeader(VERSION_HEADER)),
+        Some(v) if v != WEBSOCKET_VERSION => return Err(RemoteProtocolError::UnsupportedVersion(v)),
         Some(_) => {}
     }
     let key = head::merged(&headers, "sec-websocket-key")?
-        .ok_or_else(|| reject("Missing header, 'Sec-WebSocket-Key'"))?;
+        .ok_or(RemoteProtocolError::MissingHeader("Sec-WebSocket-Key"))?;
     if !accept::is_valid_key(&key) {
-        return Err(reject("Invalid Sec-WebSocket-Key: not the base64 of 16 bytes"));
+        return Err(RemoteProtocolError::InvalidKey);
     }
     let upgrade = head::merged(&headers, "upgrade")?;
     if !upgrade.is_some_and(|u| list_contains_token(&u, WEBSOCKET_UPGRADE)) {
-        return Err(reject("Missing header, 'Upgrade: websocket'"));
+        return Err(RemoteProtocolError::MissingHeader("Upgrade: websocket"));
     }
     let host = match head::count(&headers, "host") {
-        0 => return Err(reject("Missing header, 'Host'")),
+        0 => return Err(RemoteProtocolError::MissingHeader("Host")),
         1 => head::merged(&headers, "host")?.unwrap_or_default(),
-        _ => return Err(bad_http("multiple Host headers")),
+        _ => return Err(RemoteProtocolError::MultipleHosts),
     };
     let subprotocols = comma_items(&headers, "sec-websocket-protocol")?;
     let extension_offers = comma_items(&headers, "sec-websocket-extensions")?;
@@ -774,27 +739,27 @@ fn validate_request(
     Ok((request, ReceivedRequest { key, subprotocols, extension_offers }))
 }
 
-/// Client-side validation of a 101 response (reference §16.4, in order).
+/// Client-side validation of a 101 response, in python wsproto's order.
 fn validate_response(
     headers: Headers,
     offer: ClientOffer,
 ) -> Result<(AcceptConnection, Vec<Box<dyn Extension>>), RemoteProtocolError> {
     let connection = head::merged(&headers, "connection")?;
     if !connection.is_some_and(|c| list_contains_token(&c, "upgrade")) {
-        return Err(reject("Missing header, 'Connection: Upgrade'"));
+        return Err(RemoteProtocolError::MissingHeader("Connection: Upgrade"));
     }
     let upgrade = head::merged(&headers, "upgrade")?;
     if !upgrade.is_some_and(|u| u.eq_ignore_ascii_case(WEBSOCKET_UPGRADE)) {
-        return Err(reject("Missing header, 'Upgrade: websocket'"));
+        return Err(RemoteProtocolError::MissingHeader("Upgrade: websocket"));
     }
     let accept = head::merged(&headers, "sec-websocket-accept")?;
     if accept.as_deref() != Some(generate_accept_token(&offer.nonce).as_str()) {
-        return Err(reject("Bad accept token"));
+        return Err(RemoteProtocolError::BadAccept);
     }
     let subprotocol = head::merged(&headers, "sec-websocket-protocol")?;
     if let Some(protocol) = &subprotocol {
         if !offer.subprotocols.contains(protocol) {
-            return Err(reject(format!("unrecognized subprotocol {protocol}")));
+            return Err(RemoteProtocolError::UnexpectedSubprotocol(protocol.clone()));
         }
     }
     let items = comma_items(&headers, "sec-websocket-extensions")?;

@@ -2,7 +2,6 @@
 //! checks and applies the server's answer.
 
 use crate::error::RemoteProtocolError;
-use crate::event::RejectConnection;
 use crate::extensions::Extension;
 use crate::headers::ExtensionItem;
 
@@ -74,7 +73,8 @@ where
                 fail(format!("unrecognized extension {}", item.name))
             });
         };
-        ext.finalize(raw).map_err(|why| fail(format!("extension {}: {why}", item.name)))?;
+        ext.finalize(raw)
+            .map_err(|error| RemoteProtocolError::Extension { name: ext.name().to_owned(), error })?;
         negotiated.push(ext);
     }
     Ok(negotiated)
@@ -89,6 +89,6 @@ pub(crate) fn response_item(name: &str, params: &str) -> String {
     }
 }
 
-fn fail(message: String) -> RemoteProtocolError {
-    RemoteProtocolError::new(message, Some(RejectConnection::default()))
+fn fail(detail: String) -> RemoteProtocolError {
+    RemoteProtocolError::UnexpectedExtension(detail)
 }

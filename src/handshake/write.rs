@@ -17,10 +17,7 @@ pub(crate) fn header(dst: &mut BytesMut, name: &[u8], value: &[u8]) {
 /// (which would let it end the header or the head early).
 pub(crate) fn check_header(name: &[u8], value: &[u8]) -> Result<(), LocalProtocolError> {
     if !std::str::from_utf8(name).is_ok_and(is_token) {
-        return Err(LocalProtocolError::other(format!(
-            "invalid header name {:?}",
-            String::from_utf8_lossy(name)
-        )));
+        return Err(LocalProtocolError::InvalidHeader { name: String::from_utf8_lossy(name).into_owned() });
     }
     check_value(&String::from_utf8_lossy(name), value)
 }
@@ -28,7 +25,7 @@ pub(crate) fn check_header(name: &[u8], value: &[u8]) -> Result<(), LocalProtoco
 /// Checks a header value (see [`check_header`]).
 pub(crate) fn check_value(what: &str, value: &[u8]) -> Result<(), LocalProtocolError> {
     if value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
-        return Err(LocalProtocolError::other(format!("invalid character in {what} header value")));
+        return Err(LocalProtocolError::InvalidHeader { name: what.to_owned() });
     }
     Ok(())
 }
