@@ -16,10 +16,10 @@ const AGENT: &str = "wsproto-rs";
 async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto::upgrade::Error> {
     let io = TcpStream::connect(("127.0.0.1", port)).await?;
     io.set_nodelay(true)?;
-    let request =
-        Request::new(format!("127.0.0.1:{port}"), target).with_extension(PerMessageDeflate::default());
+    let request = Request::new(format!("127.0.0.1:{port}"), target);
     let config = UpgradeConfig::default()
-        .config(Config::default().max_frame_size(32 << 20).max_message_size(32 << 20).partial_frames(false));
+        .config(Config::default().max_frame_size(32 << 20).max_message_size(32 << 20).partial_frames(false))
+        .extension(PerMessageDeflate::new);
     Ok(upgrade::client(io, request, config).await?.0)
 }
 

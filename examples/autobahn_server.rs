@@ -4,8 +4,8 @@
 //! the suite offers, with limits large enough for section 9 (16 MiB messages).
 
 use tokio::net::TcpListener;
-use wsproto::upgrade::{self, Decision, UpgradeConfig};
-use wsproto::{AcceptConnection, Config, PerMessageDeflate};
+use wsproto::upgrade::{self, UpgradeConfig};
+use wsproto::{Config, PerMessageDeflate};
 
 #[path = "common/echo.rs"]
 mod echo;
@@ -18,13 +18,15 @@ async fn main() -> std::io::Result<()> {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {
             stream.set_nodelay(true).ok();
-            let config = UpgradeConfig::default().config(
-                Config::default().max_frame_size(32 << 20).max_message_size(32 << 20).partial_frames(false),
-            );
-            let decide = |_: &wsproto::Request| {
-                Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::default()))
-            };
-            if let Ok((mut ws, _)) = upgrade::server(stream, decide, config).await {
+            let config = UpgradeConfig::default()
+                .config(
+                    Config::default()
+                        .max_frame_size(32 << 20)
+                        .max_message_size(32 << 20)
+                        .partial_frames(false),
+                )
+                .extension(PerMessageDeflate::new);
+            if let Ok((mut ws, _)) = upgrade::accept(stream, config).await {
                 let _ = echo::echo(&mut ws).await;
             }
         });

@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
-use wsproto::upgrade::{self, Decision, UpgradeConfig};
-use wsproto::{AcceptConnection, Event, PerMessageDeflate, TextMessage, Utf8Bytes};
+use wsproto::upgrade::{self, UpgradeConfig};
+use wsproto::{Event, PerMessageDeflate, TextMessage, Utf8Bytes};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9002";
 
@@ -53,12 +53,9 @@ async fn serve(
     posts: broadcast::Sender<Post>,
 ) -> Result<(), wsproto::upgrade::Error> {
     stream.set_nodelay(true)?;
-    let decide = |_: &wsproto::Request| {
-        Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::default()))
-    };
     // Whole messages: a post is relayed once it is complete.
-    let config = UpgradeConfig::default().whole_messages(true);
-    let (mut ws, _request) = upgrade::server(stream, decide, config).await?;
+    let config = UpgradeConfig::default().whole_messages(true).extension(PerMessageDeflate::new);
+    let (mut ws, _request) = upgrade::accept(stream, config).await?;
     let mut inbox = posts.subscribe();
     eprintln!("{peer}: joined");
     let _ = posts.send(Post { from: peer, text: format!("* {peer} joined").into() });

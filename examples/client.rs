@@ -28,11 +28,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
     let io = TcpStream::connect(addr).await?;
     io.set_nodelay(true)?;
-    let request = Request::new(authority, target).with_extension(PerMessageDeflate::default());
+    let request = Request::new(authority, target);
     // Whole messages: a reply is printed once, however it was fragmented.
-    let config = UpgradeConfig::default().whole_messages(true);
+    let config = UpgradeConfig::default().whole_messages(true).extension(PerMessageDeflate::new);
     let (mut ws, accept) = upgrade::client(io, request, config).await?;
-    let deflate = ws.codec().connection().extensions().iter().any(|e| e.name() == PerMessageDeflate::NAME);
+    let deflate = accept.deflate().is_some();
     eprintln!(
         "connected to {url} (subprotocol {:?}, permessage-deflate {})",
         accept.subprotocol,

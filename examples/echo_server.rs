@@ -40,9 +40,10 @@ async fn serve(stream: TcpStream, peer: SocketAddr) -> Result<(), wsproto::upgra
     stream.set_nodelay(true)?;
     let decide = |request: &wsproto::Request| {
         eprintln!("{peer}: upgrade request for {} (host {})", request.target, request.host);
-        Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::default()))
+        Decision::Accept(AcceptConnection::new())
     };
-    let (mut ws, _request) = upgrade::server(stream, decide, UpgradeConfig::default()).await?;
+    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+    let (mut ws, _request) = upgrade::server(stream, decide, config).await?;
     eprintln!("{peer}: connected");
     if let Some(close) = echo::echo(&mut ws).await? {
         if close.code != wsproto::CloseCode::NORMAL_CLOSURE {

@@ -157,9 +157,18 @@ impl Connection {
         &self.config
     }
 
-    /// The negotiated extensions in use.
+    /// The negotiated extensions in use, in the order they apply to received frames.
     pub fn extensions(&self) -> &[Box<dyn Extension>] {
         &self.extensions
+    }
+
+    /// The permessage-deflate agreement, if that extension is in use.
+    #[cfg(feature = "deflate")]
+    pub fn deflate_params(&self) -> Option<crate::extensions::DeflateParams> {
+        self.extensions.iter().find_map(|ext| {
+            let any: &dyn std::any::Any = &**ext;
+            any.downcast_ref::<crate::extensions::PerMessageDeflate>()?.params()
+        })
     }
 
     /// Takes the bytes buffered by [`receive_data`](Self::receive_data) (or passed as trailing

@@ -9,7 +9,6 @@ use bytes::Bytes;
 
 use crate::close::CloseCode;
 use crate::error::PeerViolation;
-use crate::extensions::Extension;
 use crate::utf8::Utf8Bytes;
 
 /// HTTP headers as `(name, value)` byte pairs, in order.
@@ -18,7 +17,9 @@ pub type Headers = Vec<(Bytes, Bytes)>;
 /// Something that happened on (or should be done to) a WebSocket connection.
 ///
 /// The large handshake and close events are boxed to keep `Event` small on the hot path.
-#[derive(Debug, PartialEq)]
+/// Events are plain data (`Clone + Eq + Send + Sync`): they can be broadcast, logged, compared
+/// and sent across tasks.
+#[derive(Clone, Debug, Eq, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
     /// The HTTP upgrade request: sent by a client, received by a server.
@@ -60,18 +61,21 @@ impl Event {
 
 /// The beginning of a WebSocket connection: the HTTP upgrade request.
 ///
-/// A client sends it (with the extensions it offers as objects in `extensions`); a server
-/// receives it (with the peer's raw offers in `extension_offers`).
-#[derive(Debug, Default, PartialEq)]
+/// A client sends it; a server receives it. The extensions a client offers are the
+/// [`Extension`](crate::extensions::Extension) objects handed to its handshake
+/// ([`WsConnection::with_extension`](crate::WsConnection::with_extension)); the server reads
+/// the offers as received in [`extensions`](Self::extensions).
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+#[non_exhaustive]
 pub struct Request {
-    /// Host header value.
+    /// `Host` header value (`host` or `host:port`; an IPv6 literal in brackets).
     pub host: String,
     /// Request target: path and query.
     pub target: String,
-    /// Extensions a client offers (sending side).
-    pub extensions: Vec<Box<dyn Extension>>,
-    /// Extension offers as received, one string per comma-separated item (receiving side).
-    pub extension_offers: Vec<String>,
+    /// Received: the extension offers, one string per comma-separated item of
+    /// `Sec-WebSocket-Extensions` (e.g. `permessage-deflate; client_max_window_bits`). Must be
+    /// empty when sending.
+    pub extensions: Vec<String>,
     /// Other request headers.
     pub extra_headers: Headers,
     /// Subprotocols offered, in order of preference.
@@ -94,31 +98,36 @@ impl Request {
         self
     }
 
-    /// Adds an extension to offer.
-    pub fn with_extension(mut self, extension: impl Extension + 'static) -> Self {
-        self.extensions.push(Box::new(extension));
-        self
-    }
-
     /// Adds a header.
     pub fn with_header(mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
         self.extra_headers.push((name.into(), value.into()));
         self
     }
+
+    /// The permessage-deflate offers among [`extensions`](Self::extensions), typed, in order
+    /// (malformed ones skipped).
+    #[cfg(feature = "deflate")]
+    pub fn deflate_offers(&self) -> Vec<crate::extensions::DeflateItem> {
+        self.extensions.iter().filter_map(|item| crate::extensions::DeflateItem::parse(item).ok()).collect()
+    }
 }
 
 /// Acceptance of an upgrade request.
 ///
-/// A server sends it with the extensions it supports (each gets the chance to accept the
-/// client's offer). A client receives it with `extensions` empty: the negotiated extension
-/// objects belong to the connection, listed by
-/// [`Connection::extensions`](crate::Connection::extensions).
-#[derive(Debug, Default, PartialEq)]
+/// A server sends it to accept; its handshake negotiates the extensions it was given
+/// ([`WsConnection::with_extension`](crate::WsConnection::with_extension)) against the
+/// client's offers. A client receives it with the agreed extensions as the server wrote them
+/// in [`extensions`](Self::extensions); the extension objects at work belong to the
+/// connection ([`Connection::extensions`](crate::Connection::extensions)).
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+#[non_exhaustive]
 pub struct AcceptConnection {
     /// The chosen subprotocol; must be one the client offered.
     pub subprotocol: Option<String>,
-    /// Server, sending: the extensions it supports, to negotiate. Empty when received.
-    pub extensions: Vec<Box<dyn Extension>>,
+    /// Received: the agreed extensions, one string per item of the response's
+    /// `Sec-WebSocket-Extensions` (e.g. `permessage-deflate; server_no_context_takeover`). Must
+    /// be empty when sending.
+    pub extensions: Vec<String>,
     /// Other response headers.
     pub extra_headers: Headers,
 }
@@ -135,21 +144,22 @@ impl AcceptConnection {
         self
     }
 
-    /// Adds an extension the server supports.
-    pub fn with_extension(mut self, extension: impl Extension + 'static) -> Self {
-        self.extensions.push(Box::new(extension));
-        self
-    }
-
     /// Adds a header.
     pub fn with_header(mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
         self.extra_headers.push((name.into(), value.into()));
         self
     }
+
+    /// The agreed permessage-deflate parameters, typed, if the server agreed to it.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(&self) -> Option<crate::extensions::DeflateItem> {
+        self.extensions.iter().find_map(|item| crate::extensions::DeflateItem::parse(item).ok())
+    }
 }
 
 /// Rejection of an upgrade request: the HTTP response head.
 #[derive(Clone, Debug, Eq, PartialEq)]
+#[non_exhaustive]
 pub struct RejectConnection {
     /// HTTP status code (default 400).
     pub status_code: u16,
@@ -186,6 +196,7 @@ impl RejectConnection {
 
 /// A chunk of the rejection response body.
 #[derive(Clone, Debug, Eq, PartialEq)]
+#[non_exhaustive]
 pub struct RejectData {
     /// Body bytes.
     pub data: Bytes,
@@ -197,6 +208,11 @@ impl RejectData {
     /// The final (or only) chunk of the body.
     pub fn new(data: impl Into<Bytes>) -> Self {
         RejectData { data: data.into(), body_finished: true }
+    }
+
+    /// A chunk with more to follow (`body_finished: false`).
+    pub fn chunk(data: impl Into<Bytes>) -> Self {
+        RejectData { data: data.into(), body_finished: false }
     }
 }
 
@@ -411,13 +427,6 @@ impl From<AcceptConnection> for Event {
     }
 }
 
-impl PartialEq for dyn Extension {
-    /// Extensions compare by name and negotiation status (their internal state is opaque).
-    fn eq(&self, other: &Self) -> bool {
-        self.name() == other.name() && self.enabled() == other.enabled()
-    }
-}
-
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -427,6 +436,15 @@ impl fmt::Display for Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_are_plain_data() {
+        fn plain<T: Clone + Eq + Send + Sync + 'static>() {}
+        plain::<Event>();
+        plain::<Request>();
+        plain::<AcceptConnection>();
+        plain::<CloseConnection>();
+    }
 
     #[test]
     fn event_stays_small() {

@@ -106,7 +106,13 @@ impl WsConnection {
             });
         }
         let prepared = self.handshake_mut().prepare_accept(accept)?;
-        let response = build_response(StatusCode::SWITCHING_PROTOCOLS, &prepared.headers)?;
+        let response = match build_response(StatusCode::SWITCHING_PROTOCOLS, &prepared.headers) {
+            Ok(response) => response,
+            Err(e) => {
+                self.handshake_mut().cancel_accept(prepared);
+                return Err(e);
+            }
+        };
         self.handshake_mut().commit_accept(prepared);
         self.pick_up();
         Ok(response)

@@ -20,7 +20,9 @@
 //! # Ok(()) }
 //! ```
 
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -32,6 +34,7 @@ use crate::codec::{self, PlainWrites, WsCodec};
 use crate::config::Config;
 use crate::error::{LocalProtocolError, ProtocolError, RemoteProtocolError};
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
+use crate::extensions::Extension;
 use crate::role::ConnectionType;
 use crate::ws_connection::WsConnection;
 
@@ -69,8 +72,8 @@ pub enum Error {
     },
 }
 
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Local(e) => write!(f, "local protocol error: {e}"),
@@ -151,8 +154,12 @@ impl From<Error> for std::io::Error {
 /// Default time allowed for the whole opening handshake.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Makes a fresh extension object for each connection.
+type ExtensionFactory = Arc<dyn Fn() -> Box<dyn Extension> + Send + Sync>;
+
 /// Settings of the upgrade helper.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
+#[non_exhaustive]
 pub struct UpgradeConfig {
     /// Connection settings and limits (including the handshake head limit).
     pub config: Config,
@@ -162,6 +169,8 @@ pub struct UpgradeConfig {
     pub whole_messages: bool,
     /// Largest rejection body a client reads.
     pub max_reject_body: usize,
+    /// Extensions to offer (client) or negotiate (server), one fresh object per connection.
+    extensions: Vec<ExtensionFactory>,
 }
 
 impl Default for UpgradeConfig {
@@ -171,7 +180,20 @@ impl Default for UpgradeConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             whole_messages: false,
             max_reject_body: 64 << 10,
+            extensions: Vec::new(),
         }
+    }
+}
+
+impl fmt::Debug for UpgradeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpgradeConfig")
+            .field("config", &self.config)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("whole_messages", &self.whole_messages)
+            .field("max_reject_body", &self.max_reject_body)
+            .field("extensions", &self.extensions.len())
+            .finish()
     }
 }
 
@@ -192,6 +214,32 @@ impl UpgradeConfig {
     pub fn whole_messages(mut self, enabled: bool) -> Self {
         self.whole_messages = enabled;
         self
+    }
+
+    /// Adds an extension, built by `make` for each connection: a client offers it, a server
+    /// negotiates it against the client's offers.
+    ///
+    /// ```
+    /// use wsproto::upgrade::UpgradeConfig;
+    /// use wsproto::PerMessageDeflate;
+    /// let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+    /// let tuned = UpgradeConfig::default().extension(|| PerMessageDeflate::new().server_no_context_takeover(true));
+    /// # let _ = (config, tuned);
+    /// ```
+    pub fn extension<E, F>(mut self, make: F) -> Self
+    where
+        E: Extension,
+        F: Fn() -> E + Send + Sync + 'static,
+    {
+        self.extensions.push(Arc::new(move || Box::new(make()) as Box<dyn Extension>));
+        self
+    }
+
+    /// A handshake endpoint for `role` with these settings and fresh extensions.
+    fn endpoint(&self, role: ConnectionType) -> WsConnection {
+        self.extensions.iter().fold(WsConnection::with_config(role, self.config.clone()), |ws, make| {
+            ws.with_boxed_extension(make())
+        })
     }
 }
 
@@ -260,7 +308,7 @@ async fn client_handshake<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut ws = WsConnection::with_config(ConnectionType::Client, config.config.clone());
+    let mut ws = config.endpoint(ConnectionType::Client);
     let bytes = ws.send_bytes(request)?;
     io.write_all(&bytes).await?;
     io.flush().await?;
@@ -348,7 +396,7 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Decision,
 {
-    let mut ws = WsConnection::with_config(ConnectionType::Server, config.config.clone());
+    let mut ws = config.endpoint(ConnectionType::Server);
     let mut buf = BytesMut::with_capacity(1024);
     let request = loop {
         if let Some(event) = ws.next_event() {

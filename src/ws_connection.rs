@@ -21,10 +21,12 @@ use crate::state::ConnectionState;
 /// `AcceptConnection` and then those frames' events in one drain (and a server gets frames a
 /// client pipelined behind its request once it accepts).
 ///
-/// On a client, the negotiated extensions live in the connection:
-/// `ws.connection().unwrap().extensions()` (the received
-/// [`AcceptConnection::extensions`](crate::AcceptConnection::extensions) is empty, since an
-/// extension object cannot be both in the event and at work in the connection).
+/// Extensions are objects handed to the endpoint ([`with_extension`](Self::with_extension)):
+/// events only carry what was offered and agreed, as text
+/// ([`Request::extensions`](crate::Request::extensions),
+/// [`AcceptConnection::extensions`](crate::AcceptConnection::extensions)), and the negotiated
+/// objects at work are listed by the connection:
+/// `ws.connection().unwrap().extensions()`.
 ///
 /// # Example: the seed's echo server, over an in-memory pipe
 ///
@@ -64,6 +66,25 @@ impl WsConnection {
     /// An endpoint for `role` with `config` (limits, key source), used by both phases.
     pub fn with_config(role: ConnectionType, config: Config) -> Self {
         WsConnection { handshake: Handshake::with_config(role, config), connection: None }
+    }
+
+    /// Adds an extension: a client offers it, a server negotiates it against the client's
+    /// offers when accepting (see [`Handshake::with_extension`]).
+    ///
+    /// ```
+    /// use wsproto::{ConnectionType, PerMessageDeflate, WsConnection};
+    /// let server = WsConnection::new(ConnectionType::Server).with_extension(PerMessageDeflate::new());
+    /// # let _ = server;
+    /// ```
+    pub fn with_extension(mut self, extension: impl crate::extensions::Extension) -> Self {
+        self.handshake = self.handshake.with_extension(extension);
+        self
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) fn with_boxed_extension(mut self, extension: Box<dyn crate::extensions::Extension>) -> Self {
+        self.handshake = self.handshake.with_boxed_extension(extension);
+        self
     }
 
     /// Our role.

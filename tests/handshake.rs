@@ -195,7 +195,7 @@ fn server_accept_bytes_exact() {
     assert_eq!(request.host, "example.com");
     assert_eq!(request.target, "/chat");
     assert!(request.subprotocols.is_empty());
-    assert!(request.extension_offers.is_empty());
+    assert!(request.extensions.is_empty());
     assert_eq!(s.state(), ConnectionState::Connecting);
     let bytes = s.send_bytes(AcceptConnection::new()).unwrap();
     assert_eq!(&bytes[..], RESPONSE.as_bytes());
@@ -265,7 +265,7 @@ fn header_names_case_insensitive_and_repeated_headers_merged() {
     let request = request_event(drain(&mut s));
     assert_eq!(request.host, "h");
     assert_eq!(request.subprotocols, ["a", "b", "c"]);
-    assert_eq!(request.extension_offers, ["x; p=\"1,2\"", "y", "z"], "quoted commas do not split");
+    assert_eq!(request.extensions, ["x; p=\"1,2\"", "y", "z"], "quoted commas do not split");
     let response = s.send_bytes(AcceptConnection::new().with_subprotocol("c")).unwrap();
     assert!(std::str::from_utf8(&response).unwrap().contains("Sec-WebSocket-Protocol: c\r\n"));
 }
@@ -446,7 +446,7 @@ fn reject_with_content_length_body_in_chunks() {
         .unwrap()
         .to_vec();
     assert_eq!(s.state(), ConnectionState::Rejecting);
-    wire.extend_from_slice(&s.send_bytes(RejectData { data: "Path ".into(), body_finished: false }).unwrap());
+    wire.extend_from_slice(&s.send_bytes(RejectData::chunk("Path ")).unwrap());
     assert_eq!(s.state(), ConnectionState::Rejecting);
     wire.extend_from_slice(&s.send_bytes(RejectData::new("not found")).unwrap());
     assert_eq!(s.state(), ConnectionState::Closed);
@@ -486,9 +486,7 @@ fn reject_with_chunked_body() {
         .unwrap()
         .to_vec();
     for part in ["one ", "two ", ""] {
-        wire.extend_from_slice(
-            &s.send_bytes(RejectData { data: part.into(), body_finished: false }).unwrap(),
-        );
+        wire.extend_from_slice(&s.send_bytes(RejectData::chunk(part)).unwrap());
     }
     wire.extend_from_slice(&s.send_bytes(RejectData::new("three")).unwrap());
     assert!(wire.ends_with(b"4\r\none \r\n4\r\ntwo \r\n5\r\nthree\r\n0\r\n\r\n"));
@@ -793,7 +791,7 @@ fn client_misuse() {
     local(c.send_bytes(Request::new("", "/")));
     local(c.send_bytes(Request::new("h", "/").with_subprotocols(["a b"])));
     let mut offers = Request::new("h", "/");
-    offers.extension_offers.push("permessage-deflate".into());
+    offers.extensions.push("permessage-deflate".into());
     local(c.send_bytes(offers));
     assert_eq!(c.state(), ConnectionState::Connecting);
     c.send_bytes(Request::new("h", "/")).unwrap();
@@ -826,7 +824,7 @@ fn server_misuse() {
     local(s.send_bytes(AcceptConnection::new()));
     local(s.send_bytes(RejectData::new("toolong")));
     local(s.send_bytes(RejectData::new("ab")));
-    s.send_bytes(RejectData { data: "ab".into(), body_finished: false }).unwrap();
+    s.send_bytes(RejectData::chunk("ab")).unwrap();
     s.send_bytes(RejectData::new("c")).unwrap();
     assert_eq!(s.state(), ConnectionState::Closed);
     local(s.send_bytes(RejectData::new("")));
@@ -1109,18 +1107,19 @@ fn names(extensions: &[Box<dyn Extension>]) -> Vec<&str> {
 fn extension_negotiation_end_to_end() {
     let client_log = Log::default();
     let server_log = Log::default();
-    let mut c = client();
-    let mut s = server();
-
     let mut quiet = Toy::new("x-quiet", &client_log);
     quiet.offer = None; // not offered at all
     let mut with_params = Toy::new("x-toy", &client_log);
     with_params.offer = Some("p=1");
-    let request = Request::new("h", "/")
+    let mut c = client()
         .with_extension(with_params)
         .with_extension(quiet)
         .with_extension(Toy::new("x-bare", &client_log));
-    let bytes = c.send_bytes(request).unwrap();
+    // The server supports X-TOY (other case) and something the client did not offer.
+    let mut s = server()
+        .with_extension(Toy::new("x-other", &server_log))
+        .with_extension(Toy::new("X-TOY", &server_log));
+    let bytes = c.send_bytes(Request::new("h", "/")).unwrap();
     assert!(
         std::str::from_utf8(&bytes).unwrap().contains("\r\nSec-WebSocket-Extensions: x-toy; p=1, x-bare\r\n"),
         "{bytes:?}"
@@ -1128,13 +1127,8 @@ fn extension_negotiation_end_to_end() {
 
     s.receive_data(&bytes).unwrap();
     let request = request_event(drain(&mut s));
-    assert_eq!(request.extension_offers, ["x-toy; p=1", "x-bare"]);
-    assert!(request.extensions.is_empty());
-    // The server supports X-TOY (other case) and something the client did not offer.
-    let accept = AcceptConnection::new()
-        .with_extension(Toy::new("x-other", &server_log))
-        .with_extension(Toy::new("X-TOY", &server_log));
-    let response = s.send_bytes(accept).unwrap();
+    assert_eq!(request.extensions, ["x-toy; p=1", "x-bare"]);
+    let response = s.send_bytes(AcceptConnection::new()).unwrap();
     assert!(std::str::from_utf8(&response)
         .unwrap()
         .contains("\r\nSec-WebSocket-Extensions: X-TOY; p=1; ok\r\n"));
@@ -1143,7 +1137,7 @@ fn extension_negotiation_end_to_end() {
 
     c.receive_data(&response).unwrap();
     let accept = accept_event(c.next_event().unwrap());
-    assert!(accept.extensions.is_empty(), "the negotiated objects live in the connection");
+    assert_eq!(accept.extensions, ["X-TOY; p=1; ok"], "what was agreed, as written by the server");
     assert_eq!(names(c.connection().unwrap().extensions()), ["x-toy"]);
     assert_eq!(
         *client_log.lock().unwrap(),
@@ -1154,8 +1148,8 @@ fn extension_negotiation_end_to_end() {
 #[test]
 fn unrecognized_extension_in_response() {
     let log = Log::default();
-    let mut c = client();
-    c.send_bytes(Request::new("h", "/").with_extension(Toy::new("x-toy", &log))).unwrap();
+    let mut c = client().with_extension(Toy::new("x-toy", &log));
+    c.send_bytes(Request::new("h", "/")).unwrap();
     let response = response_without("", "Sec-WebSocket-Extensions: x-unknown\r\n");
     let e = remote(c.receive_data(response.as_bytes()));
     assert_eq!(e.to_string(), "unrecognized extension x-unknown");
@@ -1164,8 +1158,8 @@ fn unrecognized_extension_in_response() {
     // An extension the client did not offer (offer() returned None) is not recognised either.
     let mut quiet = Toy::new("x-toy", &log);
     quiet.offer = None;
-    let mut c = client();
-    c.send_bytes(Request::new("h", "/").with_extension(quiet)).unwrap();
+    let mut c = client().with_extension(quiet);
+    c.send_bytes(Request::new("h", "/")).unwrap();
     let response = response_without("", "Sec-WebSocket-Extensions: x-toy\r\n");
     assert!(remote(c.receive_data(response.as_bytes())).to_string().contains("unrecognized extension"));
 }
@@ -1235,8 +1229,8 @@ fn finalize_error_fails_the_client_handshake() {
     let log = Log::default();
     let mut failing = Toy::new("x-a", &log);
     failing.finalize_error = true;
-    let mut c = client();
-    c.send_bytes(Request::new("h", "/").with_extension(failing)).unwrap();
+    let mut c = client().with_extension(failing);
+    c.send_bytes(Request::new("h", "/")).unwrap();
     let e = remote(c.receive_data(response_without("", "Sec-WebSocket-Extensions: x-a\r\n").as_bytes()));
     assert_eq!(hint_status(&e), 400);
     assert!(c.connection().is_none());
@@ -1343,15 +1337,22 @@ fn http_crate_interop() {
 fn permessage_deflate_negotiated_through_the_handshake() {
     use wsproto::PerMessageDeflate;
 
-    let mut c = client();
-    let mut s = server();
-    let request = c.send_bytes(Request::new("h", "/").with_extension(PerMessageDeflate::new())).unwrap();
+    let mut c = client().with_extension(PerMessageDeflate::new());
+    let mut s = server().with_extension(PerMessageDeflate::new());
+    let request = c.send_bytes(Request::new("h", "/")).unwrap();
     assert!(std::str::from_utf8(&request).unwrap().contains("Sec-WebSocket-Extensions: permessage-deflate"));
     s.receive_data(&request).unwrap();
-    let _ = drain(&mut s);
-    let response = s.send_bytes(AcceptConnection::new().with_extension(PerMessageDeflate::new())).unwrap();
+    let offers = request_event(drain(&mut s)).deflate_offers();
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].client_max_window_bits, Some(None), "offered without a value");
+    let response = s.send_bytes(AcceptConnection::new()).unwrap();
     c.receive_data(&response).unwrap();
-    let _ = drain(&mut c);
+    let accept = accept_event(c.next_event().unwrap());
+    let agreed = accept.deflate().expect("the server agreed to permessage-deflate");
+    assert!(!agreed.server_no_context_takeover);
+    let params = c.connection().unwrap().deflate_params().expect("the connection reports the agreement");
+    assert_eq!(params.server_max_window_bits, 15);
+    assert_eq!(s.connection().unwrap().deflate_params(), Some(params.with_role(ConnectionType::Server)));
     assert_eq!(names(c.connection().unwrap().extensions()), ["permessage-deflate"]);
     assert_eq!(names(s.connection().unwrap().extensions()), ["permessage-deflate"]);
 

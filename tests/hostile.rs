@@ -99,15 +99,15 @@ async fn invalid_utf8_split_across_fragments_fails_at_the_first_impossible_byte(
 #[tokio::test]
 async fn a_compressed_bomb_over_the_wire_gets_1009_with_bounded_memory() {
     use flate2::{Compress, Compression, FlushCompress};
-    use wsproto::upgrade::{self, Decision, UpgradeConfig};
-    use wsproto::{AcceptConnection, ConnectionType, PerMessageDeflate, Request, WsConnection};
+    use wsproto::upgrade::{self, UpgradeConfig};
+    use wsproto::{ConnectionType, PerMessageDeflate, Request, WsConnection};
 
     let (a, mut b) = tokio::io::duplex(1 << 16);
     let server = tokio::spawn(async move {
-        let config = UpgradeConfig::default().config(Config::default().max_message_size(64 << 10));
-        let decide =
-            |_: &Request| Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::new()));
-        let (mut ws, _) = upgrade::server(a, decide, config).await.unwrap();
+        let config = UpgradeConfig::default()
+            .config(Config::default().max_message_size(64 << 10))
+            .extension(PerMessageDeflate::new);
+        let (mut ws, _) = upgrade::accept(a, config).await.unwrap();
         let mut peak = 0;
         loop {
             let event = ws.next().await.unwrap().unwrap();
@@ -121,9 +121,9 @@ async fn a_compressed_bomb_over_the_wire_gets_1009_with_bounded_memory() {
     let mut attacker = WsConnection::with_config(
         ConnectionType::Client,
         Config::default().key_source(wsproto::KeySource::fixed(support::KEY)),
-    );
-    let request =
-        attacker.send_bytes(Request::new("h", "/").with_extension(PerMessageDeflate::new())).unwrap();
+    )
+    .with_extension(PerMessageDeflate::new());
+    let request = attacker.send_bytes(Request::new("h", "/")).unwrap();
     b.write_all(&request).await.unwrap();
     let mut response = vec![0u8; 4096];
     let n = b.read(&mut response).await.unwrap();

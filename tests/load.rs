@@ -10,10 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use wsproto::upgrade::{self, Decision, UpgradeConfig, WebSocket};
-use wsproto::{
-    AcceptConnection, BytesMessage, CloseConnection, Config, Event, PerMessageDeflate, Request, TextMessage,
-};
+use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
+use wsproto::{BytesMessage, CloseConnection, Config, Event, PerMessageDeflate, Request, TextMessage};
 
 const CONNECTIONS: usize = 1000;
 
@@ -59,14 +57,14 @@ fn plan(i: usize) -> Vec<(bool, Bytes, usize)> {
 
 async fn run_client(i: usize, addr: std::net::SocketAddr) {
     let io = TcpStream::connect(addr).await.unwrap();
-    let mut request = Request::new(addr.to_string(), "/load");
+    let request = Request::new(addr.to_string(), "/load");
     let compressed = i % 10 == 3;
+    let mut config = UpgradeConfig::default().whole_messages(true);
     if compressed {
-        request = request.with_extension(PerMessageDeflate::new());
+        config = config.extension(PerMessageDeflate::new);
     }
-    let config = UpgradeConfig::default().whole_messages(true);
     let (mut ws, accept) = upgrade::client(io, request, config).await.unwrap();
-    let _ = accept;
+    assert_eq!(accept.deflate().is_some(), compressed);
     assert_eq!(ws.codec().connection().extensions().len(), usize::from(compressed));
     for (text, data, fragments) in plan(i) {
         send_fragmented(&mut ws, text, &data, fragments).await;
@@ -123,11 +121,10 @@ async fn a_thousand_connections_echo_mixed_messages() {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             tokio::spawn(async move {
-                let decide = |_: &Request| {
-                    Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::new()))
-                };
-                let config = UpgradeConfig::default().config(Config::default().partial_frames(false));
-                if let Ok((mut ws, _)) = upgrade::server(stream, decide, config).await {
+                let config = UpgradeConfig::default()
+                    .config(Config::default().partial_frames(false))
+                    .extension(PerMessageDeflate::new);
+                if let Ok((mut ws, _)) = upgrade::accept(stream, config).await {
                     echo::echo(&mut ws).await.unwrap();
                 }
             });

@@ -17,15 +17,12 @@ const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 
 /// A client and a server connection with permessage-deflate negotiated (defaults).
 fn pair() -> (Connection, Connection) {
-    let mut client = WsConnection::new(ConnectionType::Client);
-    let mut server = WsConnection::new(ConnectionType::Server);
-    let request = client
-        .send_bytes(Request::new("localhost", "/").with_extension(PerMessageDeflate::new()))
-        .expect("request");
+    let mut client = WsConnection::new(ConnectionType::Client).with_extension(PerMessageDeflate::new());
+    let mut server = WsConnection::new(ConnectionType::Server).with_extension(PerMessageDeflate::new());
+    let request = client.send_bytes(Request::new("localhost", "/")).expect("request");
     server.receive_data(&request).expect("request in");
     assert!(matches!(server.next_event(), Some(Event::Request(_))));
-    let response =
-        server.send_bytes(AcceptConnection::new().with_extension(PerMessageDeflate::new())).expect("accept");
+    let response = server.send_bytes(AcceptConnection::new()).expect("accept");
     client.receive_data(&response).expect("response in");
     assert!(matches!(client.next_event(), Some(Event::AcceptConnection(_))));
     let client = client.into_connection().expect("client open");

@@ -13,8 +13,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-use wsproto::upgrade::{self, Decision, UpgradeConfig};
-use wsproto::{AcceptConnection, Event, PerMessageDeflate};
+use wsproto::upgrade::{self, UpgradeConfig};
+use wsproto::{Event, PerMessageDeflate};
 
 use crate::common::*;
 
@@ -110,16 +110,12 @@ where
 }
 
 async fn serve_ours(stream: TcpStream, whole: bool, deflate: bool) -> Result<(), wsproto::upgrade::Error> {
-    let config = UpgradeConfig::default().whole_messages(whole);
+    let mut config = UpgradeConfig::default().whole_messages(whole);
+    if deflate {
+        config = config.extension(PerMessageDeflate::new);
+    }
     // `_` (not a named binding): the request is dropped now, not kept for the connection.
-    let (mut ws, _) = if deflate {
-        let decide = |_: &wsproto::Request| {
-            Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::new()))
-        };
-        upgrade::server(stream, decide, config).await?
-    } else {
-        upgrade::accept(stream, config).await?
-    };
+    let (mut ws, _) = upgrade::accept(stream, config).await?;
     while let Some(event) = ws.next().await {
         match event? {
             Event::TextMessage(m) => ws.send(m.into()).await?,

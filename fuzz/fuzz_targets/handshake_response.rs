@@ -13,9 +13,9 @@ fuzz_target!(|data: &[u8]| {
     // The nonce is pinned so the fuzzer can find the accept token
     // (key AAAAAAAAAAAAAAAAAAAAAA== -> ICX+Yqv66kxgM0FcWaLWlFLwTAI=).
     let mut ws =
-        WsConnection::with_config(ConnectionType::Client, config().key_source(KeySource::fixed([0; 4])));
-    let request =
-        Request::new("h", "/").with_subprotocols(["a", "b"]).with_extension(PerMessageDeflate::new());
+        WsConnection::with_config(ConnectionType::Client, config().key_source(KeySource::fixed([0; 4])))
+            .with_extension(PerMessageDeflate::new());
+    let request = Request::new("h", "/").with_subprotocols(["a", "b"]);
     ws.send_bytes(request).expect("request");
     for piece in split {
         if ws.receive_data(piece).is_err() {

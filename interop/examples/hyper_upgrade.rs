@@ -59,7 +59,7 @@ async fn handle(mut req: Request<Incoming>, peer: SocketAddr) -> Result<Response
     }
 
     // 1. Let wsproto validate the request hyper parsed (method, Upgrade, Connection, key, version).
-    let mut ws = WsConnection::new(ConnectionType::Server);
+    let mut ws = WsConnection::new(ConnectionType::Server).with_extension(PerMessageDeflate::new());
     if let Err(e) = ws.initiate_upgrade_request(&req) {
         eprintln!("{peer}: bad upgrade request: {e}");
         // A remote error carries the rejection to send (400, or 426 with the version we speak).
@@ -76,12 +76,11 @@ async fn handle(mut req: Request<Incoming>, peer: SocketAddr) -> Result<Response
     let Some(Event::Request(request)) = ws.next_event() else {
         unreachable!("a valid upgrade request yields a Request event")
     };
-    eprintln!("{peer}: upgrade request for {} (offers {:?})", request.target, request.extension_offers);
+    eprintln!("{peer}: upgrade request for {} (offers {:?})", request.target, request.extensions);
 
     // 2. Accept: wsproto computes the 101 (Sec-WebSocket-Accept, negotiated extensions) as an
     //    `http::Response` for hyper to send, and the connection is now open.
-    let accept = AcceptConnection::new().with_extension(PerMessageDeflate::default());
-    let response = match ws.accept_response(accept) {
+    let response = match ws.accept_response(AcceptConnection::new()) {
         Ok(response) => response,
         Err(e) => return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n"))),
     };

@@ -18,8 +18,8 @@ use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-use wsproto::upgrade::{self, Decision, UpgradeConfig};
-use wsproto::{AcceptConnection, CloseCode, CloseConnection, Event, PerMessageDeflate, Request, TextMessage};
+use wsproto::upgrade::{self, UpgradeConfig};
+use wsproto::{CloseCode, CloseConnection, Event, PerMessageDeflate, Request, TextMessage};
 
 #[path = "../../examples/common/echo.rs"]
 mod echo;
@@ -77,10 +77,8 @@ async fn server(addr: &str) -> Result<(), BoxError> {
             let result: Result<(), BoxError> = async {
                 stream.set_nodelay(true)?;
                 let tls = acceptor.accept(stream).await?;
-                let decide = |_: &Request| {
-                    Decision::Accept(AcceptConnection::new().with_extension(PerMessageDeflate::default()))
-                };
-                let (mut ws, request) = upgrade::server(tls, decide, UpgradeConfig::default()).await?;
+                let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+                let (mut ws, request) = upgrade::accept(tls, config).await?;
                 eprintln!("{peer}: connected over TLS to {}", request.target);
                 echo::echo(&mut ws).await?;
                 Ok(())
@@ -111,8 +109,8 @@ async fn client(addr: &str, mut messages: Vec<String>) -> Result<(), BoxError> {
     stream.set_nodelay(true)?;
     let tls = connector.connect(ServerName::try_from("localhost")?, stream).await?;
     let port = addr.rsplit_once(':').map_or("443", |(_, port)| port);
-    let request = Request::new(format!("localhost:{port}"), "/").with_extension(PerMessageDeflate::default());
-    let config = UpgradeConfig::default().whole_messages(true);
+    let request = Request::new(format!("localhost:{port}"), "/");
+    let config = UpgradeConfig::default().whole_messages(true).extension(PerMessageDeflate::new);
     let (mut ws, _accept) = upgrade::client(tls, request, config).await?;
 
     for message in messages {

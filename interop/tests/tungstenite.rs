@@ -69,18 +69,18 @@ struct ServerLog {
 async fn wsproto_server(listener: TcpListener) -> ServerLog {
     let (stream, _) = listener.accept().await.unwrap();
     let decide = |request: &Request| {
-        let mut accept = AcceptConnection::new().with_extension(PerMessageDeflate::default());
+        let mut accept = AcceptConnection::new();
         if request.subprotocols.iter().any(|p| p == "echo.v1") {
             accept = accept.with_subprotocol("echo.v1");
         }
         Decision::Accept(accept)
     };
-    let config = UpgradeConfig::default().whole_messages(true);
+    let config = UpgradeConfig::default().whole_messages(true).extension(PerMessageDeflate::new);
     let (mut ws, request) = upgrade::server(stream, decide, config).await.unwrap();
     let mut log = ServerLog {
         target: request.target,
         subprotocols: request.subprotocols,
-        extension_offers: request.extension_offers,
+        extension_offers: request.extensions,
         ..ServerLog::default()
     };
     assert!(ws.codec().connection().extensions().is_empty(), "nothing to negotiate with tungstenite");
@@ -297,11 +297,9 @@ async fn tungstenite_server(listener: TcpListener) -> Vec<Option<CloseFrame>> {
 
 async fn wsproto_client(port: u16) -> WebSocket<TcpStream> {
     let io = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let request = Request::new(format!("127.0.0.1:{port}"), "/interop")
-        .with_extension(PerMessageDeflate::default())
-        .with_header("x-test", "interop");
-    let (ws, accept) =
-        upgrade::client(io, request, UpgradeConfig::default().whole_messages(true)).await.unwrap();
+    let request = Request::new(format!("127.0.0.1:{port}"), "/interop").with_header("x-test", "interop");
+    let config = UpgradeConfig::default().whole_messages(true).extension(PerMessageDeflate::new);
+    let (ws, accept) = upgrade::client(io, request, config).await.unwrap();
     assert_eq!(accept.subprotocol, None);
     // Offered, but tungstenite does not implement permessage-deflate: declined, uncompressed.
     assert!(ws.codec().connection().extensions().is_empty());

@@ -431,7 +431,7 @@ impl PerMessageDeflate {
 
     /// The response parameters for an acceptable `offer`, and the agreement; `None` to decline.
     fn negotiate_offer(&self, offer: &str) -> Option<(String, DeflateParams)> {
-        let offered = Params::parse(offer).ok()?;
+        let offered = DeflateItem::parse_text(offer).ok()?;
         let settings = &self.settings;
 
         // Our (server) window: the smaller of our setting and the client's request.
@@ -486,7 +486,7 @@ impl PerMessageDeflate {
 
     /// The agreement described by the server's `response` to our offer, or why it is invalid.
     fn negotiate_response(&self, response: &str) -> Result<DeflateParams, String> {
-        let answer = Params::parse(response)?;
+        let answer = DeflateItem::parse_text(response)?;
         let settings = &self.settings;
         if settings.server_no_context_takeover && !answer.server_no_context_takeover {
             return Err(format!("the server did not accept {SERVER_NO_CONTEXT_TAKEOVER}"));
@@ -679,23 +679,46 @@ impl fmt::Debug for PerMessageDeflate {
     }
 }
 
-/// The parameters of one offer or response item, validated: known names, each at most once,
-/// no value on the flags, window bits in 8..=15. `Some(None)` is a value-less window parameter.
-#[derive(Default)]
-struct Params {
-    client_no_context_takeover: bool,
-    server_no_context_takeover: bool,
-    client_max_window_bits: Option<Option<u8>>,
-    server_max_window_bits: Option<Option<u8>>,
+/// The four parameters of one permessage-deflate item of a `Sec-WebSocket-Extensions` header
+/// (an offer in a received [`Request`](crate::Request), or the agreement in a received
+/// [`AcceptConnection`](crate::AcceptConnection)), typed.
+///
+/// Parsing validates them as RFC 7692 does: known names, each at most once, no value on the
+/// flags, window bits in 8..=15 written without leading zero.
+///
+/// ```
+/// use wsproto::extensions::DeflateItem;
+/// let item = DeflateItem::parse("permessage-deflate; client_max_window_bits; server_max_window_bits=10").unwrap();
+/// assert_eq!(item.client_max_window_bits, Some(None)); // offered without a value
+/// assert_eq!(item.server_max_window_bits, Some(Some(10)));
+/// assert!(!item.server_no_context_takeover);
+/// assert!(DeflateItem::parse("permessage-deflate; server_max_window_bits=16").is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, PartialEq)]
+#[non_exhaustive]
+pub struct DeflateItem {
+    /// `client_no_context_takeover` is present.
+    pub client_no_context_takeover: bool,
+    /// `server_no_context_takeover` is present.
+    pub server_no_context_takeover: bool,
+    /// `client_max_window_bits`: `None` absent, `Some(None)` present without a value.
+    pub client_max_window_bits: Option<Option<u8>>,
+    /// `server_max_window_bits`: `None` absent, `Some(None)` present without a value.
+    pub server_max_window_bits: Option<Option<u8>>,
 }
 
-impl Params {
-    fn parse(item: &str) -> Result<Params, String> {
+impl DeflateItem {
+    /// Parses one item (`permessage-deflate; params`).
+    pub fn parse(item: &str) -> Result<DeflateItem, ExtensionError> {
+        Self::parse_text(item).map_err(|why| ExtensionError::new(CloseCode::PROTOCOL_ERROR, why))
+    }
+
+    fn parse_text(item: &str) -> Result<DeflateItem, String> {
         let item = ExtensionItem::parse(item).ok_or_else(|| format!("malformed extension item {item:?}"))?;
         if !item.name.eq_ignore_ascii_case(NAME) {
             return Err(format!("expected {NAME}, got {:?}", item.name));
         }
-        let mut params = Params::default();
+        let mut params = DeflateItem::default();
         let mut seen = [false; 4];
         for (key, value) in &item.params {
             let index = [

@@ -81,6 +81,9 @@ const RESPONSE_OWN_HEADERS: [&str; 5] =
 pub struct Handshake {
     role: ConnectionType,
     config: Config,
+    /// Client: the extensions to offer. Server: the extensions to negotiate. Moved into the
+    /// offer (client) or the connection (server) when used.
+    extensions: Vec<Box<dyn Extension>>,
     phase: Phase,
     head: HeadReader,
     events: VecDeque<Event>,
@@ -141,6 +144,7 @@ impl Handshake {
         Handshake {
             role,
             config,
+            extensions: Vec::new(),
             phase: Phase::Idle,
             head: HeadReader::default(),
             events: VecDeque::new(),
@@ -148,6 +152,25 @@ impl Handshake {
             failed: None,
             eof: false,
         }
+    }
+
+    /// Adds an extension: a client offers it in its `Request` (in the order added), a server
+    /// lets it accept one of the client's offers when it sends `AcceptConnection`. The
+    /// negotiated extensions end up in the [`Connection`] ([`Connection::extensions`]).
+    ///
+    /// ```
+    /// use wsproto::{ConnectionType, Handshake, PerMessageDeflate};
+    /// let client = Handshake::new(ConnectionType::Client).with_extension(PerMessageDeflate::new());
+    /// # let _ = client;
+    /// ```
+    pub fn with_extension(self, extension: impl Extension) -> Self {
+        self.with_boxed_extension(Box::new(extension))
+    }
+
+    /// [`with_extension`](Self::with_extension) for an extension already boxed.
+    pub(crate) fn with_boxed_extension(mut self, extension: Box<dyn Extension>) -> Self {
+        self.extensions.push(extension);
+        self
     }
 
     /// Our role.
@@ -483,22 +506,29 @@ impl Handshake {
         if let Some(bad) = request.subprotocols.iter().find(|p| !is_token(p)) {
             return Err(LocalProtocolError::InvalidSubprotocol(bad.clone()));
         }
-        if !request.extension_offers.is_empty() {
+        if !request.extensions.is_empty() {
             return Err(LocalProtocolError::ExtensionsInEvent);
         }
         for (name, value) in &request.extra_headers {
             check_header(name, value)?;
         }
-        let mut offered = Vec::new();
         let mut items = Vec::new();
-        for mut ext in request.extensions {
-            if let Some(params) = ext.offer() {
-                items.push(negotiate::response_item(ext.name(), &params));
-                offered.push(ext);
+        let mut offers = Vec::new();
+        for ext in &mut self.extensions {
+            let params = ext.offer();
+            if let Some(params) = &params {
+                items.push(negotiate::response_item(ext.name(), params));
             }
+            offers.push(params.is_some());
         }
         let extensions_value = items.join(", ");
         check_value("Sec-WebSocket-Extensions", extensions_value.as_bytes())?;
+        // Extensions that declined to offer take no part in the connection.
+        let mut offers = offers.into_iter();
+        let offered: Vec<_> = std::mem::take(&mut self.extensions)
+            .into_iter()
+            .filter(|_| offers.next() == Some(true))
+            .collect();
 
         let nonce = accept::nonce_from(self.config.keys());
         dst.put_slice(b"GET ");
@@ -552,10 +582,16 @@ impl Handshake {
         for (name, value) in &accept.extra_headers {
             check_header(name, value)?;
         }
-        let mut extensions = accept.extensions;
+        if !accept.extensions.is_empty() {
+            return Err(LocalProtocolError::ExtensionsInEvent);
+        }
+        let mut extensions = std::mem::take(&mut self.extensions);
         let negotiated = server_extensions_handshake(&request.extension_offers, &mut extensions);
         if let Some(value) = &negotiated {
-            check_value("Sec-WebSocket-Extensions", value.as_bytes())?;
+            if let Err(e) = check_value("Sec-WebSocket-Extensions", value.as_bytes()) {
+                self.extensions = extensions;
+                return Err(e);
+            }
         }
         let mut headers: Headers = vec![
             (Bytes::from_static(b"Upgrade"), Bytes::from_static(WEBSOCKET_UPGRADE.as_bytes())),
@@ -570,6 +606,12 @@ impl Handshake {
         }
         headers.extend(accept.extra_headers);
         Ok(PreparedAccept { headers, extensions })
+    }
+
+    /// Gives back the extensions of a prepared 101 that will not be sent.
+    #[cfg(feature = "http")]
+    pub(crate) fn cancel_accept(&mut self, prepared: PreparedAccept) {
+        self.extensions = prepared.extensions;
     }
 
     /// Moves to OPEN after a prepared 101 was written: creates the connection with the
@@ -731,8 +773,7 @@ fn validate_request(
     let request = Request {
         host,
         target: target.to_owned(),
-        extensions: Vec::new(),
-        extension_offers: extension_offers.clone(),
+        extensions: extension_offers.clone(),
         extra_headers,
         subprotocols: subprotocols.clone(),
     };
@@ -768,7 +809,7 @@ fn validate_response(
         .into_iter()
         .filter(|(name, _)| !RESPONSE_OWN_HEADERS.iter().any(|own| name == own.as_bytes()))
         .collect();
-    Ok((AcceptConnection { subprotocol, extensions: Vec::new(), extra_headers }, extensions))
+    Ok((AcceptConnection { subprotocol, extensions: items, extra_headers }, extensions))
 }
 
 /// The comma-separated items of every `name` header, in order.

@@ -9,7 +9,7 @@ use crate::headers::ExtensionItem;
 /// `Sec-WebSocket-Extensions` response value, or `None` when nothing was accepted.
 ///
 /// `offers` are the comma-separated items of the request's `Sec-WebSocket-Extensions` headers
-/// (as in [`Request::extension_offers`](crate::Request::extension_offers)). Offers are visited
+/// (as in a received [`Request::extensions`](crate::Request::extensions)). Offers are visited
 /// in order; an extension whose name matches (case-insensitively) is asked to
 /// [`accept`](Extension::accept) each of its offers until it accepts one, and later offers for
 /// it are ignored (the RFC's "first acceptable offer", where python wsproto let the last one
