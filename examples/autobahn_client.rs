@@ -6,6 +6,7 @@
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
+use wsproto::Delivery;
 use wsproto::{Config, Event, PerMessageDeflate, Request};
 
 #[path = "common/echo.rs"]
@@ -18,7 +19,9 @@ async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto
     io.set_nodelay(true)?;
     let request = Request::new(format!("127.0.0.1:{port}"), target);
     let config = UpgradeConfig::default()
-        .config(Config::default().max_frame_size(32 << 20).max_message_size(32 << 20).partial_frames(false))
+        .config(
+            Config::default().max_frame_size(32 << 20).max_message_size(32 << 20).delivery(Delivery::Frames),
+        )
         .extension(PerMessageDeflate::new);
     Ok(upgrade::client(io, request, config).await?.0)
 }

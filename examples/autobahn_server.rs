@@ -5,6 +5,7 @@
 
 use tokio::net::TcpListener;
 use wsproto::upgrade::{self, UpgradeConfig};
+use wsproto::Delivery;
 use wsproto::{Config, PerMessageDeflate};
 
 #[path = "common/echo.rs"]
@@ -23,7 +24,7 @@ async fn main() -> std::io::Result<()> {
                     Config::default()
                         .max_frame_size(32 << 20)
                         .max_message_size(32 << 20)
-                        .partial_frames(false),
+                        .delivery(Delivery::Frames),
                 )
                 .extension(PerMessageDeflate::new);
             if let Ok((mut ws, _)) = upgrade::accept(stream, config).await {

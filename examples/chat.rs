@@ -54,7 +54,7 @@ async fn serve(
 ) -> Result<(), wsproto::upgrade::Error> {
     stream.set_nodelay(true)?;
     // Whole messages: a post is relayed once it is complete.
-    let config = UpgradeConfig::default().whole_messages(true).extension(PerMessageDeflate::new);
+    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
     let (mut ws, _request) = upgrade::accept(stream, config).await?;
     let mut inbox = posts.subscribe();
     eprintln!("{peer}: joined");

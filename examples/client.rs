@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     io.set_nodelay(true)?;
     let request = Request::new(authority, target);
     // Whole messages: a reply is printed once, however it was fragmented.
-    let config = UpgradeConfig::default().whole_messages(true).extension(PerMessageDeflate::new);
+    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
     let (mut ws, accept) = upgrade::client(io, request, config).await?;
     let deflate = accept.deflate().is_some();
     eprintln!(

@@ -1,4 +1,4 @@
-//! Limits and per-connection settings.
+//! Limits, delivery and the masking-key source of a connection.
 
 use crate::mask::KeySource;
 
@@ -8,31 +8,89 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// Default largest HTTP head during the opening handshake: 16 KiB.
 pub const DEFAULT_MAX_HANDSHAKE_SIZE: usize = 16 << 10;
-/// Default least chunk of a partially received frame: 16 KiB.
+/// Default least chunk of a frame delivered while it is still arriving: 16 KiB.
 pub const DEFAULT_MIN_CHUNK_SIZE: usize = 16 << 10;
 
-/// Settings of a connection: limits, delivery mode and the masking-key source.
+/// Settings of a connection: limits, delivery and the masking-key source.
 ///
-/// Every limit is on by default. Exceeding the frame or message limit closes the connection
-/// with 1009 (message too big); exceeding the handshake limit rejects it with 431.
+/// The fields are public to read (and to set); the builder methods of the same names set them
+/// in a chain. Every limit is on by default. Exceeding the frame or message limit closes the
+/// connection with 1009 (message too big); exceeding the handshake limit rejects it with 431.
 ///
 /// ```
-/// use wsproto::Config;
-/// let config = Config::default().max_message_size(1 << 20).max_frame_size(64 << 10);
-/// assert_eq!(config.limits().max_message_size, 1 << 20);
+/// use wsproto::{Config, Delivery};
+/// let config = Config::default().max_message_size(1 << 20).max_frame_size(64 << 10).delivery(Delivery::Messages);
+/// assert_eq!(config.limits.max_message_size, 1 << 20);
+/// assert_eq!(config.delivery, Some(Delivery::Messages));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct Config {
-    limits: Limits,
-    partial_frames: bool,
-    min_chunk_size: usize,
-    key_source: KeySource,
+    /// Size limits on what the peer sends.
+    pub limits: Limits,
+    /// How received data is delivered; `None` leaves it to the driver: data as it arrives
+    /// ([`Delivery::DEFAULT_CHUNKS`]) for a [`Connection`](crate::Connection) or
+    /// [`WsConnection`](crate::WsConnection), whole messages for the tokio upgrade helper.
+    pub delivery: Option<Delivery>,
+    /// Where masking keys and handshake nonces come from.
+    pub key_source: KeySource,
+}
+
+/// How received data messages are delivered as events.
+///
+/// Control frames (ping, pong, close) are always delivered whole and as soon as they arrive,
+/// also between the fragments of a message. Text is validated as its bytes arrive in every
+/// mode, so invalid UTF-8 fails the connection at the first impossible byte.
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Data as it arrives, python wsproto's way: each event is a chunk of a frame
+    /// (`frame_finished`, `message_finished` say where it ends), so memory per message stays
+    /// bounded by about `min_size` plus one read whatever the message size. A frame still
+    /// arriving is delivered in chunks of at least `min_size` bytes, and a frame no larger than
+    /// that is one event however the transport splits it; `min_size: 1` hands out every byte
+    /// at once.
+    Chunks {
+        /// The least payload of a frame still arriving that is delivered as a chunk.
+        min_size: usize,
+    },
+    /// One event per frame, once it is complete (bounded by the frame limit).
+    Frames,
+    /// One event per message, once it is complete (bounded by the message limit): what most
+    /// applications and every other WebSocket library deliver.
+    Messages,
+}
+
+impl Delivery {
+    /// Chunks of at least [`DEFAULT_MIN_CHUNK_SIZE`] (16 KiB): the core's default.
+    pub const DEFAULT_CHUNKS: Delivery = Delivery::Chunks { min_size: DEFAULT_MIN_CHUNK_SIZE };
+
+    /// The least chunk of a frame still arriving, in chunk delivery.
+    pub(crate) fn min_chunk_size(self) -> Option<usize> {
+        match self {
+            Delivery::Chunks { min_size } => Some(min_size.max(1)),
+            Delivery::Frames | Delivery::Messages => None,
+        }
+    }
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery::DEFAULT_CHUNKS
+    }
 }
 
 /// The size limits of a [`Config`].
+///
+/// | limit | counts | default | when exceeded |
+/// |-------|--------|---------|---------------|
+/// | `max_frame_size` | the payload of one frame as it would be uncompressed: on the wire for a plain frame, and for a compressed frame its wire size less the few bytes of DEFLATE framing that incompressible data costs | 16 MiB | close 1009, before the payload is read |
+/// | `max_message_size` | a whole message, summed over its fragments, after decompression | 64 MiB | close 1009; inflating stops at the limit |
+/// | `max_handshake_size` | the HTTP head of the upgrade request or response | 16 KiB | rejection 431 |
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
+#[non_exhaustive]
 pub struct Limits {
-    /// Largest payload of one frame, on the wire.
+    /// Largest payload of one frame (see the table for compressed frames).
     pub max_frame_size: usize,
     /// Largest message, summed over its fragments, after decompression.
     pub max_message_size: usize,
@@ -55,20 +113,9 @@ impl Limits {
     ///
     /// Dangerous with untrusted peers: they can then make a whole-message consumer buffer
     /// without bound, or make you inflate a compression bomb. Only for trusted peers, or when
-    /// you consume streamed chunks and enforce your own limits.
+    /// you consume chunks as they arrive and enforce your own limits.
     pub fn unlimited() -> Self {
         Limits { max_frame_size: usize::MAX, max_message_size: usize::MAX, ..Limits::default() }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            limits: Limits::default(),
-            partial_frames: true,
-            min_chunk_size: DEFAULT_MIN_CHUNK_SIZE,
-            key_source: KeySource::default(),
-        }
     }
 }
 
@@ -97,31 +144,14 @@ impl Config {
     }
 
     /// Replaces all limits at once, e.g. with [`Limits::unlimited`].
-    pub fn limits_set(mut self, limits: Limits) -> Self {
+    pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
 
-    /// Whether data frames are delivered in chunks as their bytes arrive (`true`, the default,
-    /// as in python wsproto: memory per frame stays bounded by about
-    /// [`min_chunk_size`](Self::min_chunk_size) plus one read), or only once the whole frame is
-    /// buffered (`false`: one event per frame, bounded by the frame limit).
-    ///
-    /// Either way, text is validated as bytes arrive, so invalid UTF-8 fails the connection at
-    /// the first impossible byte.
-    pub fn partial_frames(mut self, enabled: bool) -> Self {
-        self.partial_frames = enabled;
-        self
-    }
-
-    /// With [`partial_frames`](Self::partial_frames) on, the least payload of a frame still
-    /// arriving that is delivered as a chunk (default 16 KiB). A frame no larger than this, and
-    /// the last part of any frame, is delivered once complete, so small messages are one event
-    /// however the transport splits them, and a large frame arrives in chunks of at least this
-    /// size rather than one per read. `1` delivers every byte as soon as it arrives, as python
-    /// wsproto does. Memory per frame in progress stays bounded by about this size plus one read.
-    pub fn min_chunk_size(mut self, bytes: usize) -> Self {
-        self.min_chunk_size = bytes.max(1);
+    /// Sets how received data is delivered (see [`Delivery`]).
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = Some(delivery);
         self
     }
 
@@ -131,22 +161,8 @@ impl Config {
         self
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
-    /// Whether partial frames are delivered.
-    pub fn delivers_partial_frames(&self) -> bool {
-        self.partial_frames
-    }
-
-    /// The least partial-frame chunk delivered (see [`min_chunk_size`](Self::min_chunk_size)).
-    pub fn min_chunk(&self) -> usize {
-        self.min_chunk_size
-    }
-
-    pub(crate) fn keys(&self) -> &KeySource {
-        &self.key_source
+    /// The delivery in force: the configured one, else `default`.
+    pub(crate) fn delivery_or(&self, default: Delivery) -> Delivery {
+        self.delivery.unwrap_or(default)
     }
 }

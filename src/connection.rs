@@ -5,7 +5,7 @@ use std::fmt;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::{parse_close_payload, truncate_reason, CloseCode};
-use crate::config::Config;
+use crate::config::{Config, Delivery};
 use crate::error::LocalProtocolError;
 use crate::error::PeerViolation;
 use crate::event::{BytesMessage, CloseConnection, CloseSource, Event, Ping, Pong, TextMessage};
@@ -54,6 +54,10 @@ pub struct Connection {
     role: ConnectionType,
     state: ConnectionState,
     config: Config,
+    /// The delivery in force (the configured one, or chunks).
+    delivery: Delivery,
+    /// Whole-message delivery: the fragments of the message being assembled.
+    assembly: Assembly,
     extensions: Vec<Box<dyn Extension>>,
     buffer: BytesMut,
     rx: Receiver,
@@ -122,6 +126,8 @@ impl Connection {
         Connection {
             role,
             state: ConnectionState::Open,
+            delivery: config.delivery_or(Delivery::DEFAULT_CHUNKS),
+            assembly: Assembly::default(),
             config,
             extensions,
             buffer: BytesMut::from(trailing_data),
@@ -129,12 +135,6 @@ impl Connection {
             tx_message: None,
             eof: false,
         }
-    }
-
-    /// Switches between streaming partial frames and whole-frame delivery (see
-    /// [`Config::partial_frames`]).
-    pub fn set_partial_frames(&mut self, enabled: bool) {
-        self.config = std::mem::take(&mut self.config).partial_frames(enabled);
     }
 
     /// Whether no frame is partly received: the next byte starts a new frame header.
@@ -155,6 +155,11 @@ impl Connection {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How received data is delivered (the configured [`Delivery`], or chunks by default).
+    pub fn delivery(&self) -> Delivery {
+        self.delivery
     }
 
     /// The negotiated extensions in use, in the order they apply to received frames.
@@ -220,12 +225,41 @@ impl Connection {
     /// place. This is the primitive behind [`next_event`](Self::next_event) and the tokio
     /// codec.
     #[must_use]
+    #[inline]
     pub fn decode(&mut self, src: &mut BytesMut) -> Option<Event> {
+        if self.delivery != Delivery::Messages {
+            return self.decode_event(src);
+        }
+        loop {
+            match self.decode_event(src)? {
+                Event::TextMessage(m) if !m.message_finished => self.assembly.push(m.data.into_bytes()),
+                Event::BytesMessage(m) if !m.message_finished => self.assembly.push(m.data),
+                Event::TextMessage(m) => {
+                    let data = self.assembly.finish(m.data.into_bytes());
+                    // Chunks hold whole characters, so their concatenation is valid UTF-8.
+                    return Some(TextMessage::new(Utf8Bytes::from_bytes_unchecked(data)).into());
+                }
+                Event::BytesMessage(m) => {
+                    return Some(BytesMessage::new(self.assembly.finish(m.data)).into())
+                }
+                close @ Event::CloseConnection(_) => {
+                    self.assembly.clear();
+                    return Some(close);
+                }
+                other => return Some(other),
+            }
+        }
+    }
+
+    /// [`decode`](Self::decode) one frame's (or chunk's) event.
+    #[inline(always)]
+    fn decode_event(&mut self, src: &mut BytesMut) -> Option<Event> {
         if self.rx.done || state::accepts_bytes(self.state) != Some(true) {
             // Nothing more is parsed after a close frame or a violation: drop what arrives.
             src.clear();
         } else {
-            match self.rx.decode(src, self.role, &self.config, &mut self.extensions) {
+            let min_chunk = self.delivery.min_chunk_size();
+            match self.rx.decode(src, self.role, &self.config, min_chunk, &mut self.extensions) {
                 Ok(Some(mut event)) => {
                     if let Event::CloseConnection(close) = &mut event {
                         // The peer's close needs our reply unless it answers ours.
@@ -358,7 +392,7 @@ impl Connection {
 
     #[inline]
     fn write_frame(&self, fin: bool, rsv: Rsv, opcode: Opcode, payload: &[u8], dst: &mut BytesMut) {
-        let mask = self.role.is_client().then(|| self.config.keys().mask_key());
+        let mask = self.role.is_client().then(|| self.config.key_source.mask_key());
         let header = FrameHeader { fin, rsv, opcode, mask, payload_len: payload.len() as u64 };
         dst.reserve(header.encoded_len() + payload.len());
         header.encode(dst);
@@ -399,6 +433,54 @@ impl fmt::Debug for Connection {
     }
 }
 
+/// The fragments of a message delivered whole, joined as they arrive.
+#[derive(Default)]
+struct Assembly {
+    buffer: BytesMut,
+    /// Size of the last message assembled from fragments: the next one reserves that much
+    /// (up to [`MAX_ASSEMBLY_RESERVE`]) at its first fragment instead of growing by doubling.
+    last_size: usize,
+}
+
+/// Most a fragmented message reserves ahead of its data, so a peer that sent one large
+/// message cannot make each connection hold a large reservation with one stalled fragment.
+const MAX_ASSEMBLY_RESERVE: usize = 1 << 20;
+/// An assembly buffer reserved above this for a larger predecessor is not handed out with a
+/// message that fills less than a quarter of it.
+const ASSEMBLY_SHRINK_ABOVE: usize = 64 << 10;
+
+impl Assembly {
+    /// Appends a fragment that does not end its message.
+    fn push(&mut self, data: Bytes) {
+        if self.buffer.is_empty() {
+            self.buffer.reserve(self.last_size.min(MAX_ASSEMBLY_RESERVE).max(data.len()));
+        }
+        self.buffer.extend_from_slice(&data);
+    }
+
+    /// The whole message, given its last fragment: zero-copy when it is the only one.
+    fn finish(&mut self, last: Bytes) -> Bytes {
+        if self.buffer.is_empty() {
+            return last;
+        }
+        self.buffer.extend_from_slice(&last);
+        self.last_size = self.buffer.len();
+        // Hand the message out and start afresh, so the buffer of a large message is not kept
+        // for the life of the connection.
+        let mut message = std::mem::take(&mut self.buffer);
+        if message.capacity() > ASSEMBLY_SHRINK_ABOVE && message.len() < message.capacity() / 4 {
+            // Reserved for a larger predecessor: a small message must not pin it.
+            message = BytesMut::from(&message[..]);
+        }
+        message.freeze()
+    }
+
+    /// Drops a message that will not be completed.
+    fn clear(&mut self) {
+        self.buffer = BytesMut::new();
+    }
+}
+
 /// Iterator over the events available now; see [`Connection::events`].
 #[derive(Debug)]
 pub struct Events<'a> {
@@ -418,6 +500,7 @@ impl Receiver {
         src: &mut BytesMut,
         role: ConnectionType,
         config: &Config,
+        min_chunk: Option<usize>,
         extensions: &mut [Box<dyn Extension>],
     ) -> Result<Option<Event>, PeerViolation> {
         let mut frame = match self.frame {
@@ -472,14 +555,12 @@ impl Receiver {
             frame.processed = available;
         }
         let frame_complete = available as u64 == frame.remaining;
-        let streaming = config.delivers_partial_frames();
-        if !frame_complete && (!streaming || available < config.min_chunk()) {
+        if !frame_complete && min_chunk.is_none_or(|min| available < min) {
             // Wait for more. In whole-frame mode make room for the rest of the frame at once
             // (bounded by the frame limit); when streaming, only for the next chunk.
-            let cap = if streaming {
-                STREAM_RESERVE.max(config.min_chunk())
-            } else {
-                config.limits().max_frame_size.min(WHOLE_FRAME_RESERVE)
+            let cap = match min_chunk {
+                Some(min) => STREAM_RESERVE.max(min),
+                None => config.limits.max_frame_size.min(WHOLE_FRAME_RESERVE),
             };
             let missing = (frame.remaining - available as u64).min(cap as u64) as usize;
             if src.capacity() - src.len() < missing {
@@ -566,7 +647,7 @@ impl Receiver {
             (ConnectionType::Server, false) => return Err(PeerViolation::UnmaskedFrame),
             _ => {}
         }
-        let limits = config.limits();
+        let limits = config.limits;
         if header.payload_len > limits.max_frame_size as u64 {
             return Err(PeerViolation::FrameTooBig);
         }
@@ -603,7 +684,7 @@ impl Receiver {
         extensions: &mut [Box<dyn Extension>],
     ) -> Result<Bytes, PeerViolation> {
         let message = self.message.as_ref().expect("data frame has a message");
-        let budget = (config.limits().max_message_size as u64).saturating_sub(message.size);
+        let budget = (config.limits.max_message_size as u64).saturating_sub(message.size);
         let budget = usize::try_from(budget).unwrap_or(usize::MAX);
         // The budget is the connection's message limit: an extension that would exceed it
         // reports 1009, which is the connection's own violation.
@@ -652,7 +733,7 @@ impl Receiver {
     ) -> Result<Option<Event>, PeerViolation> {
         let message = self.message.as_mut().expect("data frame has a message");
         message.size += data.len() as u64;
-        if message.size > config.limits().max_message_size as u64 {
+        if message.size > config.limits.max_message_size as u64 {
             return Err(PeerViolation::MessageTooBig);
         }
         let opcode = message.opcode;

@@ -25,7 +25,7 @@ pub mod utf8;
 pub mod ws_connection;
 
 pub use close::CloseCode;
-pub use config::{Config, Limits};
+pub use config::{Config, Delivery, Limits};
 pub use connection::{Connection, Events};
 pub use error::{ExtensionError, LocalProtocolError, PeerViolation, ProtocolError, RemoteProtocolError};
 pub use event::{

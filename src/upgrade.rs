@@ -30,18 +30,17 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
-use crate::codec::{self, PlainWrites, WsCodec};
-use crate::config::Config;
+use crate::codec::{self, WsCodec};
+use crate::config::{Config, Delivery};
 use crate::error::{LocalProtocolError, ProtocolError, RemoteProtocolError};
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
 use crate::extensions::Extension;
 use crate::role::ConnectionType;
 use crate::ws_connection::WsConnection;
 
-/// A WebSocket transport: any I/O object framed with [`WsCodec`] (through [`PlainWrites`],
-/// which makes `Framed` write with `write` rather than a one-element `writev`; reach the
-/// stream with `ws.get_ref().get_ref()`).
-pub type WebSocket<T> = Framed<PlainWrites<T>, WsCodec>;
+/// A WebSocket transport: any I/O object framed with [`WsCodec`], the same type as
+/// `Framed::new(io, WsCodec::new(connection))` (reach the stream with `ws.get_ref()`).
+pub type WebSocket<T> = Framed<T, WsCodec>;
 
 /// Errors of the upgrade helper: the transport's, ours, the peer's handshake violations, a
 /// rejection, or the handshake timing out.
@@ -161,12 +160,11 @@ type ExtensionFactory = Arc<dyn Fn() -> Box<dyn Extension> + Send + Sync>;
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct UpgradeConfig {
-    /// Connection settings and limits (including the handshake head limit).
+    /// Connection settings and limits (including the handshake head limit). Its
+    /// [`delivery`](Config::delivery) defaults to whole messages here.
     pub config: Config,
     /// Time allowed for the whole handshake (a slowloris peer is cut off after it).
     pub handshake_timeout: Duration,
-    /// Yield whole messages instead of chunks (see [`WsCodec::whole_messages`]).
-    pub whole_messages: bool,
     /// Largest rejection body a client reads.
     pub max_reject_body: usize,
     /// Extensions to offer (client) or negotiate (server), one fresh object per connection.
@@ -178,7 +176,6 @@ impl Default for UpgradeConfig {
         UpgradeConfig {
             config: Config::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            whole_messages: false,
             max_reject_body: 64 << 10,
             extensions: Vec::new(),
         }
@@ -190,7 +187,6 @@ impl fmt::Debug for UpgradeConfig {
         f.debug_struct("UpgradeConfig")
             .field("config", &self.config)
             .field("handshake_timeout", &self.handshake_timeout)
-            .field("whole_messages", &self.whole_messages)
             .field("max_reject_body", &self.max_reject_body)
             .field("extensions", &self.extensions.len())
             .finish()
@@ -210,9 +206,10 @@ impl UpgradeConfig {
         self
     }
 
-    /// Yields whole messages.
-    pub fn whole_messages(mut self, enabled: bool) -> Self {
-        self.whole_messages = enabled;
+    /// Sets how received data is delivered (default here: [`Delivery::Messages`]; use
+    /// [`Delivery::DEFAULT_CHUNKS`] to receive huge messages in bounded memory).
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.config.delivery = Some(delivery);
         self
     }
 
@@ -237,9 +234,11 @@ impl UpgradeConfig {
 
     /// A handshake endpoint for `role` with these settings and fresh extensions.
     fn endpoint(&self, role: ConnectionType) -> WsConnection {
-        self.extensions.iter().fold(WsConnection::with_config(role, self.config.clone()), |ws, make| {
-            ws.with_boxed_extension(make())
-        })
+        let mut config = self.config.clone();
+        config.delivery.get_or_insert(Delivery::Messages);
+        self.extensions
+            .iter()
+            .fold(WsConnection::with_config(role, config), |ws, make| ws.with_boxed_extension(make()))
     }
 }
 
@@ -317,7 +316,7 @@ where
     loop {
         while let Some(event) = ws.next_event() {
             match event {
-                Event::AcceptConnection(accept) => return Ok((into_framed(io, ws, &config), *accept)),
+                Event::AcceptConnection(accept) => return Ok((into_framed(io, ws), *accept)),
                 Event::RejectConnection(reject) => {
                     let finished = !reject.has_body;
                     rejection = Some(Rejection {
@@ -424,7 +423,7 @@ where
             let bytes = ws.send_bytes(accept)?;
             io.write_all(&bytes).await?;
             io.flush().await?;
-            Ok((into_framed(io, ws, &config), *request))
+            Ok((into_framed(io, ws), *request))
         }
         Decision::Reject(rejection) => {
             let mut reject = RejectConnection::new(rejection.status_code);
@@ -478,14 +477,13 @@ fn parse_ws_url(url: &str) -> Result<(String, u16, String), Error> {
 }
 
 /// Moves the established connection and every byte read past the handshake into a `Framed`.
-fn into_framed<T>(io: T, ws: WsConnection, config: &UpgradeConfig) -> WebSocket<T>
+fn into_framed<T>(io: T, ws: WsConnection) -> WebSocket<T>
 where
     T: AsyncRead + AsyncWrite,
 {
     let mut conn = ws.into_connection().expect("handshake finished: the connection exists");
     let read_buf = conn.take_buffered();
-    let codec = WsCodec::new(conn).whole_messages(config.whole_messages);
-    let mut parts = FramedParts::new::<Event>(PlainWrites::new(io), codec);
+    let mut parts = FramedParts::new::<Event>(io, WsCodec::new(conn));
     parts.read_buf = read_buf;
     Framed::from_parts(parts)
 }

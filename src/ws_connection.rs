@@ -72,9 +72,11 @@ impl WsConnection {
     /// offers when accepting (see [`Handshake::with_extension`]).
     ///
     /// ```
+    /// # #[cfg(feature = "deflate")] {
     /// use wsproto::{ConnectionType, PerMessageDeflate, WsConnection};
     /// let server = WsConnection::new(ConnectionType::Server).with_extension(PerMessageDeflate::new());
     /// # let _ = server;
+    /// # }
     /// ```
     pub fn with_extension(mut self, extension: impl crate::extensions::Extension) -> Self {
         self.handshake = self.handshake.with_extension(extension);

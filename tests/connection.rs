@@ -6,6 +6,7 @@ mod support;
 use bytes::BytesMut;
 use proptest::prelude::*;
 use support::*;
+use wsproto::Delivery;
 use wsproto::{
     BytesMessage, CloseCode, CloseConnection, CloseSource, Config, Connection, ConnectionState,
     ConnectionType, Event, KeySource, LocalProtocolError, PeerViolation, Ping, Pong, TextMessage,
@@ -102,9 +103,11 @@ fn rfc_length_encodings() {
 /// connection with the same typed violation, owing our close frame. Returns the violation.
 fn violation(role: ConnectionType, input: &[u8]) -> PeerViolation {
     let mut seen: Option<PeerViolation> = None;
-    for config in
-        [Config::default(), Config::default().min_chunk_size(1), Config::default().partial_frames(false)]
-    {
+    for config in [
+        Config::default(),
+        Config::default().delivery(Delivery::Chunks { min_size: 1 }),
+        Config::default().delivery(Delivery::Frames),
+    ] {
         for pieces in [vec![input], input.chunks(1).collect()] {
             let (events, conn) = feed_pieces(role, config.clone(), &pieces);
             let Some(Event::CloseConnection(close)) = events.last() else { panic!("no close in {events:?}") };
@@ -245,9 +248,11 @@ fn limits_yield_1009() {
 fn utf8_fails_fast_inside_partially_received_frame() {
     let frame = masked(0x81, &[b"ab\xff".as_slice(), &[b'c'; 100]].concat());
     // Only the header and the first 3 payload bytes arrive.
-    for config in
-        [Config::default(), Config::default().min_chunk_size(1), Config::default().partial_frames(false)]
-    {
+    for config in [
+        Config::default(),
+        Config::default().delivery(Delivery::Chunks { min_size: 1 }),
+        Config::default().delivery(Delivery::Frames),
+    ] {
         let (events, _) = feed_pieces(Server, config, &[&frame[..6 + 3]]);
         assert!(matches!(events.last(), Some(Event::CloseConnection(c)) if c.code == 1007), "{events:?}");
     }
@@ -293,24 +298,63 @@ fn partial_frames_stream_as_chunks() {
             .collect()
     };
     // Every byte as it arrives (python wsproto's behaviour).
-    assert_eq!(chunks(Config::default().min_chunk_size(1)), [(24, false), (40, false), (36, true)]);
+    assert_eq!(
+        chunks(Config::default().delivery(Delivery::Chunks { min_size: 1 })),
+        [(24, false), (40, false), (36, true)]
+    );
     // Chunks of at least 32 bytes: the first 24 wait for more.
-    assert_eq!(chunks(Config::default().min_chunk_size(32)), [(64, false), (36, true)]);
+    assert_eq!(
+        chunks(Config::default().delivery(Delivery::Chunks { min_size: 32 })),
+        [(64, false), (36, true)]
+    );
     // By default a frame this small is one event however it is split.
     assert_eq!(chunks(Config::default()), [(100, true)]);
 
     // Whole-frame mode: one event per frame.
     let (events, _) = feed_pieces(
         Server,
-        Config::default().partial_frames(false),
+        Config::default().delivery(Delivery::Frames),
         &[&wire[..30], &wire[30..70], &wire[70..]],
     );
     assert_eq!(events, vec![Event::BytesMessage(BytesMessage::new(payload))]);
 }
 
 #[test]
+fn delivery_messages_assembles_fragments_in_the_core() {
+    // A text message in three fragments (a code point split across them) with a ping between,
+    // fed byte by byte: the ping comes out as it arrives, the message once, whole.
+    let wire = [
+        masked(0x01, "h\u{e9}".as_bytes()[..2].as_ref()),
+        masked(0x89, b"ping"),
+        masked(0x00, &"h\u{e9}".as_bytes()[2..]),
+        masked(0x80, "llo".as_bytes()),
+        masked(0x82, b"one frame"),
+    ]
+    .concat();
+    let pieces: Vec<&[u8]> = wire.chunks(1).collect();
+    let config = Config::default().delivery(Delivery::Messages);
+    let (events, conn) = feed_pieces(Server, config, &pieces);
+    assert_eq!(conn.delivery(), Delivery::Messages);
+    assert_eq!(
+        events,
+        vec![
+            Event::Ping(Ping::new("ping")),
+            Event::TextMessage(TextMessage::new("h\u{e9}llo")),
+            Event::BytesMessage(BytesMessage::new("one frame")),
+        ]
+    );
+
+    // The message limit counts the whole message: 1009 once the fragments exceed it.
+    let config = Config::default().delivery(Delivery::Messages).max_message_size(8);
+    let wire = [masked(0x02, b"12345"), masked(0x80, b"6789")].concat();
+    let (events, _) = feed_pieces(Server, config, &[&wire]);
+    let [Event::CloseConnection(close)] = &events[..] else { panic!("{events:?}") };
+    assert_eq!(close.violation(), Some(&PeerViolation::MessageTooBig));
+}
+
+#[test]
 fn a_huge_frame_streams_in_bounded_memory() {
-    let config = Config::default().limits_set(wsproto::Limits::unlimited());
+    let config = Config::default().limits(wsproto::Limits::unlimited());
     let mut server = Connection::new(Server, config);
     let len: u64 = 1 << 30;
     let mut header = vec![0x82, 0xff];
@@ -564,7 +608,7 @@ proptest! {
             last = p;
         }
         pieces.push(&input[last..]);
-        for config in [Config::default(), Config::default().min_chunk_size(1), Config::default().partial_frames(false)] {
+        for config in [Config::default(), Config::default().delivery(Delivery::Chunks { min_size: 1 }), Config::default().delivery(Delivery::Frames)] {
             let (split, _) = feed_pieces(Server, config, &pieces);
             prop_assert_eq!(normalize(split), normalize(whole.iter().map(clone_event).collect()));
         }

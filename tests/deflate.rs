@@ -12,6 +12,7 @@ use flate2::{Compress, Compression, FlushCompress};
 use support::{masked, normalize, unmasked, Norm, KEY};
 use wsproto::extensions::{DeflateParams, Extension};
 use wsproto::frame::{Opcode, Rsv};
+use wsproto::Delivery;
 use wsproto::{
     BytesMessage, CloseCode, Config, Connection, ConnectionType, Event, KeySource, PerMessageDeflate, Ping,
     TextMessage,
@@ -311,8 +312,8 @@ fn rfc_receive_vectors_both_directions() {
             let twice = [wire.clone(), wire.clone()].concat();
             for config in [
                 Config::default(),
-                Config::default().min_chunk_size(1),
-                Config::default().partial_frames(false),
+                Config::default().delivery(Delivery::Chunks { min_size: 1 }),
+                Config::default().delivery(Delivery::Frames),
             ] {
                 for chunk in [twice.len(), 1, 3] {
                     let ext = if role == Client { negotiated_client() } else { negotiated_server() };
@@ -733,8 +734,15 @@ fn round_trips_all_sizes_modes_and_roles() {
         for partial in [true, false] {
             let client = PerMessageDeflate::new().client_no_context_takeover(no_context);
             let server = PerMessageDeflate::new().server_no_context_takeover(no_context);
-            let mut pair =
-                Pair::new(client, server, Config::default().partial_frames(partial).min_chunk_size(1));
+            let mut pair = Pair::new(
+                client,
+                server,
+                Config::default().delivery(if partial {
+                    Delivery::Chunks { min_size: 1 }
+                } else {
+                    Delivery::Frames
+                }),
+            );
             for (i, &size) in sizes.iter().enumerate() {
                 if size == 1 << 20 && (partial || no_context) {
                     continue; // one 1 MiB configuration per direction is enough for debug builds
@@ -767,7 +775,11 @@ fn round_trips_fed_in_odd_chunks() {
         let mut pair = Pair::new(
             PerMessageDeflate::new(),
             PerMessageDeflate::new(),
-            Config::default().partial_frames(partial).min_chunk_size(1),
+            Config::default().delivery(if partial {
+                Delivery::Chunks { min_size: 1 }
+            } else {
+                Delivery::Frames
+            }),
         );
         for (i, size) in [0usize, 7, 300, 5_000, 40_000].into_iter().enumerate() {
             for chunk in [1usize, 2, 7, 1000, 4097] {
@@ -946,7 +958,11 @@ fn bomb_against_64k_limit_is_1009_with_bounded_memory() {
     for role in [Server, Client] {
         for partial in [true, false] {
             let wire = if role == Server { masked(0xc2, &payload) } else { unmasked(0xc2, &payload) };
-            let config = Config::default().max_message_size(limit).partial_frames(partial).min_chunk_size(1);
+            let config = Config::default().max_message_size(limit).delivery(if partial {
+                Delivery::Chunks { min_size: 1 }
+            } else {
+                Delivery::Frames
+            });
             let ext = if role == Client { negotiated_client() } else { negotiated_server() };
             let mut c = conn(role, config.clone(), ext);
             c.receive_data(&wire).unwrap();
@@ -1182,7 +1198,9 @@ fn never_panics_on_random_compressed_payloads() {
             for partial in [true, false] {
                 let events = receive(
                     Server,
-                    Config::default().partial_frames(partial).min_chunk_size(1).max_message_size(4096),
+                    Config::default()
+                        .delivery(if partial { Delivery::Chunks { min_size: 1 } } else { Delivery::Frames })
+                        .max_message_size(4096),
                     &masked(b0, &payload),
                 );
                 if let Some(code) = close_code(&events) {
@@ -1255,7 +1273,7 @@ mod prop {
         ) {
             let client = PerMessageDeflate::new().client_no_context_takeover(no_context);
             let server = PerMessageDeflate::new().server_no_context_takeover(no_context).compression_threshold(64);
-            let mut pair = Pair::new(client, server, Config::default().partial_frames(partial).min_chunk_size(1));
+            let mut pair = Pair::new(client, server, Config::default().delivery(if partial { Delivery::Chunks { min_size: 1 } } else { Delivery::Frames }));
             let mut wire = Vec::new();
             let mut expected = Vec::new();
             for (text, size, pieces, seed) in messages {

@@ -10,6 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::codec::Framed;
 use wsproto::codec::WsCodec;
+use wsproto::Delivery;
 use wsproto::{BytesMessage, Config, Connection, ConnectionType, Event};
 
 fn server(io: DuplexStream, config: Config) -> Framed<DuplexStream, WsCodec> {
@@ -48,8 +49,7 @@ async fn a_peer_that_never_reads_gets_backpressure_not_our_memory() {
 #[tokio::test]
 async fn endless_continuation_frames_hit_the_message_limit() {
     let (a, mut b) = tokio::io::duplex(1 << 20);
-    let mut ws =
-        server(a, Config::default().max_message_size(64 << 10)).map_codec(|c| c.whole_messages(true));
+    let mut ws = server(a, Config::default().max_message_size(64 << 10).delivery(Delivery::Messages));
     let writer = tokio::spawn(async move {
         b.write_all(&support::masked(0x01, &[b'a'; 1024])).await.unwrap();
         let continuation = support::masked(0x00, &[b'a'; 1024]);

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
+use wsproto::Delivery;
 use wsproto::{BytesMessage, CloseConnection, Config, Event, PerMessageDeflate, Request, TextMessage};
 
 const CONNECTIONS: usize = 1000;
@@ -59,7 +60,7 @@ async fn run_client(i: usize, addr: std::net::SocketAddr) {
     let io = TcpStream::connect(addr).await.unwrap();
     let request = Request::new(addr.to_string(), "/load");
     let compressed = i % 10 == 3;
-    let mut config = UpgradeConfig::default().whole_messages(true);
+    let mut config = UpgradeConfig::default();
     if compressed {
         config = config.extension(PerMessageDeflate::new);
     }
@@ -122,7 +123,7 @@ async fn a_thousand_connections_echo_mixed_messages() {
             let (stream, _) = listener.accept().await.unwrap();
             tokio::spawn(async move {
                 let config = UpgradeConfig::default()
-                    .config(Config::default().partial_frames(false))
+                    .config(Config::default().delivery(Delivery::Frames))
                     .extension(PerMessageDeflate::new);
                 if let Ok((mut ws, _)) = upgrade::accept(stream, config).await {
                     echo::echo(&mut ws).await.unwrap();

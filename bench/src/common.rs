@@ -16,9 +16,9 @@ pub const READ_CHUNK: usize = 64 << 10;
 /// The masking key of every pre-built client frame.
 pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
-/// The libraries under test. `Ours` delivers chunks (the default configuration);
-/// `OursWhole` is `WsCodec::whole_messages(true)` (whole frames, whole messages), the same
-/// delivery as the peers.
+/// The libraries under test. `Ours` delivers chunks (`Delivery::DEFAULT_CHUNKS`, the core's
+/// default); `OursWhole` delivers whole messages (`Delivery::Messages`, the upgrade helper's
+/// default), the same delivery as the peers.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum Lib {
     Ours,
@@ -31,6 +31,14 @@ pub enum Lib {
 impl Lib {
     pub const ALL: [Lib; 5] = [Lib::Ours, Lib::OursWhole, Lib::Tungstenite, Lib::TokioWs, Lib::Fws];
     pub const PEERS: [Lib; 3] = [Lib::Tungstenite, Lib::TokioWs, Lib::Fws];
+
+    /// Our delivery for this variant (peers: unused).
+    pub fn delivery(self) -> wsproto::Delivery {
+        match self {
+            Lib::OursWhole => wsproto::Delivery::Messages,
+            _ => wsproto::Delivery::DEFAULT_CHUNKS,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {

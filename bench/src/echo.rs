@@ -110,7 +110,8 @@ where
 }
 
 async fn serve_ours(stream: TcpStream, whole: bool, deflate: bool) -> Result<(), wsproto::upgrade::Error> {
-    let mut config = UpgradeConfig::default().whole_messages(whole);
+    let delivery = if whole { wsproto::Delivery::Messages } else { wsproto::Delivery::DEFAULT_CHUNKS };
+    let mut config = UpgradeConfig::default().delivery(delivery);
     if deflate {
         config = config.extension(PerMessageDeflate::new);
     }

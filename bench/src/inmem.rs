@@ -71,11 +71,8 @@ pub async fn decode_run(lib: Lib, input: Bytes, repeats: usize, expect: usize) -
     let mut done = 0usize;
     match lib {
         Lib::Ours | Lib::OursWhole => {
-            let mut codec = WsCodec::new(Connection::new(ConnectionType::Server, Config::default()));
-            if lib == Lib::OursWhole {
-                codec = codec.whole_messages(true);
-            }
-            let mut ws = Framed::new(stream, codec);
+            let config = Config::default().delivery(lib.delivery());
+            let mut ws = Framed::new(stream, WsCodec::new(Connection::new(ConnectionType::Server, config)));
             while done < expect {
                 match ws.next().await {
                     Some(Ok(Event::BytesMessage(m))) => {

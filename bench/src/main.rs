@@ -197,7 +197,7 @@ Libraries alternate within each round (rotating the order); each cell is the med
 
 - **wsproto** is the default configuration (data delivered in chunks as it arrives: one event per
   frame here since frames arrive whole, one per fragment for fragmented messages);
-  **wsproto-whole** is `WsCodec::whole_messages(true)` (whole frames, whole messages), the
+  **wsproto-whole** is `Delivery::Messages` (whole messages, the upgrade helper's default), the
   delivery the peers have.
 - **Decode**: a block of about 1 MiB of pre-built masked client frames, served repeatedly
   (so it stays cache-resident, like socket data just written by the peer) by an in-memory

@@ -187,10 +187,9 @@ pub fn probe_ours(whole: bool) -> Vec<(String, i64)> {
                 ))
             };
         }
-        let mut codec = WsCodec::new(Connection::new(ConnectionType::Server, Config::default()));
-        if whole {
-            codec = codec.whole_messages(true);
-        }
+        let delivery = if whole { wsproto::Delivery::Messages } else { wsproto::Delivery::DEFAULT_CHUNKS };
+        let codec =
+            WsCodec::new(Connection::new(ConnectionType::Server, Config::default().delivery(delivery)));
         let mut ws = Framed::new(MemStream::new(input), codec);
         step!(ws, "new Framed");
         // The big message (whole: one event; chunks: many).

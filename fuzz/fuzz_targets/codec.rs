@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::Decoder;
 use wsproto::codec::WsCodec;
-use wsproto::{Connection, ConnectionType, Event};
+use wsproto::{Connection, ConnectionType, Delivery, Event};
 use wsproto_fuzz::{assert_within_limit, config, feed, normalize, pieces, settled, Norm};
 
 /// Feeds each piece as one "read" into the codec's buffer and drains the events, then EOF.
@@ -38,8 +38,9 @@ fuzz_target!(|data: &[u8]| {
     for role in [ConnectionType::Server, ConnectionType::Client] {
         let expected_events = feed(&mut Connection::new(role, config()), &[whole]);
         for whole_messages in [false, true] {
-            let conn = Connection::new(role, config());
-            let mut codec = WsCodec::new(conn).whole_messages(whole_messages);
+            let delivery = if whole_messages { Delivery::Messages } else { Delivery::DEFAULT_CHUNKS };
+            let conn = Connection::new(role, config().delivery(delivery));
+            let mut codec = WsCodec::new(conn);
             let events = drive(&mut codec, &split);
             if let Some(close) = events.iter().position(|e| matches!(e, Event::CloseConnection(_))) {
                 assert_eq!(close + 1, events.len(), "nothing after the close event");
@@ -54,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             let norms = normalize(&events);
-            assert_within_limit(&norms, config().limits().max_message_size);
+            assert_within_limit(&norms, config().limits.max_message_size);
             // Whole messages are reported when they finish, so control frames that arrived
             // between fragments come first: compare messages and control events separately.
             assert_eq!(

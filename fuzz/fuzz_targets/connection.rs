@@ -6,6 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use wsproto::Delivery;
 use wsproto::{Connection, ConnectionType, Event};
 use wsproto_fuzz::{config, feed, normalize, pieces, settled};
 
@@ -20,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let expected = settled(normalize(&reference));
         for partial in [true, false] {
-            let mut conn = Connection::new(role, config().partial_frames(partial).min_chunk_size(1));
+            let mut conn = Connection::new(role, config().delivery(if partial { Delivery::Chunks { min_size: 1 } } else { Delivery::Frames }));
             let events = feed(&mut conn, &split);
             assert_eq!(settled(normalize(&events)), expected, "split changed the events");
         }

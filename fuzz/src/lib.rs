@@ -94,7 +94,7 @@ pub fn feed(conn: &mut Connection, pieces: &[&[u8]]) -> Vec<Event> {
     }
     conn.receive_eof();
     events.extend(conn.events());
-    assert_within_limit(&normalize(&events), conn.config().limits().max_message_size);
+    assert_within_limit(&normalize(&events), conn.config().limits.max_message_size);
     events
 }
 

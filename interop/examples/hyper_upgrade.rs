@@ -21,7 +21,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
-use wsproto::codec::{PlainWrites, WsCodec};
+use wsproto::codec::WsCodec;
 use wsproto::http_compat::rejection_response;
 use wsproto::{
     AcceptConnection, ConnectionType, Event, PerMessageDeflate, ProtocolError, RejectConnection, WsConnection,
@@ -93,7 +93,7 @@ async fn handle(mut req: Request<Incoming>, peer: SocketAddr) -> Result<Response
             Ok(upgraded) => TokioIo::new(upgraded),
             Err(e) => return eprintln!("{peer}: upgrade failed: {e}"),
         };
-        let mut framed = Framed::new(PlainWrites::new(io), WsCodec::new(conn));
+        let mut framed = Framed::new(io, WsCodec::new(conn));
         eprintln!("{peer}: connected");
         match echo::echo(&mut framed).await {
             Ok(close) => eprintln!("{peer}: closed ({:?})", close.map(|c| c.code)),

@@ -110,7 +110,7 @@ async fn client(addr: &str, mut messages: Vec<String>) -> Result<(), BoxError> {
     let tls = connector.connect(ServerName::try_from("localhost")?, stream).await?;
     let port = addr.rsplit_once(':').map_or("443", |(_, port)| port);
     let request = Request::new(format!("localhost:{port}"), "/");
-    let config = UpgradeConfig::default().whole_messages(true).extension(PerMessageDeflate::new);
+    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
     let (mut ws, _accept) = upgrade::client(tls, request, config).await?;
 
     for message in messages {

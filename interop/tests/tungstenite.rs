@@ -75,7 +75,7 @@ async fn wsproto_server(listener: TcpListener) -> ServerLog {
         }
         Decision::Accept(accept)
     };
-    let config = UpgradeConfig::default().whole_messages(true).extension(PerMessageDeflate::new);
+    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
     let (mut ws, request) = upgrade::server(stream, decide, config).await.unwrap();
     let mut log = ServerLog {
         target: request.target,
@@ -298,7 +298,7 @@ async fn tungstenite_server(listener: TcpListener) -> Vec<Option<CloseFrame>> {
 async fn wsproto_client(port: u16) -> WebSocket<TcpStream> {
     let io = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let request = Request::new(format!("127.0.0.1:{port}"), "/interop").with_header("x-test", "interop");
-    let config = UpgradeConfig::default().whole_messages(true).extension(PerMessageDeflate::new);
+    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
     let (ws, accept) = upgrade::client(io, request, config).await.unwrap();
     assert_eq!(accept.subprotocol, None);
     // Offered, but tungstenite does not implement permessage-deflate: declined, uncompressed.

@@ -159,9 +159,11 @@ impl Handshake {
     /// negotiated extensions end up in the [`Connection`] ([`Connection::extensions`]).
     ///
     /// ```
+    /// # #[cfg(feature = "deflate")] {
     /// use wsproto::{ConnectionType, Handshake, PerMessageDeflate};
     /// let client = Handshake::new(ConnectionType::Client).with_extension(PerMessageDeflate::new());
     /// # let _ = client;
+    /// # }
     /// ```
     pub fn with_extension(self, extension: impl Extension) -> Self {
         self.with_boxed_extension(Box::new(extension))
@@ -399,11 +401,11 @@ impl Handshake {
 
     /// Most bytes a server buffers between the request and its answer: one largest frame.
     fn early_data_cap(&self) -> usize {
-        self.config.limits().max_frame_size.saturating_add(14)
+        self.config.limits.max_frame_size.saturating_add(14)
     }
 
     fn parse_head(&mut self) -> Result<(), ProtocolError> {
-        let limit = self.config.limits().max_handshake_size;
+        let limit = self.config.limits.max_handshake_size;
         let kind = if self.role.is_client() { HeadKind::Response } else { HeadKind::Request };
         let head = match self.head.parse(kind, limit) {
             Ok(Some(head)) => head,
@@ -470,7 +472,7 @@ impl Handshake {
     }
 
     fn feed_body(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
-        let limit = self.config.limits().max_handshake_size;
+        let limit = self.config.limits.max_handshake_size;
         let Phase::ReadingRejection(reader) = &mut self.phase else { return Ok(()) };
         match reader.feed(data, limit, &mut self.events) {
             Ok(true) => {
@@ -530,7 +532,7 @@ impl Handshake {
             .filter(|_| offers.next() == Some(true))
             .collect();
 
-        let nonce = accept::nonce_from(self.config.keys());
+        let nonce = accept::nonce_from(&self.config.key_source);
         dst.put_slice(b"GET ");
         dst.put_slice(request.target.as_bytes());
         dst.put_slice(b" HTTP/1.1\r\n");

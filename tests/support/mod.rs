@@ -3,6 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use wsproto::mask::apply_mask_scalar;
+use wsproto::Delivery;
 use wsproto::{Config, Connection, ConnectionType, Event, KeySource};
 
 pub const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -118,8 +119,8 @@ pub fn check_decode(role: ConnectionType, input: &[u8], expected: &[Norm]) -> Ve
     let (bytewise, _) = feed_pieces(role, Config::default(), &bytes);
     assert_eq!(normalize(bytewise), expected, "fed byte by byte (partial frames)");
 
-    let (bytewise, _) = feed_pieces(role, Config::default().partial_frames(false), &bytes);
-    let (whole_frames, _) = feed_pieces(role, Config::default().partial_frames(false), &[input]);
+    let (bytewise, _) = feed_pieces(role, Config::default().delivery(Delivery::Frames), &bytes);
+    let (whole_frames, _) = feed_pieces(role, Config::default().delivery(Delivery::Frames), &[input]);
     assert_eq!(bytewise, whole_frames, "fed byte by byte (whole frames): identical events");
 
     // Trailing bytes: the start of another frame header stays in the buffer, untouched,
