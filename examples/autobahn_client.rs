@@ -5,9 +5,10 @@
 
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
 use wsproto::Delivery;
-use wsproto::{Config, Event, PerMessageDeflate, Request};
+use wsproto::{Config, Event, Request};
 
 #[path = "common/echo.rs"]
 mod echo;

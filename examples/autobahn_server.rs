@@ -4,9 +4,10 @@
 //! the suite offers, with limits large enough for section 9 (16 MiB messages).
 
 use tokio::net::TcpListener;
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig};
+use wsproto::Config;
 use wsproto::Delivery;
-use wsproto::{Config, PerMessageDeflate};
 
 #[path = "common/echo.rs"]
 mod echo;

@@ -16,8 +16,9 @@ use std::net::SocketAddr;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig};
-use wsproto::{Event, PerMessageDeflate, TextMessage, Utf8Bytes};
+use wsproto::{Event, TextMessage, Utf8Bytes};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9002";
 

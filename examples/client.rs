@@ -13,8 +13,9 @@
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig};
-use wsproto::{CloseCode, CloseConnection, Event, PerMessageDeflate, Request, TextMessage};
+use wsproto::{CloseCode, CloseConnection, Event, Request, TextMessage};
 
 const DEFAULT_URL: &str = "ws://127.0.0.1:9001/";
 

@@ -12,8 +12,9 @@
 use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpStream};
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, Decision, UpgradeConfig};
-use wsproto::{AcceptConnection, PerMessageDeflate};
+use wsproto::AcceptConnection;
 
 #[path = "common/echo.rs"]
 mod echo;

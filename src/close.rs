@@ -136,7 +136,7 @@ impl fmt::Display for CloseCode {
 
 /// Maximum close reason length in bytes: a control payload is at most 125 bytes, 2 of which
 /// are the code.
-pub const MAX_CLOSE_REASON_LEN: usize = 123;
+pub(crate) const MAX_CLOSE_REASON_LEN: usize = 123;
 
 /// Parses a received close payload (RFC 6455 §5.5.1, §7.4): the code and reason, or the
 /// violation the payload is.

@@ -2,15 +2,6 @@
 
 use crate::mask::KeySource;
 
-/// Default largest frame payload: 16 MiB.
-pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
-/// Default largest message (after decompression, across fragments): 64 MiB.
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
-/// Default largest HTTP head during the opening handshake: 16 KiB.
-pub const DEFAULT_MAX_HANDSHAKE_SIZE: usize = 16 << 10;
-/// Default least chunk of a frame delivered while it is still arriving: 16 KiB.
-pub const DEFAULT_MIN_CHUNK_SIZE: usize = 16 << 10;
-
 /// Settings of a connection: limits, delivery and the masking-key source.
 ///
 /// The fields are public to read (and to set); the builder methods of the same names set them
@@ -62,8 +53,8 @@ pub enum Delivery {
 }
 
 impl Delivery {
-    /// Chunks of at least [`DEFAULT_MIN_CHUNK_SIZE`] (16 KiB): the core's default.
-    pub const DEFAULT_CHUNKS: Delivery = Delivery::Chunks { min_size: DEFAULT_MIN_CHUNK_SIZE };
+    /// Chunks of at least 16 KiB: the core's default.
+    pub const DEFAULT_CHUNKS: Delivery = Delivery::Chunks { min_size: 16 << 10 };
 
     /// The least chunk of a frame still arriving, in chunk delivery.
     pub(crate) fn min_chunk_size(self) -> Option<usize> {
@@ -101,14 +92,21 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
-            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            max_handshake_size: DEFAULT_MAX_HANDSHAKE_SIZE,
+            max_frame_size: Limits::DEFAULT_MAX_FRAME_SIZE,
+            max_message_size: Limits::DEFAULT_MAX_MESSAGE_SIZE,
+            max_handshake_size: Limits::DEFAULT_MAX_HANDSHAKE_SIZE,
         }
     }
 }
 
 impl Limits {
+    /// Default largest frame payload: 16 MiB.
+    pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
+    /// Default largest message (after decompression, across fragments): 64 MiB.
+    pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+    /// Default largest HTTP head during the opening handshake: 16 KiB.
+    pub const DEFAULT_MAX_HANDSHAKE_SIZE: usize = 16 << 10;
+
     /// No frame or message limit (the handshake limit stays).
     ///
     /// Dangerous with untrusted peers: they can then make a whole-message consumer buffer

@@ -13,7 +13,7 @@ use crate::extensions::Extension;
 use crate::frame::{FrameHeader, Opcode, Rsv, MAX_CONTROL_PAYLOAD};
 use crate::mask::{apply_mask, extend_masked};
 use crate::role::ConnectionType;
-use crate::state::{self, ConnectionState, SendKind};
+use crate::state::{ConnectionState, Input, SendKind, StateMachine};
 use crate::utf8::{Utf8Bytes, Utf8Status, Validator};
 
 /// A WebSocket connection after the opening handshake: a sans-IO state machine.
@@ -52,7 +52,7 @@ use crate::utf8::{Utf8Bytes, Utf8Status, Validator};
 /// ```
 pub struct Connection {
     role: ConnectionType,
-    state: ConnectionState,
+    state: StateMachine,
     config: Config,
     /// The delivery in force (the configured one, or chunks).
     delivery: Delivery,
@@ -63,7 +63,6 @@ pub struct Connection {
     rx: Receiver,
     /// Opcode of the outgoing message in progress, if a fragment was sent without FIN.
     tx_message: Option<Opcode>,
-    eof: bool,
 }
 
 /// Receive-side parser state.
@@ -74,8 +73,6 @@ struct Receiver {
     utf8: Validator,
     /// Undelivered bytes of an incomplete code point at the end of the last text chunk.
     text_carry: BytesMut,
-    /// A close frame was received or a violation found: nothing more is parsed.
-    done: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -125,7 +122,7 @@ impl Connection {
         let extensions = extensions.into_iter().filter(|e| e.enabled()).collect();
         Connection {
             role,
-            state: ConnectionState::Open,
+            state: StateMachine::open(),
             delivery: config.delivery_or(Delivery::DEFAULT_CHUNKS),
             assembly: Assembly::default(),
             config,
@@ -133,7 +130,6 @@ impl Connection {
             buffer: BytesMut::from(trailing_data),
             rx: Receiver::default(),
             tx_message: None,
-            eof: false,
         }
     }
 
@@ -149,7 +145,7 @@ impl Connection {
 
     /// The current state.
     pub fn state(&self) -> ConnectionState {
-        self.state
+        self.state.state()
     }
 
     /// The configuration.
@@ -187,11 +183,10 @@ impl Connection {
     /// In REMOTE_CLOSING the bytes are ignored (the peer has closed). In CLOSED this is an
     /// error.
     pub fn receive_data(&mut self, data: &[u8]) -> Result<(), LocalProtocolError> {
-        match state::accepts_bytes(self.state) {
-            Some(true) if !self.rx.done => self.buffer.extend_from_slice(data),
-            Some(_) => {}
-            None if self.eof => {}
-            None => return Err(LocalProtocolError::ConnectionClosed),
+        match self.state.input() {
+            Input::Parse => self.buffer.extend_from_slice(data),
+            Input::Ignore => {}
+            Input::Refuse => return Err(LocalProtocolError::ConnectionClosed),
         }
         Ok(())
     }
@@ -201,7 +196,7 @@ impl Connection {
     /// we detected), a `CloseConnection` with code 1006 (abnormal closure); the state becomes
     /// CLOSED.
     pub fn receive_eof(&mut self) {
-        self.eof = true;
+        self.state.receive_eof();
     }
 
     /// The next event parsed from the bytes given to [`receive_data`](Self::receive_data), or
@@ -254,7 +249,7 @@ impl Connection {
     /// [`decode`](Self::decode) one frame's (or chunk's) event.
     #[inline(always)]
     fn decode_event(&mut self, src: &mut BytesMut) -> Option<Event> {
-        if self.rx.done || state::accepts_bytes(self.state) != Some(true) {
+        if !self.state.parsing() {
             // Nothing more is parsed after a close frame or a violation: drop what arrives.
             src.clear();
         } else {
@@ -262,18 +257,13 @@ impl Connection {
             match self.rx.decode(src, self.role, &self.config, min_chunk, &mut self.extensions) {
                 Ok(Some(mut event)) => {
                     if let Event::CloseConnection(close) = &mut event {
-                        // The peer's close needs our reply unless it answers ours.
-                        close.reply_owed = self.state == ConnectionState::Open;
-                        self.state = state::after_receive_close(self.state);
+                        close.reply_owed = self.state.received_close();
                     }
                     return Some(event);
                 }
                 Ok(None) => {}
                 Err(violation) => {
-                    self.rx.done = true;
-                    // Failing the connection means sending our close, unless it is already sent.
-                    let reply_owed = self.state == ConnectionState::Open;
-                    self.state = state::after_failure(self.state);
+                    let reply_owed = self.state.failed();
                     let close = CloseConnection::received(
                         violation.close_code(),
                         violation.reason().to_owned(),
@@ -292,14 +282,9 @@ impl Connection {
     /// 1006 means the connection ended without a close frame (RFC 6455 §7.1.5): once a close
     /// was reported (the peer's, or ours for a violation) EOF only completes the move to CLOSED.
     fn eof_event(&mut self) -> Option<Event> {
-        if !self.eof || self.state == ConnectionState::Closed {
+        if !self.state.close_at_eof() {
             return None;
         }
-        self.state = state::after_eof(self.state);
-        if self.rx.done {
-            return None;
-        }
-        self.rx.done = true;
         let mut close = CloseConnection::new(CloseCode::ABNORMAL_CLOSURE);
         close.source = CloseSource::TransportEnded;
         Some(close.into())
@@ -322,11 +307,12 @@ impl Connection {
             Event::Pong(_) => SendKind::Pong,
             Event::CloseConnection(_) => SendKind::Close,
             other => {
-                return Err(LocalProtocolError::EventNotAllowed { event: other.name(), state: self.state })
+                return Err(LocalProtocolError::EventNotAllowed { event: other.name(), state: self.state() })
             }
         };
-        let next = state::after_send(self.state, kind)
-            .ok_or(LocalProtocolError::EventNotAllowed { event: event.name(), state: self.state })?;
+        if !self.state.may_send(kind) {
+            return Err(LocalProtocolError::EventNotAllowed { event: event.name(), state: self.state() });
+        }
         match event {
             Event::TextMessage(m) => {
                 self.send_data(Opcode::Text, m.data.into_bytes(), m.message_finished, dst)?
@@ -340,7 +326,7 @@ impl Connection {
             }
             _ => unreachable!("filtered above"),
         }
-        self.state = next;
+        self.state.sent(kind);
         Ok(())
     }
 
@@ -426,11 +412,18 @@ impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("role", &self.role)
-            .field("state", &self.state)
+            .field("state", &self.state.state())
             .field("extensions", &self.extensions)
             .field("buffered", &self.buffer.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The largest DEFLATE encoding of `len` bytes (zlib's `deflateBound`: stored blocks cost 5
+/// bytes per 64 KiB, plus a few bytes of flush and framing).
+fn compressed_bound(len: usize) -> u64 {
+    let len = len as u64;
+    len.saturating_add((len >> 12) + (len >> 14) + (len >> 25) + 13)
 }
 
 /// The fragments of a message delivered whole, joined as they arrive.
@@ -649,7 +642,16 @@ impl Receiver {
         }
         let limits = config.limits;
         if header.payload_len > limits.max_frame_size as u64 {
-            return Err(PeerViolation::FrameTooBig);
+            // A transformed (compressed) frame may exceed the limit by what DEFLATE adds to
+            // incompressible data: a frame within the limit uncompressed is never refused
+            // because the peer compressed it. Its output is bounded by the message limit.
+            let transformed = match header.opcode {
+                Opcode::Continuation => self.message.is_some_and(|m| m.transformed),
+                opcode => opcode.is_data() && !header.rsv.is_empty(),
+            };
+            if !transformed || header.payload_len > compressed_bound(limits.max_frame_size) {
+                return Err(PeerViolation::FrameTooBig);
+            }
         }
         if header.opcode.is_data() {
             match (header.opcode, self.message) {
@@ -773,7 +775,6 @@ impl Receiver {
             Opcode::Pong => Event::Pong(Pong { payload }),
             Opcode::Close => {
                 let (code, reason) = parse_close_payload(&payload)?;
-                self.done = true;
                 // `reply_owed` is settled by the caller, which knows the state.
                 CloseConnection::received(code, reason, CloseSource::Peer, false).into()
             }

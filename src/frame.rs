@@ -20,6 +20,9 @@
 use bytes::BufMut;
 
 use crate::error::PeerViolation;
+pub use crate::mask::apply_mask;
+#[doc(hidden)]
+pub use crate::mask::apply_mask_scalar;
 
 /// A frame opcode (RFC 6455 §5.2).
 #[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]

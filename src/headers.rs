@@ -1,46 +1,33 @@
 //! HTTP header value grammar used by the handshake and by extension negotiation.
 //!
-//! RFC 7230 comma-separated lists (with quoted strings, fixing python wsproto's §18.13) and
+//! RFC 7230 comma-separated lists (with quoted strings: python wsproto split `p="1,2"` at the
+//! comma inside the quotes) and
 //! RFC 6455 §9.1 extension items: `name; param; param=value; param="quoted value"`.
 
 /// Splits a comma-separated header value into trimmed items, honouring quoted strings (a comma
 /// inside `"..."` does not split). Empty items are dropped.
-///
-/// ```
-/// use wsproto::headers::split_comma_list;
-/// assert_eq!(split_comma_list("a, b ,,c"), ["a", "b", "c"]);
-/// assert_eq!(split_comma_list(r#"x; p="1,2", y"#), [r#"x; p="1,2""#, "y"]);
-/// ```
-pub fn split_comma_list(value: &str) -> Vec<&str> {
+pub(crate) fn split_comma_list(value: &str) -> Vec<&str> {
     split_outside_quotes(value, b',').filter(|item| !item.is_empty()).collect()
 }
 
 /// Whether the comma-separated `value` contains `token`, compared case-insensitively.
-pub fn list_contains_token(value: &str, token: &str) -> bool {
+pub(crate) fn list_contains_token(value: &str, token: &str) -> bool {
     split_comma_list(value).iter().any(|item| item.eq_ignore_ascii_case(token))
 }
 
 /// One parsed extension item: its name and parameters (quoted values unquoted).
 #[derive(Clone, Debug, Eq, PartialEq)]
-pub struct ExtensionItem {
+pub(crate) struct ExtensionItem {
     /// Extension token, as written.
-    pub name: String,
+    pub(crate) name: String,
     /// `(name, value)` pairs in order; `None` for a parameter without a value.
-    pub params: Vec<(String, Option<String>)>,
+    pub(crate) params: Vec<(String, Option<String>)>,
 }
 
 impl ExtensionItem {
     /// Parses `name; a; b=1; c="x"`. Returns `None` for a malformed item (empty name or
     /// parameter name, unterminated quote, characters outside the token grammar).
-    ///
-    /// ```
-    /// use wsproto::headers::ExtensionItem;
-    /// let item = ExtensionItem::parse(r#"permessage-deflate; client_max_window_bits; server_max_window_bits="10""#).unwrap();
-    /// assert_eq!(item.name, "permessage-deflate");
-    /// assert_eq!(item.params[0], ("client_max_window_bits".to_string(), None));
-    /// assert_eq!(item.params[1], ("server_max_window_bits".to_string(), Some("10".to_string())));
-    /// ```
-    pub fn parse(item: &str) -> Option<ExtensionItem> {
+    pub(crate) fn parse(item: &str) -> Option<ExtensionItem> {
         let mut parts = split_outside_quotes(item, b';');
         let name = parts.next()?;
         if !is_token(name) {
@@ -67,7 +54,7 @@ impl ExtensionItem {
 }
 
 /// Whether `s` is a non-empty RFC 7230 token.
-pub fn is_token(s: &str) -> bool {
+pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes().all(|b| {
             b.is_ascii_alphanumeric()
@@ -150,6 +137,8 @@ mod tests {
         assert!(list_contains_token("keep-alive, UPGRADE", "upgrade"));
         assert!(!list_contains_token("upgraded", "upgrade"));
         assert_eq!(split_comma_list(r#"a; x="q\"uo,te", b"#), [r#"a; x="q\"uo,te""#, "b"]);
+        assert_eq!(split_comma_list("a, b ,,c"), ["a", "b", "c"]);
+        assert_eq!(split_comma_list(r#"x; p="1,2", y"#), [r#"x; p="1,2""#, "y"]);
     }
 
     #[test]
@@ -163,5 +152,12 @@ mod tests {
         assert_eq!(ExtensionItem::parse("foo; =1"), None);
         assert_eq!(ExtensionItem::parse(r#"foo; a="1"#), None);
         assert_eq!(ExtensionItem::parse("fo o"), None);
+        let item = ExtensionItem::parse(
+            r#"permessage-deflate; client_max_window_bits; server_max_window_bits="10""#,
+        )
+        .unwrap();
+        assert_eq!(item.name, "permessage-deflate");
+        assert_eq!(item.params[0], ("client_max_window_bits".to_string(), None));
+        assert_eq!(item.params[1], ("server_max_window_bits".to_string(), Some("10".to_string())));
     }
 }

@@ -1,28 +1,44 @@
 #![doc = include_str!("../README.md")]
+//!
+//! ## Crate map
+//!
+//! * Sans-IO core: [`WsConnection`] (handshake, then frames), or [`handshake::Handshake`] and
+//!   [`Connection`] on their own; [`Event`] and its structs; [`Config`], [`Delivery`],
+//!   [`Limits`].
+//! * Errors: [`LocalProtocolError`] (our misuse), [`RemoteProtocolError`] (the peer's handshake
+//!   violation), [`PeerViolation`] (the peer's violation after it, inside a received
+//!   [`CloseConnection`]).
+//! * Layers: [`frame`] (opcodes, headers, masking), [`extensions`] (the extension trait and
+//!   permessage-deflate), [`handshake`] (the HTTP/1.1 upgrade and its helpers).
+//! * With the `tokio` feature: `codec` (the tokio-util codec) and `upgrade` (the async
+//!   handshake helper); with `http`: `http_compat`.
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod close;
+// One public path per type: the core's types are re-exported here from private modules; the
+// public modules hold what belongs to one layer (frames, extensions, the handshake, the tokio
+// adapters).
+mod close;
 #[cfg(feature = "tokio")]
 pub mod codec;
-pub mod config;
-pub mod connection;
-pub mod error;
-pub mod event;
+mod config;
+mod connection;
+mod error;
+mod event;
 pub mod extensions;
 pub mod frame;
 pub mod handshake;
-pub mod headers;
+mod headers;
 #[cfg(feature = "http")]
 pub mod http_compat;
-pub mod mask;
+mod mask;
 mod role;
-pub mod state;
+mod state;
 #[cfg(feature = "tokio")]
 pub mod upgrade;
-pub mod utf8;
-pub mod ws_connection;
+mod utf8;
+mod ws_connection;
 
 pub use close::CloseCode;
 pub use config::{Config, Delivery, Limits};
@@ -32,9 +48,6 @@ pub use event::{
     AcceptConnection, BytesMessage, CloseConnection, CloseSource, Event, Headers, Ping, Pong,
     RejectConnection, RejectData, Request, TextMessage,
 };
-#[cfg(feature = "deflate")]
-pub use extensions::PerMessageDeflate;
-pub use handshake::Handshake;
 pub use mask::KeySource;
 pub use role::ConnectionType;
 pub use state::ConnectionState;

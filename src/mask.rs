@@ -100,6 +100,7 @@ fn mask_blocks<const N: usize>(buf: &mut [u8], key: [u8; 4]) {
 }
 
 /// Byte-at-a-time reference implementation of [`apply_mask`].
+#[doc(hidden)]
 pub fn apply_mask_scalar(buf: &mut [u8], key: [u8; 4], phase: usize) {
     for (i, b) in buf.iter_mut().enumerate() {
         *b ^= key[(phase + i) & 3];

@@ -218,7 +218,7 @@ impl UpgradeConfig {
     ///
     /// ```
     /// use wsproto::upgrade::UpgradeConfig;
-    /// use wsproto::PerMessageDeflate;
+    /// use wsproto::extensions::PerMessageDeflate;
     /// let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
     /// let tuned = UpgradeConfig::default().extension(|| PerMessageDeflate::new().server_no_context_takeover(true));
     /// # let _ = (config, tuned);
@@ -451,7 +451,9 @@ pub async fn connect(url: &str) -> Result<(WebSocket<TcpStream>, AcceptConnectio
     let (host, port, target) = parse_ws_url(url)?;
     let io = TcpStream::connect((host.as_str(), port)).await?;
     io.set_nodelay(true)?;
-    let host_header = if port == 80 { host.clone() } else { format!("{host}:{port}") };
+    // An IPv6 literal goes back in brackets, with or without a port.
+    let name = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+    let host_header = if port == 80 { name } else { format!("{name}:{port}") };
     client(io, Request::new(host_header, target), UpgradeConfig::default()).await
 }
 

@@ -73,7 +73,8 @@ impl WsConnection {
     ///
     /// ```
     /// # #[cfg(feature = "deflate")] {
-    /// use wsproto::{ConnectionType, PerMessageDeflate, WsConnection};
+    /// use wsproto::{ConnectionType, WsConnection};
+    /// use wsproto::extensions::PerMessageDeflate;
     /// let server = WsConnection::new(ConnectionType::Server).with_extension(PerMessageDeflate::new());
     /// # let _ = server;
     /// # }

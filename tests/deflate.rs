@@ -10,12 +10,12 @@ use std::cell::Cell;
 use bytes::{Bytes, BytesMut};
 use flate2::{Compress, Compression, FlushCompress};
 use support::{masked, normalize, unmasked, Norm, KEY};
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::extensions::{DeflateParams, Extension};
 use wsproto::frame::{Opcode, Rsv};
 use wsproto::Delivery;
 use wsproto::{
-    BytesMessage, CloseCode, Config, Connection, ConnectionType, Event, KeySource, PerMessageDeflate, Ping,
-    TextMessage,
+    BytesMessage, CloseCode, Config, Connection, ConnectionType, Event, KeySource, Ping, TextMessage,
 };
 
 use ConnectionType::{Client, Server};
@@ -1048,6 +1048,46 @@ fn exactly_the_limit_passes_one_more_byte_fails() {
             }
         }
     }
+}
+
+/// Limits mean the same with and without compression: a message within the frame and message
+/// limits is accepted whether or not the peer compressed it, although DEFLATE makes
+/// incompressible data a few bytes larger on the wire.
+#[test]
+fn incompressible_message_at_the_limits_is_accepted_compressed() {
+    let random = |len: usize| -> Vec<u8> {
+        let mut x: u32 = 0x9e37_79b9;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect()
+    };
+    let limit = 64 << 10;
+    let data = random(limit);
+    let compressed = deflate_raw(&data);
+    assert!(compressed.len() > limit, "incompressible: {} > {limit} on the wire", compressed.len());
+    let config = Config::default().max_frame_size(limit).max_message_size(limit);
+    for delivery in [Delivery::DEFAULT_CHUNKS, Delivery::Frames, Delivery::Messages] {
+        let events = receive(Server, config.clone().delivery(delivery), &masked(0xc2, &compressed));
+        assert_eq!(normalize(events), vec![Norm::Binary(data.clone(), true)], "{delivery:?}");
+        // The same message uncompressed is accepted too.
+        let events = receive(Server, config.clone().delivery(delivery), &masked(0x82, &data));
+        assert_eq!(normalize(events), vec![Norm::Binary(data.clone(), true)], "{delivery:?}");
+    }
+    // A compressed frame beyond what DEFLATE can add is still refused before its payload.
+    let mut header = vec![0xc2, 0xff];
+    header.extend_from_slice(&(2 * limit as u64).to_be_bytes());
+    header.extend_from_slice(&KEY);
+    let events = receive(Server, config.clone(), &header);
+    assert_eq!(close_code(&events), Some(1009));
+    // And one byte over the limit uncompressed is refused with or without compression.
+    let over = random(limit + 1);
+    assert_eq!(close_code(&receive(Server, config.clone(), &masked(0x82, &over))), Some(1009));
+    assert_eq!(close_code(&receive(Server, config, &masked(0xc2, &deflate_raw(&over)))), Some(1009));
 }
 
 #[test]

@@ -5,14 +5,14 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use wsproto::extensions::Extension;
+use wsproto::handshake::Handshake;
 use wsproto::handshake::{
     client_extensions_handshake, generate_accept_token, generate_nonce, server_extensions_handshake,
 };
 use wsproto::{
     AcceptConnection, BytesMessage, CloseCode, CloseConnection, CloseSource, Config, Connection,
-    ConnectionState, ConnectionType, Event, ExtensionError, Handshake, KeySource, LocalProtocolError, Ping,
-    Pong, ProtocolError, RejectConnection, RejectData, RemoteProtocolError, Request, TextMessage,
-    WsConnection,
+    ConnectionState, ConnectionType, Event, ExtensionError, KeySource, LocalProtocolError, Ping, Pong,
+    ProtocolError, RejectConnection, RejectData, RemoteProtocolError, Request, TextMessage, WsConnection,
 };
 
 const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -1104,6 +1104,25 @@ fn names(extensions: &[Box<dyn Extension>]) -> Vec<&str> {
 }
 
 #[test]
+fn request_hosts_ipv6_in_brackets_non_ascii_refused() {
+    let host_line = |host: &str| {
+        let bytes = client().send_bytes(Request::new(host, "/")).unwrap();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        text.lines().find(|l| l.starts_with("Host: ")).unwrap().to_owned()
+    };
+    assert_eq!(host_line("::1"), "Host: [::1]");
+    assert_eq!(host_line("[::1]:9030"), "Host: [::1]:9030");
+    assert_eq!(host_line("example.com:8080"), "Host: example.com:8080");
+    assert_eq!(host_line("xn--bcher-kva.example"), "Host: xn--bcher-kva.example");
+    let mut c = client();
+    let e = c.send_bytes(Request::new("bücher.example", "/")).unwrap_err();
+    assert_eq!(e, LocalProtocolError::InvalidHost("bücher.example".into()));
+    assert!(e.to_string().contains("IDNA"), "{e}");
+    assert_eq!(c.state(), ConnectionState::Connecting, "nothing sent: the client can try again");
+    c.send_bytes(Request::new("xn--bcher-kva.example", "/")).unwrap();
+}
+
+#[test]
 fn extension_negotiation_end_to_end() {
     let client_log = Log::default();
     let server_log = Log::default();
@@ -1335,7 +1354,7 @@ fn http_crate_interop() {
 #[cfg(feature = "deflate")]
 #[test]
 fn permessage_deflate_negotiated_through_the_handshake() {
-    use wsproto::PerMessageDeflate;
+    use wsproto::extensions::PerMessageDeflate;
 
     let mut c = client().with_extension(PerMessageDeflate::new());
     let mut s = server().with_extension(PerMessageDeflate::new());

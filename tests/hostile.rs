@@ -99,8 +99,9 @@ async fn invalid_utf8_split_across_fragments_fails_at_the_first_impossible_byte(
 #[tokio::test]
 async fn a_compressed_bomb_over_the_wire_gets_1009_with_bounded_memory() {
     use flate2::{Compress, Compression, FlushCompress};
+    use wsproto::extensions::PerMessageDeflate;
     use wsproto::upgrade::{self, UpgradeConfig};
-    use wsproto::{ConnectionType, PerMessageDeflate, Request, WsConnection};
+    use wsproto::{ConnectionType, Request, WsConnection};
 
     let (a, mut b) = tokio::io::duplex(1 << 16);
     let server = tokio::spawn(async move {

@@ -10,9 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
 use wsproto::Delivery;
-use wsproto::{BytesMessage, CloseConnection, Config, Event, PerMessageDeflate, Request, TextMessage};
+use wsproto::{BytesMessage, CloseConnection, Config, Event, Request, TextMessage};
 
 const CONNECTIONS: usize = 1000;
 

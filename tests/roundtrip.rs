@@ -108,7 +108,7 @@ fn receive(rx: &mut Connection, wire: &[u8], chunk: usize) -> Vec<Norm> {
 
 #[cfg(feature = "deflate")]
 fn deflate_pair(params: (bool, bool, Option<u8>, Option<u8>, u8)) -> ExtensionPair {
-    use wsproto::PerMessageDeflate;
+    use wsproto::extensions::PerMessageDeflate;
     let (cnct, snct, cbits, sbits, threshold) = params;
     let mut client =
         PerMessageDeflate::new().client_no_context_takeover(cnct).server_no_context_takeover(snct);

@@ -6,9 +6,9 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::{
-    AcceptConnection, Connection, ConnectionType, Event, PerMessageDeflate, Request, TextMessage, Utf8Bytes,
-    WsConnection,
+    AcceptConnection, Connection, ConnectionType, Event, Request, TextMessage, Utf8Bytes, WsConnection,
 };
 
 use crate::common::*;

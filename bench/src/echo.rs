@@ -13,8 +13,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig};
-use wsproto::{Event, PerMessageDeflate};
+use wsproto::Event;
 
 use crate::common::*;
 

@@ -5,7 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsproto::{ConnectionType, KeySource, PerMessageDeflate, Request, WsConnection};
+use wsproto::{ConnectionType, KeySource, Request, WsConnection};
+use wsproto::extensions::PerMessageDeflate;
 use wsproto_fuzz::{config, pieces};
 
 fuzz_target!(|data: &[u8]| {

@@ -7,7 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use wsproto::extensions::Extension;
-use wsproto::{Connection, ConnectionType, PerMessageDeflate};
+use wsproto::{Connection, ConnectionType};
+use wsproto::extensions::PerMessageDeflate;
 use wsproto_fuzz::{config, feed, pieces};
 
 const OFFERS: [&str; 6] = [

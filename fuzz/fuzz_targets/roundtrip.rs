@@ -5,10 +5,8 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use wsproto::extensions::Extension;
-use wsproto::{
-    BytesMessage, Config, Connection, ConnectionType, Event, KeySource, PerMessageDeflate, Ping, Pong,
-    TextMessage,
-};
+use wsproto::{BytesMessage, Config, Connection, ConnectionType, Event, KeySource, Ping, Pong, TextMessage};
+use wsproto::extensions::PerMessageDeflate;
 use wsproto_fuzz::normalize;
 
 fn pair(deflate: bool) -> (Connection, Connection) {

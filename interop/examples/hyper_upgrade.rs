@@ -22,10 +22,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
 use wsproto::codec::WsCodec;
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::http_compat::rejection_response;
-use wsproto::{
-    AcceptConnection, ConnectionType, Event, PerMessageDeflate, ProtocolError, RejectConnection, WsConnection,
-};
+use wsproto::{AcceptConnection, ConnectionType, Event, ProtocolError, RejectConnection, WsConnection};
 
 #[path = "../../examples/common/echo.rs"]
 mod echo;

@@ -18,8 +18,9 @@ use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig};
-use wsproto::{CloseCode, CloseConnection, Event, PerMessageDeflate, Request, TextMessage};
+use wsproto::{CloseCode, CloseConnection, Event, Request, TextMessage};
 
 #[path = "../../examples/common/echo.rs"]
 mod echo;

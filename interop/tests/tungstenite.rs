@@ -24,10 +24,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, Decision, UpgradeConfig, WebSocket};
 use wsproto::{
-    AcceptConnection, BytesMessage, CloseCode, CloseConnection, CloseSource, ConnectionState, Event,
-    PerMessageDeflate, Ping, Pong, Request, TextMessage,
+    AcceptConnection, BytesMessage, CloseCode, CloseConnection, CloseSource, ConnectionState, Event, Ping,
+    Pong, Request, TextMessage,
 };
 
 const MIB: usize = 1 << 20;

@@ -160,7 +160,9 @@ impl Handshake {
     ///
     /// ```
     /// # #[cfg(feature = "deflate")] {
-    /// use wsproto::{ConnectionType, Handshake, PerMessageDeflate};
+    /// use wsproto::{ConnectionType};
+    /// use wsproto::handshake::Handshake;
+    /// use wsproto::extensions::PerMessageDeflate;
     /// let client = Handshake::new(ConnectionType::Client).with_extension(PerMessageDeflate::new());
     /// # let _ = client;
     /// # }
@@ -496,10 +498,7 @@ impl Handshake {
         if !matches!(self.phase, Phase::Idle) {
             return Err(LocalProtocolError::RequestAlreadySent);
         }
-        if request.host.is_empty() {
-            return Err(LocalProtocolError::MissingHost);
-        }
-        check_value("Host", request.host.as_bytes())?;
+        let host = write::host_header(&request.host)?;
         if request.target.is_empty()
             || request.target.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
         {
@@ -536,7 +535,7 @@ impl Handshake {
         dst.put_slice(b"GET ");
         dst.put_slice(request.target.as_bytes());
         dst.put_slice(b" HTTP/1.1\r\n");
-        header(dst, b"Host", request.host.as_bytes());
+        header(dst, b"Host", host.as_bytes());
         header(dst, b"Upgrade", WEBSOCKET_UPGRADE.as_bytes());
         header(dst, b"Connection", b"Upgrade");
         header(dst, b"Sec-WebSocket-Key", nonce.as_bytes());

@@ -1,5 +1,8 @@
 //! Writing HTTP/1.1 heads, with checks that nothing we write can break the message framing.
 
+use std::borrow::Cow;
+use std::net::Ipv6Addr;
+
 use bytes::{BufMut, BytesMut};
 
 use crate::error::LocalProtocolError;
@@ -28,6 +31,47 @@ pub(crate) fn check_value(what: &str, value: &[u8]) -> Result<(), LocalProtocolE
         return Err(LocalProtocolError::InvalidHeader { name: what.to_owned() });
     }
     Ok(())
+}
+
+/// The `Host` header value for a request's `host` (`host` or `host:port`), checked: an IPv6
+/// literal is written in brackets (`::1` becomes `[::1]`); a host that is not ASCII (IDNA-encode
+/// it first), an unbracketed IPv6 literal with a port, or characters a `Host` header cannot
+/// carry are refused.
+pub(crate) fn host_header(host: &str) -> Result<Cow<'_, str>, LocalProtocolError> {
+    let invalid = || LocalProtocolError::InvalidHost(host.to_owned());
+    if host.is_empty() {
+        return Err(LocalProtocolError::MissingHost);
+    }
+    if !host.is_ascii() {
+        return Err(invalid());
+    }
+    if host.parse::<Ipv6Addr>().is_ok() {
+        return Ok(Cow::Owned(format!("[{host}]")));
+    }
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => {
+            let (ip, after) = rest.split_once(']').ok_or_else(invalid)?;
+            ip.parse::<Ipv6Addr>().map_err(|_| invalid())?;
+            match after {
+                "" => (None, None),
+                _ => (None, Some(after.strip_prefix(':').ok_or_else(invalid)?)),
+            }
+        }
+        None => match host.rsplit_once(':') {
+            Some((name, port)) => (Some(name), Some(port)),
+            None => (Some(host), None),
+        },
+    };
+    // RFC 3986 reg-name or IPv4address: unreserved, sub-delims and percent-encodings.
+    let name_ok = name.is_none_or(|n| {
+        !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
+    });
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
+    if name_ok && port_ok {
+        Ok(Cow::Borrowed(host))
+    } else {
+        Err(invalid())
+    }
 }
 
 /// The standard reason phrase of a status code, or `""`.
@@ -76,5 +120,43 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_headers() {
+        for (host, expected) in [
+            ("example.com", "example.com"),
+            ("example.com:9001", "example.com:9001"),
+            ("127.0.0.1:80", "127.0.0.1:80"),
+            ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+            ("::1", "[::1]"),
+            ("fe80::1", "[fe80::1]"),
+            ("[::1]", "[::1]"),
+            ("[::1]:9030", "[::1]:9030"),
+        ] {
+            assert_eq!(host_header(host).unwrap(), expected, "{host}");
+        }
+        assert_eq!(host_header(""), Err(LocalProtocolError::MissingHost));
+        for bad in [
+            "bücher.example",
+            "::1:9030x",
+            "[::1",
+            "[::1]x",
+            "[zz]:80",
+            "h:",
+            "h:99999",
+            "h:x",
+            "a b",
+            "h/p",
+            "u@h",
+            ":80",
+        ] {
+            assert_eq!(host_header(bad), Err(LocalProtocolError::InvalidHost(bad.to_owned())), "{bad}");
+        }
     }
 }

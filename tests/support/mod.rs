@@ -2,7 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use bytes::{Bytes, BytesMut};
-use wsproto::mask::apply_mask_scalar;
+use wsproto::frame::apply_mask_scalar;
 use wsproto::Delivery;
 use wsproto::{Config, Connection, ConnectionType, Event, KeySource};
 
