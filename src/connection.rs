@@ -172,6 +172,12 @@ impl Connection {
         })
     }
 
+    /// Replaces the (empty) input buffer with bytes already read past the handshake.
+    pub(crate) fn set_buffered(&mut self, buffer: BytesMut) {
+        debug_assert!(self.buffer.is_empty());
+        self.buffer = buffer;
+    }
+
     /// Takes the bytes buffered by [`receive_data`](Self::receive_data) (or passed as trailing
     /// data) and not parsed yet, e.g. to move them into a codec's read buffer.
     pub fn take_buffered(&mut self) -> BytesMut {

@@ -89,7 +89,10 @@ impl WsConnection {
     /// [`upgrade_parts`]). The usual validation applies and a `Request` event follows.
     pub fn initiate_upgrade_request<B>(&mut self, request: &http::Request<B>) -> Result<(), ProtocolError> {
         let (headers, target) = upgrade_parts(request);
-        self.handshake_mut().initiate_upgrade(request.method().as_str(), headers, &target)
+        match self.handshake_mut() {
+            Some(handshake) => handshake.initiate_upgrade(request.method().as_str(), headers, &target),
+            None => Err(LocalProtocolError::RequestAlreadyReceived.into()),
+        }
     }
 
     /// Server: accepts like sending `accept`, but returns the 101 as an `http::Response` for
@@ -99,22 +102,20 @@ impl WsConnection {
         &mut self,
         accept: AcceptConnection,
     ) -> Result<http::Response<()>, LocalProtocolError> {
-        if self.connection().is_some() {
-            return Err(LocalProtocolError::EventNotAllowed {
-                event: "AcceptConnection",
-                state: self.state(),
-            });
-        }
-        let prepared = self.handshake_mut().prepare_accept(accept)?;
+        let state = self.state();
+        let Some(handshake) = self.handshake_mut() else {
+            return Err(LocalProtocolError::EventNotAllowed { event: "AcceptConnection", state });
+        };
+        let prepared = handshake.prepare_accept(accept)?;
         let response = match build_response(StatusCode::SWITCHING_PROTOCOLS, &prepared.headers) {
             Ok(response) => response,
             Err(e) => {
-                self.handshake_mut().cancel_accept(prepared);
+                handshake.cancel_accept(prepared);
                 return Err(e);
             }
         };
-        self.handshake_mut().commit_accept(prepared);
-        self.pick_up();
+        handshake.commit_accept(prepared);
+        self.advance();
         Ok(response)
     }
 }

@@ -1,6 +1,8 @@
 //! [`WsConnection`]: the opening handshake and the connection behind one object, as python
 //! wsproto's `WSConnection`.
 
+use std::collections::VecDeque;
+
 use bytes::{Bytes, BytesMut};
 
 use crate::config::Config;
@@ -53,8 +55,20 @@ use crate::state::ConnectionState;
 #[doc(alias = "WSConnection")]
 #[derive(Debug)]
 pub struct WsConnection {
-    handshake: Handshake,
-    connection: Option<Connection>,
+    phase: Phase,
+    /// Handshake events not drained when the connection took over: they come out first.
+    pending: VecDeque<Event>,
+}
+
+/// Which layer the bytes and events go through. The connection, where the connection spends
+/// its life, is inline; the transient handshake is boxed.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Phase {
+    Handshake(Box<Handshake>),
+    Connection(Connection),
+    /// Only while switching from one to the other.
+    Switching,
 }
 
 impl WsConnection {
@@ -63,9 +77,13 @@ impl WsConnection {
         Self::with_config(role, Config::default())
     }
 
-    /// An endpoint for `role` with `config` (limits, key source), used by both phases.
+    /// An endpoint for `role` with `config` (limits, delivery, key source), used by both
+    /// phases.
     pub fn with_config(role: ConnectionType, config: Config) -> Self {
-        WsConnection { handshake: Handshake::with_config(role, config), connection: None }
+        WsConnection {
+            phase: Phase::Handshake(Box::new(Handshake::with_config(role, config))),
+            pending: VecDeque::new(),
+        }
     }
 
     /// Adds an extension: a client offers it, a server negotiates it against the client's
@@ -79,50 +97,69 @@ impl WsConnection {
     /// # let _ = server;
     /// # }
     /// ```
-    pub fn with_extension(mut self, extension: impl crate::extensions::Extension) -> Self {
-        self.handshake = self.handshake.with_extension(extension);
-        self
+    pub fn with_extension(self, extension: impl crate::extensions::Extension) -> Self {
+        self.with_boxed_extension(Box::new(extension))
     }
 
-    #[cfg(feature = "tokio")]
+    /// [`with_extension`](Self::with_extension) for an extension already boxed; ignored once
+    /// the handshake is over.
     pub(crate) fn with_boxed_extension(mut self, extension: Box<dyn crate::extensions::Extension>) -> Self {
-        self.handshake = self.handshake.with_boxed_extension(extension);
+        if let Phase::Handshake(handshake) = self.phase {
+            self.phase = Phase::Handshake(Box::new(handshake.with_boxed_extension(extension)));
+        }
         self
     }
 
     /// Our role.
     pub fn role(&self) -> ConnectionType {
-        self.handshake.role()
+        match &self.phase {
+            Phase::Handshake(handshake) => handshake.role(),
+            Phase::Connection(conn) => conn.role(),
+            Phase::Switching => unreachable!("never observed outside `advance`"),
+        }
     }
 
     /// The handshake's state until the connection exists, then the connection's.
     pub fn state(&self) -> ConnectionState {
-        match &self.connection {
-            Some(conn) => conn.state(),
-            None => self.handshake.state(),
+        match &self.phase {
+            Phase::Handshake(handshake) => handshake.state(),
+            Phase::Connection(conn) => conn.state(),
+            Phase::Switching => unreachable!("never observed outside `advance`"),
         }
     }
 
-    /// The handshake (kept after it completed, e.g. to inspect a failure).
-    pub fn handshake(&self) -> &Handshake {
-        &self.handshake
+    /// The handshake, until it succeeded (for example to inspect a failure).
+    pub fn handshake(&self) -> Option<&Handshake> {
+        match &self.phase {
+            Phase::Handshake(handshake) => Some(handshake),
+            _ => None,
+        }
     }
 
     /// The connection, once the handshake has succeeded.
     pub fn connection(&self) -> Option<&Connection> {
-        self.connection.as_ref()
+        match &self.phase {
+            Phase::Connection(conn) => Some(conn),
+            _ => None,
+        }
     }
 
     /// Mutable access to the connection, once the handshake has succeeded.
     pub fn connection_mut(&mut self) -> Option<&mut Connection> {
-        self.connection.as_mut()
+        match &mut self.phase {
+            Phase::Connection(conn) => Some(conn),
+            _ => None,
+        }
     }
 
     /// The connection, once the handshake has succeeded, e.g. to move it into a codec (its
     /// [`take_buffered`](Connection::take_buffered) gives the bytes not parsed yet).
     /// Handshake events not drained yet are dropped.
     pub fn into_connection(self) -> Option<Connection> {
-        self.connection
+        match self.phase {
+            Phase::Connection(conn) => Some(conn),
+            _ => None,
+        }
     }
 
     /// Feeds bytes read from the transport.
@@ -132,39 +169,45 @@ impl WsConnection {
     /// it, the bytes go to the connection (where peer violations are `CloseConnection` events,
     /// and feeding a closed connection is [`ProtocolError::Local`]).
     pub fn receive_data(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
-        match &mut self.connection {
-            Some(conn) => conn.receive_data(data).map_err(Into::into),
-            None => {
-                let result = self.handshake.receive_data(data);
-                self.pick_up();
+        match &mut self.phase {
+            Phase::Connection(conn) => conn.receive_data(data).map_err(Into::into),
+            Phase::Handshake(handshake) => {
+                let result = handshake.receive_data(data);
+                self.advance();
                 result
             }
+            Phase::Switching => unreachable!("never observed outside `advance`"),
         }
     }
 
     /// Reports EOF on the transport (see [`Handshake::receive_eof`] and
     /// [`Connection::receive_eof`]).
     pub fn receive_eof(&mut self) -> Result<(), ProtocolError> {
-        match &mut self.connection {
-            Some(conn) => {
+        match &mut self.phase {
+            Phase::Connection(conn) => {
                 conn.receive_eof();
                 Ok(())
             }
-            None => {
-                let result = self.handshake.receive_eof();
-                self.pick_up();
+            Phase::Handshake(handshake) => {
+                let result = handshake.receive_eof();
+                self.advance();
                 result
             }
+            Phase::Switching => unreachable!("never observed outside `advance`"),
         }
     }
 
-    /// The next event: queued handshake events first, then the connection's.
+    /// The next event: the handshake's first, then the connection's.
     #[must_use]
     pub fn next_event(&mut self) -> Option<Event> {
-        if let Some(event) = self.handshake.next_event() {
+        if let Some(event) = self.pending.pop_front() {
             return Some(event);
         }
-        self.connection.as_mut()?.next_event()
+        match &mut self.phase {
+            Phase::Handshake(handshake) => handshake.next_event(),
+            Phase::Connection(conn) => conn.next_event(),
+            Phase::Switching => unreachable!("never observed outside `advance`"),
+        }
     }
 
     /// An iterator over the events available now.
@@ -176,13 +219,14 @@ impl WsConnection {
     /// [`Handshake::send`]), frames afterwards (see [`Connection::send`]). Misuse is a
     /// [`LocalProtocolError`] and writes nothing.
     pub fn send(&mut self, event: impl Into<Event>, dst: &mut BytesMut) -> Result<(), LocalProtocolError> {
-        match &mut self.connection {
-            Some(conn) => conn.send(event, dst),
-            None => {
-                let result = self.handshake.send(event, dst);
-                self.pick_up();
+        match &mut self.phase {
+            Phase::Connection(conn) => conn.send(event, dst),
+            Phase::Handshake(handshake) => {
+                let result = handshake.send(event, dst);
+                self.advance();
                 result
             }
+            Phase::Switching => unreachable!("never observed outside `advance`"),
         }
     }
 
@@ -205,18 +249,39 @@ impl WsConnection {
         N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        self.handshake.initiate_upgrade_connection(headers, target)
-    }
-
-    #[cfg(feature = "http")]
-    pub(crate) fn handshake_mut(&mut self) -> &mut Handshake {
-        &mut self.handshake
-    }
-
-    /// Takes the connection from the handshake once it exists.
-    pub(crate) fn pick_up(&mut self) {
-        if self.connection.is_none() {
-            self.connection = self.handshake.take_connection();
+        match &mut self.phase {
+            Phase::Handshake(handshake) => handshake.initiate_upgrade_connection(headers, target),
+            _ => Err(LocalProtocolError::RequestAlreadyReceived.into()),
         }
+    }
+
+    /// The handshake, while it runs (for the `http` conversions).
+    #[cfg(feature = "http")]
+    pub(crate) fn handshake_mut(&mut self) -> Option<&mut Handshake> {
+        match &mut self.phase {
+            Phase::Handshake(handshake) => Some(handshake),
+            _ => None,
+        }
+    }
+
+    /// Hands over to the connection once the handshake is OPEN: its undrained events go first,
+    /// and the bytes it read past the head are the connection's first input. The one place
+    /// where the phase changes.
+    pub(crate) fn advance(&mut self) {
+        let Phase::Handshake(handshake) = &mut self.phase else { return };
+        if handshake.state() != ConnectionState::Open {
+            return;
+        }
+        self.pending.extend(handshake.events());
+        let Phase::Handshake(handshake) = std::mem::replace(&mut self.phase, Phase::Switching) else {
+            unreachable!("checked above")
+        };
+        self.phase = match handshake.into_connection() {
+            Ok((mut conn, trailing)) => {
+                conn.set_buffered(trailing);
+                Phase::Connection(conn)
+            }
+            Err(handshake) => Phase::Handshake(Box::new(handshake)),
+        };
     }
 }

@@ -840,22 +840,41 @@ fn server_misuse() {
     local(s.send_bytes(RejectData::new("")));
 }
 
+/// The handshake on its own ends by value: the connection and the bytes read past the head
+/// (a frame the client pipelined behind its request), which the connection decodes first.
 #[test]
-fn handshake_alone() {
+fn handshake_alone_ends_by_value_with_the_bytes_past_the_head() {
     let mut c = Handshake::with_config(ConnectionType::Client, config());
     let mut s = Handshake::new(ConnectionType::Server);
-    s.receive_data(&c.send_bytes(Request::new("h", "/")).unwrap()).unwrap();
+    let mut wire = c.send_bytes(Request::new("h", "/")).unwrap().to_vec();
+    assert!(c.send_bytes(TextMessage::new("early")).is_err(), "not open yet");
+    let c = match c.into_connection() {
+        Err(handshake) => handshake,
+        Ok(_) => panic!("no connection before the 101"),
+    };
+    let mut c = c;
+    s.receive_data(&wire).unwrap();
     assert!(matches!(s.next_event(), Some(Event::Request(_))));
     c.receive_data(&s.send_bytes(AcceptConnection::new()).unwrap()).unwrap();
-    assert!(matches!(c.events().next(), Some(Event::AcceptConnection(_))));
+    let ev = c.events().next();
+    assert!(matches!(ev, Some(Event::AcceptConnection(_))), "{ev:?} {:?}", c.failure());
     assert_eq!(c.state(), ConnectionState::Open);
-    // Until taken, the connection is driven through the handshake.
-    let frame = c.send_bytes(TextMessage::new("x")).unwrap();
-    s.receive_data(&frame).unwrap();
-    assert_eq!(s.connection_mut().unwrap().next_event().map(|e| text(&e).to_owned()).as_deref(), Some("x"));
-    let conn = s.take_connection().unwrap();
+    // Once open, the handshake does not drive the connection.
+    assert_eq!(c.send_bytes(TextMessage::new("x")), Err(LocalProtocolError::HandshakeComplete));
+    assert!(matches!(c.receive_data(b"x"), Err(ProtocolError::Local(LocalProtocolError::HandshakeComplete))));
+    let (mut client_conn, trailing) = c.into_connection().unwrap();
+    assert!(trailing.is_empty());
+
+    // A frame glued to the request reaches the server's connection as trailing bytes.
+    let mut s = Handshake::new(ConnectionType::Server);
+    wire.extend_from_slice(&client_conn.send_bytes(TextMessage::new("x")).unwrap());
+    s.receive_data(&wire).unwrap();
+    assert!(matches!(s.next_event(), Some(Event::Request(_))));
+    s.send_bytes(AcceptConnection::new()).unwrap();
+    let (mut conn, trailing) = s.into_connection().unwrap();
     assert_eq!(conn.state(), ConnectionState::Open);
-    assert!(matches!(s.receive_data(b"x"), Err(ProtocolError::Local(_))));
+    conn.receive_data(&trailing).unwrap();
+    assert_eq!(conn.next_event().map(|e| text(&e).to_owned()).as_deref(), Some("x"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1304,7 +1323,7 @@ fn mutated_input_never_panics() {
         let events = drain(&mut ws);
         if is_request
             && ws.state() == ConnectionState::Connecting
-            && ws.handshake().failure().is_none()
+            && ws.handshake().is_some_and(|h| h.failure().is_none())
             && events.iter().any(|e| matches!(e, Event::Request(_)))
         {
             ws.send_bytes(AcceptConnection::new()).unwrap();

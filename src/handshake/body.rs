@@ -13,6 +13,50 @@ use crate::headers::split_comma_list;
 /// Longest chunk-size line accepted (size, extensions and line break).
 const MAX_CHUNK_LINE: usize = 4096;
 
+/// How a body is delimited, from its `Transfer-Encoding` and `Content-Length` headers
+/// (RFC 7230 §3.3.3): parsed once, here, for the client reading a rejection and for the server
+/// writing one.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) enum Framing {
+    /// A `Transfer-Encoding` whose last coding is `chunked`.
+    Chunked,
+    /// Another `Transfer-Encoding`: the body ends when the connection closes.
+    UntilClose,
+    /// `Content-Length` (a list of equal values counts as one).
+    Length(u64),
+    /// Neither header.
+    Unspecified,
+}
+
+/// Why framing headers cannot be used.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub(crate) enum FramingError {
+    /// The named header is not UTF-8.
+    NonUtf8(&'static str),
+    /// `Content-Length` is not one decimal number (the value as given).
+    InvalidContentLength(String),
+}
+
+impl Framing {
+    /// The framing `headers` announce; `Transfer-Encoding` wins over `Content-Length`.
+    pub(crate) fn of(headers: &Headers) -> Result<Framing, FramingError> {
+        let text = |name: &'static str| head::merged(headers, name).map_err(|_| FramingError::NonUtf8(name));
+        if let Some(te) = text("transfer-encoding")? {
+            let chunked = split_comma_list(&te).last().is_some_and(|c| c.eq_ignore_ascii_case("chunked"));
+            return Ok(if chunked { Framing::Chunked } else { Framing::UntilClose });
+        }
+        let Some(value) = text("content-length")? else { return Ok(Framing::Unspecified) };
+        let mut length = None;
+        for item in value.split(',').map(str::trim) {
+            match parse_content_length(item) {
+                Some(n) if length.is_none_or(|l| l == n) => length = Some(n),
+                _ => return Err(FramingError::InvalidContentLength(value)),
+            }
+        }
+        length.map(Framing::Length).ok_or(FramingError::InvalidContentLength(value))
+    }
+}
+
 /// How a received response body is delimited.
 #[derive(Debug)]
 pub(crate) enum BodyReader {
@@ -42,28 +86,13 @@ impl BodyReader {
         if status == 204 || status == 304 {
             return Ok(BodyReader::Length(0));
         }
-        if let Some(te) = head::merged(headers, "transfer-encoding")? {
-            let codings = split_comma_list(&te);
-            return Ok(match codings.last() {
-                Some(last) if last.eq_ignore_ascii_case("chunked") => {
-                    BodyReader::Chunked(Chunked::Size(Vec::new()))
-                }
-                _ => BodyReader::UntilEof,
-            });
-        }
-        match head::merged(headers, "content-length")? {
-            None => Ok(BodyReader::UntilEof),
-            Some(value) => {
-                let mut length = None;
-                for item in value.split(',').map(str::trim) {
-                    let n = parse_content_length(item)
-                        .ok_or_else(|| bad_http(format!("invalid Content-Length {value:?}")))?;
-                    if length.is_some_and(|l| l != n) {
-                        return Err(bad_http(format!("conflicting Content-Length {value:?}")));
-                    }
-                    length = Some(n);
-                }
-                length.map(BodyReader::Length).ok_or_else(|| bad_http("empty Content-Length"))
+        match Framing::of(headers) {
+            Ok(Framing::Chunked) => Ok(BodyReader::Chunked(Chunked::Size(Vec::new()))),
+            Ok(Framing::UntilClose | Framing::Unspecified) => Ok(BodyReader::UntilEof),
+            Ok(Framing::Length(n)) => Ok(BodyReader::Length(n)),
+            Err(FramingError::NonUtf8(name)) => Err(bad_http(format!("non-UTF-8 {name} header"))),
+            Err(FramingError::InvalidContentLength(value)) => {
+                Err(bad_http(format!("invalid Content-Length {value:?}")))
             }
         }
     }
@@ -209,7 +238,34 @@ pub(crate) enum BodyWriter {
     Raw,
 }
 
+/// A header the server adds to frame a rejection the caller left unframed.
+pub(crate) type AddedHeader = Option<(&'static [u8], &'static [u8])>;
+
 impl BodyWriter {
+    /// How to frame a rejection: `None` without a body. Adds `content-length: 0` to a
+    /// rejection without body or framing, and `transfer-encoding: chunked` to one with a body
+    /// and no framing; refuses framing headers on a rejection without body.
+    pub(crate) fn for_rejection(
+        has_body: bool,
+        headers: &Headers,
+    ) -> Result<(Option<BodyWriter>, AddedHeader), LocalProtocolError> {
+        let framing = Framing::of(headers).map_err(|e| match e {
+            FramingError::NonUtf8(name) => LocalProtocolError::InvalidHeader { name: name.to_owned() },
+            FramingError::InvalidContentLength(value) => LocalProtocolError::InvalidContentLength(value),
+        })?;
+        Ok(match (has_body, framing) {
+            (false, Framing::Unspecified) => (None, Some((b"content-length", b"0"))),
+            (false, Framing::Length(0)) => (None, None),
+            (false, _) => return Err(LocalProtocolError::BodyHeadersWithoutBody),
+            (true, Framing::Chunked) => (Some(BodyWriter::Chunked), None),
+            (true, Framing::UntilClose) => (Some(BodyWriter::Raw), None),
+            (true, Framing::Length(n)) => (Some(BodyWriter::Length(n)), None),
+            (true, Framing::Unspecified) => {
+                (Some(BodyWriter::Chunked), Some((b"transfer-encoding", b"chunked")))
+            }
+        })
+    }
+
     /// Writes one `RejectData`; an error (nothing written) if it breaks the announced length.
     pub(crate) fn write(
         &mut self,
