@@ -2,19 +2,20 @@
 
 use std::fmt;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
-use crate::close::{parse_close_payload, truncate_reason, CloseCode};
-use crate::config::{Config, Delivery};
-use crate::error::LocalProtocolError;
-use crate::error::PeerViolation;
-use crate::event::{BytesMessage, CloseConnection, CloseSource, Event, Ping, Pong, TextMessage};
+use crate::close::{truncate_reason, CloseCode};
+use crate::config::{Config, Delivery, Limits};
+use crate::error::{LocalProtocolError, PeerViolation};
+use crate::event::{BytesMessage, CloseConnection, CloseSource, Event, TextMessage};
 use crate::extensions::Extension;
+use crate::frame::decode::FrameDecoder;
 use crate::frame::{FrameHeader, Opcode, Rsv, MAX_CONTROL_PAYLOAD};
-use crate::mask::{apply_mask, extend_masked};
+use crate::mask::extend_masked;
+use crate::message::{Assembly, MessageAssembler};
 use crate::role::ConnectionType;
 use crate::state::{ConnectionState, Input, SendKind, StateMachine};
-use crate::utf8::{Utf8Bytes, Utf8Status, Validator};
+use crate::utf8::Utf8Bytes;
 
 /// A WebSocket connection after the opening handshake: a sans-IO state machine.
 ///
@@ -65,45 +66,12 @@ pub struct Connection {
     tx_message: Option<Opcode>,
 }
 
-/// Receive-side parser state.
+/// The receiving side: the frame layer and the message layer.
 #[derive(Default)]
 struct Receiver {
-    frame: Option<FrameProgress>,
-    message: Option<MessageProgress>,
-    utf8: Validator,
-    /// Undelivered bytes of an incomplete code point at the end of the last text chunk.
-    text_carry: BytesMut,
+    frames: FrameDecoder,
+    messages: MessageAssembler,
 }
-
-#[derive(Clone, Copy)]
-struct FrameProgress {
-    header: FrameHeader,
-    /// Payload bytes not yet consumed from the buffer.
-    remaining: u64,
-    /// Payload bytes at the start of the buffer already unmasked (and UTF-8 checked).
-    processed: usize,
-    /// Payload bytes already consumed (the masking key phase).
-    consumed: u64,
-}
-
-#[derive(Clone, Copy)]
-struct MessageProgress {
-    opcode: Opcode,
-    /// Bytes delivered so far (after extensions).
-    size: u64,
-    /// An extension transforms this message's payload (e.g. it is compressed).
-    transformed: bool,
-}
-
-/// Least free space reserved while a frame is in progress.
-const MIN_READ_SPACE: usize = 16 << 10;
-
-/// Most a streaming decoder reserves ahead for the rest of a partially received frame.
-const STREAM_RESERVE: usize = 64 << 10;
-
-/// Most a whole-frame decoder reserves at once (a peer announcing a huge frame does not get
-/// that much memory committed before sending it; the buffer still grows by doubling).
-const WHOLE_FRAME_RESERVE: usize = 1 << 20;
 
 impl Connection {
     /// A connection in the OPEN state, with no extension.
@@ -135,7 +103,7 @@ impl Connection {
 
     /// Whether no frame is partly received: the next byte starts a new frame header.
     pub fn at_frame_boundary(&self) -> bool {
-        self.rx.frame.is_none()
+        self.rx.frames.at_boundary()
     }
 
     /// Our role.
@@ -260,7 +228,7 @@ impl Connection {
             src.clear();
         } else {
             let min_chunk = self.delivery.min_chunk_size();
-            match self.rx.decode(src, self.role, &self.config, min_chunk, &mut self.extensions) {
+            match self.rx.decode(src, self.role, &self.config.limits, min_chunk, &mut self.extensions) {
                 Ok(Some(mut event)) => {
                     if let Event::CloseConnection(close) = &mut event {
                         close.reply_owed = self.state.received_close();
@@ -425,61 +393,6 @@ impl fmt::Debug for Connection {
     }
 }
 
-/// The largest DEFLATE encoding of `len` bytes (zlib's `deflateBound`: stored blocks cost 5
-/// bytes per 64 KiB, plus a few bytes of flush and framing).
-fn compressed_bound(len: usize) -> u64 {
-    let len = len as u64;
-    len.saturating_add((len >> 12) + (len >> 14) + (len >> 25) + 13)
-}
-
-/// The fragments of a message delivered whole, joined as they arrive.
-#[derive(Default)]
-struct Assembly {
-    buffer: BytesMut,
-    /// Size of the last message assembled from fragments: the next one reserves that much
-    /// (up to [`MAX_ASSEMBLY_RESERVE`]) at its first fragment instead of growing by doubling.
-    last_size: usize,
-}
-
-/// Most a fragmented message reserves ahead of its data, so a peer that sent one large
-/// message cannot make each connection hold a large reservation with one stalled fragment.
-const MAX_ASSEMBLY_RESERVE: usize = 1 << 20;
-/// An assembly buffer reserved above this for a larger predecessor is not handed out with a
-/// message that fills less than a quarter of it.
-const ASSEMBLY_SHRINK_ABOVE: usize = 64 << 10;
-
-impl Assembly {
-    /// Appends a fragment that does not end its message.
-    fn push(&mut self, data: Bytes) {
-        if self.buffer.is_empty() {
-            self.buffer.reserve(self.last_size.min(MAX_ASSEMBLY_RESERVE).max(data.len()));
-        }
-        self.buffer.extend_from_slice(&data);
-    }
-
-    /// The whole message, given its last fragment: zero-copy when it is the only one.
-    fn finish(&mut self, last: Bytes) -> Bytes {
-        if self.buffer.is_empty() {
-            return last;
-        }
-        self.buffer.extend_from_slice(&last);
-        self.last_size = self.buffer.len();
-        // Hand the message out and start afresh, so the buffer of a large message is not kept
-        // for the life of the connection.
-        let mut message = std::mem::take(&mut self.buffer);
-        if message.capacity() > ASSEMBLY_SHRINK_ABOVE && message.len() < message.capacity() / 4 {
-            // Reserved for a larger predecessor: a small message must not pin it.
-            message = BytesMut::from(&message[..]);
-        }
-        message.freeze()
-    }
-
-    /// Drops a message that will not be completed.
-    fn clear(&mut self) {
-        self.buffer = BytesMut::new();
-    }
-}
-
 /// Iterator over the events available now; see [`Connection::events`].
 #[derive(Debug)]
 pub struct Events<'a> {
@@ -494,297 +407,55 @@ impl Iterator for Events<'_> {
 }
 
 impl Receiver {
+    /// The next event out of `src`: a frame (or a chunk of one) decoded by the frame layer and
+    /// interpreted by the message layer.
+    #[inline(always)]
     fn decode(
         &mut self,
         src: &mut BytesMut,
         role: ConnectionType,
-        config: &Config,
+        limits: &Limits,
         min_chunk: Option<usize>,
         extensions: &mut [Box<dyn Extension>],
     ) -> Result<Option<Event>, PeerViolation> {
-        let mut frame = match self.frame {
-            Some(frame) => frame,
+        let header = match self.frames.current() {
+            Some(header) => header,
             None => {
-                let Some((header, header_len)) = self.start_frame(src, role, config, extensions)? else {
+                let Some((header, header_len)) = FrameDecoder::next_header(src, role)? else {
                     return Ok(None);
                 };
-                let buffered = (src.len() - header_len) as u64 >= header.payload_len;
-                let plain = header.opcode.is_control() || self.message.is_some_and(|m| !m.transformed);
-                if buffered && plain {
-                    return self.whole_frame(src, header, header_len, config);
-                }
-                src.advance(header_len);
-                let frame =
-                    FrameProgress { header, remaining: header.payload_len, processed: 0, consumed: 0 };
-                self.frame = Some(frame);
-                frame
-            }
-        };
-        let len = frame.header.payload_len;
-        if frame.header.opcode.is_control() {
-            // Control frames are delivered only when complete (at most 125 bytes).
-            let len = len as usize;
-            if src.len() < len {
-                self.frame = Some(frame);
-                src.reserve(len - src.len());
-                return Ok(None);
-            }
-            self.frame = None;
-            let mut payload = src.split_to(len);
-            if let Some(key) = frame.header.mask {
-                apply_mask(&mut payload, key, 0);
-            }
-            return self.control_event(frame.header.opcode, payload.freeze()).map(Some);
-        }
-
-        // Data frame: unmask (and check UTF-8 of) what has arrived, once.
-        let available = src.len().min(usize::try_from(frame.remaining).unwrap_or(usize::MAX));
-        let message = self.message.expect("a data frame always belongs to a message");
-        if available > frame.processed {
-            let fresh = &mut src[frame.processed..available];
-            if let Some(key) = frame.header.mask {
-                let phase = (frame.consumed as usize).wrapping_add(frame.processed);
-                apply_mask(fresh, key, phase);
-            }
-            if message.opcode == Opcode::Text && !message.transformed {
-                if let Utf8Status::Invalid = self.utf8.feed(fresh) {
-                    return Err(PeerViolation::InvalidUtf8);
-                }
-            }
-            frame.processed = available;
-        }
-        let frame_complete = available as u64 == frame.remaining;
-        if !frame_complete && min_chunk.is_none_or(|min| available < min) {
-            // Wait for more. In whole-frame mode make room for the rest of the frame at once
-            // (bounded by the frame limit); when streaming, only for the next chunk.
-            let cap = match min_chunk {
-                Some(min) => STREAM_RESERVE.max(min),
-                None => config.limits.max_frame_size.min(WHOLE_FRAME_RESERVE),
-            };
-            let missing = (frame.remaining - available as u64).min(cap as u64) as usize;
-            if src.capacity() - src.len() < missing {
-                // Growing anyway: leave room for what follows the frame too (a read that
-                // stops exactly at the frame's end costs a system call per message on a busy
-                // connection). When the room is already there, nothing is reallocated.
-                src.reserve(missing.max(MIN_READ_SPACE));
-            }
-            self.frame = Some(frame);
-            return Ok(None);
-        }
-        let chunk = src.split_to(available).freeze();
-        frame.remaining -= available as u64;
-        frame.consumed += available as u64;
-        frame.processed = 0;
-        self.frame = if frame_complete { None } else { Some(frame) };
-        let fin = frame.header.fin;
-        let message_finished = frame_complete && fin;
-        let data = if message.transformed {
-            self.transform(chunk, frame_complete, fin, config, extensions)?
-        } else {
-            chunk
-        };
-        self.deliver(data, frame_complete, message_finished, config)
-    }
-
-    /// The fast path: a frame of an untransformed message (or a control frame) whose payload
-    /// is all buffered behind its `header_len`-byte header. One split takes header and payload
-    /// off the buffer; the header is then skipped on the frozen bytes, which is cheaper than
-    /// advancing the buffer past it first.
-    #[inline(always)]
-    fn whole_frame(
-        &mut self,
-        src: &mut BytesMut,
-        header: FrameHeader,
-        header_len: usize,
-        config: &Config,
-    ) -> Result<Option<Event>, PeerViolation> {
-        let end = header_len + header.payload_len as usize;
-        let payload = &mut src[header_len..end];
-        if let Some(key) = header.mask {
-            apply_mask(payload, key, 0);
-        }
-        if !header.opcode.is_control() && self.message.is_some_and(|m| m.opcode == Opcode::Text) {
-            if let Utf8Status::Invalid = self.utf8.feed(payload) {
-                return Err(PeerViolation::InvalidUtf8);
-            }
-        }
-        let mut frame = src.split_to(end).freeze();
-        frame.advance(header_len);
-        if header.opcode.is_control() {
-            return self.control_event(header.opcode, frame).map(Some);
-        }
-        self.deliver(frame, true, header.fin, config)
-    }
-
-    /// Parses and checks the next header and sets up message progress; the header stays in
-    /// the buffer (its length is returned with it).
-    #[inline(always)]
-    fn start_frame(
-        &mut self,
-        src: &mut BytesMut,
-        role: ConnectionType,
-        config: &Config,
-        extensions: &mut [Box<dyn Extension>],
-    ) -> Result<Option<(FrameHeader, usize)>, PeerViolation> {
-        let (header, header_len) = match FrameHeader::parse(src) {
-            Ok(Some(parsed)) => parsed,
-            Ok(None) => return Ok(None),
-            Err(violation) => return Err(violation),
-        };
-        let mut claimed = Rsv::NONE;
-        for ext in extensions.iter_mut() {
-            claimed = claimed.union(
-                ext.frame_inbound_header(role, header.opcode, header.rsv, header.payload_len)
-                    .map_err(PeerViolation::Extension)?,
-            );
-        }
-        if !claimed.contains(header.rsv) {
-            return Err(PeerViolation::UnexpectedReservedBits);
-        }
-        match (role, header.mask.is_some()) {
-            (ConnectionType::Client, true) => return Err(PeerViolation::MaskedFrame),
-            (ConnectionType::Server, false) => return Err(PeerViolation::UnmaskedFrame),
-            _ => {}
-        }
-        let limits = config.limits;
-        if header.payload_len > limits.max_frame_size as u64 {
-            // A transformed (compressed) frame may exceed the limit by what DEFLATE adds to
-            // incompressible data: a frame within the limit uncompressed is never refused
-            // because the peer compressed it. Its output is bounded by the message limit.
-            let transformed = match header.opcode {
-                Opcode::Continuation => self.message.is_some_and(|m| m.transformed),
-                opcode => opcode.is_data() && !header.rsv.is_empty(),
-            };
-            if !transformed || header.payload_len > compressed_bound(limits.max_frame_size) {
-                return Err(PeerViolation::FrameTooBig);
-            }
-        }
-        if header.opcode.is_data() {
-            match (header.opcode, self.message) {
-                (Opcode::Continuation, None) => return Err(PeerViolation::UnexpectedContinuation),
-                (Opcode::Continuation, Some(_)) => {}
-                (_, Some(_)) => return Err(PeerViolation::ExpectedContinuation),
-                (opcode, None) => {
-                    self.utf8.reset();
-                    self.text_carry.clear();
-                    // Any RSV bit on the first frame that an extension claimed means the
-                    // message's payload is transformed by that extension.
-                    let transformed = !header.rsv.is_empty();
-                    self.message = Some(MessageProgress { opcode, size: 0, transformed });
-                }
-            }
-            let message = self.message.as_ref().expect("set above");
-            if !message.transformed && message.size + header.payload_len > limits.max_message_size as u64 {
-                return Err(PeerViolation::MessageTooBig);
-            }
-        }
-        Ok(Some((header, header_len)))
-    }
-
-    /// Runs a chunk of a transformed (e.g. compressed) message through the extensions, within
-    /// the message size budget, and checks the resulting text.
-    fn transform(
-        &mut self,
-        chunk: Bytes,
-        frame_complete: bool,
-        fin: bool,
-        config: &Config,
-        extensions: &mut [Box<dyn Extension>],
-    ) -> Result<Bytes, PeerViolation> {
-        let message = self.message.as_ref().expect("data frame has a message");
-        let budget = (config.limits.max_message_size as u64).saturating_sub(message.size);
-        let budget = usize::try_from(budget).unwrap_or(usize::MAX);
-        // The budget is the connection's message limit: an extension that would exceed it
-        // reports 1009, which is the connection's own violation.
-        let too_big = |e: crate::error::ExtensionError| {
-            if e.code() == CloseCode::MESSAGE_TOO_BIG {
-                PeerViolation::MessageTooBig
-            } else {
-                PeerViolation::Extension(e)
-            }
-        };
-        let mut data = chunk;
-        for ext in extensions.iter_mut() {
-            data = ext.frame_inbound_payload_data(data, budget).map_err(too_big)?;
-            if frame_complete {
-                if let Some(tail) =
-                    ext.frame_inbound_complete(fin, budget.saturating_sub(data.len())).map_err(too_big)?
-                {
-                    if !tail.is_empty() {
-                        let mut joined = BytesMut::with_capacity(data.len() + tail.len());
-                        joined.extend_from_slice(&data);
-                        joined.extend_from_slice(&tail);
-                        data = joined.freeze();
+                self.messages.start_frame(&header, role, limits, extensions)?;
+                if self.messages.is_plain(&header) && FrameDecoder::is_buffered(src, &header, header_len) {
+                    // The fast path: a whole frame, delivered as it is on the wire.
+                    let payload = FrameDecoder::unmask_whole(src, &header, header_len);
+                    if header.opcode.is_control() {
+                        let payload = FrameDecoder::take_whole(src, &header, header_len);
+                        return MessageAssembler::control_event(header.opcode, payload).map(Some);
                     }
+                    self.messages.check_text(payload)?;
+                    let payload = FrameDecoder::take_whole(src, &header, header_len);
+                    return self.messages.deliver(payload, true, header.fin, limits).map(Some);
                 }
+                self.frames.begin(src, header, header_len);
+                header
             }
-        }
-        if data.len() > budget {
-            return Err(PeerViolation::MessageTooBig);
-        }
-        if message.opcode == Opcode::Text {
-            if let Utf8Status::Invalid = self.utf8.feed(&data) {
-                return Err(PeerViolation::InvalidUtf8);
-            }
-        }
-        Ok(data)
-    }
-
-    /// Builds the message event for a chunk whose bytes are unmasked, transformed and checked.
-    #[inline(always)]
-    fn deliver(
-        &mut self,
-        data: Bytes,
-        frame_finished: bool,
-        message_finished: bool,
-        config: &Config,
-    ) -> Result<Option<Event>, PeerViolation> {
-        let message = self.message.as_mut().expect("data frame has a message");
-        message.size += data.len() as u64;
-        if message.size > config.limits.max_message_size as u64 {
-            return Err(PeerViolation::MessageTooBig);
-        }
-        let opcode = message.opcode;
-        if message_finished {
-            self.message = None;
-        }
-        if opcode == Opcode::Binary {
-            return Ok(Some(Event::BytesMessage(BytesMessage { data, frame_finished, message_finished })));
-        }
-        if message_finished && self.utf8.has_partial() {
-            return Err(PeerViolation::IncompleteUtf8);
-        }
-        // The last `pending` bytes of the stream so far are an incomplete code point: hold them
-        // back. Without a split code point (the usual case) this is zero-copy.
-        let pending = self.utf8.partial().len();
-        let mut text = if self.text_carry.is_empty() {
-            data
-        } else {
-            let mut joined = std::mem::take(&mut self.text_carry);
-            joined.extend_from_slice(&data);
-            joined.freeze()
         };
-        if pending > 0 {
-            let tail = text.split_off(text.len() - pending);
-            self.text_carry.extend_from_slice(&tail);
+        if header.opcode.is_control() {
+            let Some((header, payload)) = self.frames.take_control(src) else { return Ok(None) };
+            return MessageAssembler::control_event(header.opcode, payload).map(Some);
         }
-        Ok(Some(Event::TextMessage(TextMessage {
-            data: Utf8Bytes::from_bytes_unchecked(text),
-            frame_finished,
-            message_finished,
-        })))
-    }
-
-    fn control_event(&mut self, opcode: Opcode, payload: Bytes) -> Result<Event, PeerViolation> {
-        Ok(match opcode {
-            Opcode::Ping => Event::Ping(Ping { payload }),
-            Opcode::Pong => Event::Pong(Pong { payload }),
-            Opcode::Close => {
-                let (code, reason) = parse_close_payload(&payload)?;
-                // `reply_owed` is settled by the caller, which knows the state.
-                CloseConnection::received(code, reason, CloseSource::Peer, false).into()
-            }
-            _ => unreachable!("control opcodes only"),
-        })
+        // A data frame in progress: unmask (and check the text of) what has arrived, once.
+        let fresh = self.frames.unmask_fresh(src);
+        self.messages.check_text(fresh)?;
+        let Some(chunk) = self.frames.take_chunk(src, min_chunk, limits.max_frame_size) else {
+            return Ok(None);
+        };
+        let fin = chunk.header.fin;
+        let data = if self.messages.is_transformed() {
+            self.messages.transform(chunk.data, chunk.frame_complete, fin, limits, extensions)?
+        } else {
+            chunk.data
+        };
+        self.messages.deliver(data, chunk.frame_complete, chunk.frame_complete && fin, limits).map(Some)
     }
 }

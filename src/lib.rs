@@ -33,6 +33,7 @@ mod headers;
 #[cfg(feature = "http")]
 pub mod http_compat;
 mod mask;
+mod message;
 mod role;
 mod state;
 #[cfg(feature = "tokio")]

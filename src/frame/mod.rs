@@ -19,6 +19,8 @@
 
 use bytes::BufMut;
 
+pub(crate) mod decode;
+
 use crate::error::PeerViolation;
 pub use crate::mask::apply_mask;
 #[doc(hidden)]
