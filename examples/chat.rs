@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
-use wsproto::extensions::PerMessageDeflate;
+use wsproto::extensions::{DeflatePool, PerMessageDeflate};
 use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::{Event, TextMessage, Utf8Bytes};
 
@@ -36,11 +36,16 @@ async fn main() -> std::io::Result<()> {
     eprintln!("chat server listening on ws://{}", listener.local_addr()?);
     // Slow readers that fall more than 256 posts behind skip the ones they missed.
     let (posts, _) = broadcast::channel::<Post>(256);
+    // Whole messages (a post is relayed once complete), permessage-deflate when offered, with
+    // compression states shared between connections through one pool.
+    let pool = DeflatePool::new();
+    let config = UpgradeConfig::default().extension(move || PerMessageDeflate::new().pool(pool.clone()));
     loop {
         let (stream, peer) = listener.accept().await?;
         let posts = posts.clone();
+        let config = config.clone();
         tokio::spawn(async move {
-            match serve(stream, peer, posts).await {
+            match serve(stream, peer, posts, config).await {
                 Ok(()) => eprintln!("{peer}: left"),
                 Err(e) => eprintln!("{peer}: error: {e}"),
             }
@@ -52,10 +57,9 @@ async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     posts: broadcast::Sender<Post>,
+    config: UpgradeConfig,
 ) -> Result<(), wsproto::upgrade::Error> {
     stream.set_nodelay(true)?;
-    // Whole messages: a post is relayed once it is complete.
-    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
     let (mut ws, _request) = upgrade::accept(stream, config).await?;
     let mut inbox = posts.subscribe();
     eprintln!("{peer}: joined");

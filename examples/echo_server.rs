@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpStream};
-use wsproto::extensions::PerMessageDeflate;
+use wsproto::extensions::{DeflatePool, PerMessageDeflate};
 use wsproto::upgrade::{self, Decision, UpgradeConfig};
 use wsproto::AcceptConnection;
 
@@ -26,10 +26,15 @@ async fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_ADDR.to_string());
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("echo server listening on ws://{}", listener.local_addr()?);
+    // One configuration for every connection: permessage-deflate when the client offers it,
+    // with compression states shared between connections through one pool.
+    let pool = DeflatePool::new();
+    let config = UpgradeConfig::default().extension(move || PerMessageDeflate::new().pool(pool.clone()));
     loop {
         let (stream, peer) = listener.accept().await?;
+        let config = config.clone();
         tokio::spawn(async move {
-            match serve(stream, peer).await {
+            match serve(stream, peer, config).await {
                 Ok(()) => eprintln!("{peer}: closed"),
                 Err(e) => eprintln!("{peer}: error: {e}"),
             }
@@ -37,13 +42,16 @@ async fn main() -> std::io::Result<()> {
     }
 }
 
-async fn serve(stream: TcpStream, peer: SocketAddr) -> Result<(), wsproto::upgrade::Error> {
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: UpgradeConfig,
+) -> Result<(), wsproto::upgrade::Error> {
     stream.set_nodelay(true)?;
     let decide = |request: &wsproto::Request| {
         eprintln!("{peer}: upgrade request for {} (host {})", request.target, request.host);
         Decision::Accept(AcceptConnection::new())
     };
-    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
     let (mut ws, _request) = upgrade::server(stream, decide, config).await?;
     eprintln!("{peer}: connected");
     if let Some(close) = echo::echo(&mut ws).await? {

@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-use wsproto::extensions::PerMessageDeflate;
+use wsproto::extensions::{DeflatePool, PerMessageDeflate};
 use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::Event;
 
@@ -114,7 +114,10 @@ async fn serve_ours(stream: TcpStream, whole: bool, deflate: bool) -> Result<(),
     let delivery = if whole { wsproto::Delivery::Messages } else { wsproto::Delivery::DEFAULT_CHUNKS };
     let mut config = UpgradeConfig::default().delivery(delivery);
     if deflate {
-        config = config.extension(PerMessageDeflate::new);
+        // Compression states shared by the server's connections (no-context-takeover
+        // messages reuse them instead of building one per message).
+        static POOL: std::sync::LazyLock<DeflatePool> = std::sync::LazyLock::new(DeflatePool::new);
+        config = config.extension(|| PerMessageDeflate::new().pool(POOL.clone()));
     }
     // `_` (not a named binding): the request is dropped now, not kept for the connection.
     let (mut ws, _) = upgrade::accept(stream, config).await?;

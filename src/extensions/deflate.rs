@@ -4,6 +4,7 @@
 //! [`DeflateParams`] (the negotiated agreement).
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -167,7 +168,8 @@ struct Settings {
 /// nothing for the compressor (decompressor). Once used, the state is kept between messages
 /// when context takeover is on (that is what makes later messages compress better), and it is
 /// dropped at the end of every message when no-context-takeover applies to that direction, so
-/// an idle connection then holds no compression memory at all. Per connection and direction,
+/// an idle connection then holds no compression memory at all (give connections a shared
+/// [`DeflatePool`] so such messages reuse states instead of building one each). Per connection and direction,
 /// measured with flate2 1.1's zlib-rs backend (memLevel 8; independent of the level):
 ///
 /// | window bits | compressor (sending) | decompressor (receiving) |
@@ -205,6 +207,8 @@ struct Settings {
 /// ```
 pub struct PerMessageDeflate {
     settings: Settings,
+    /// Where states of a no-context-takeover direction go between messages, if anywhere.
+    pool: Option<DeflatePool>,
     params: Option<DeflateParams>,
     compressor: Option<Compress>,
     decompressor: Option<Decompress>,
@@ -239,6 +243,7 @@ impl PerMessageDeflate {
                 level: Compression::default(),
                 threshold: 0,
             },
+            pool: None,
             params: None,
             compressor: None,
             decompressor: None,
@@ -307,6 +312,13 @@ impl PerMessageDeflate {
         self
     }
 
+    /// Reuses compression states through `pool` under no-context-takeover (see
+    /// [`DeflatePool`]); without a pool each such message builds its own.
+    pub fn pool(mut self, pool: DeflatePool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
     /// The negotiated parameters, once [`enabled`](Extension::enabled).
     pub fn params(&self) -> Option<DeflateParams> {
         self.params
@@ -322,8 +334,11 @@ impl PerMessageDeflate {
     /// Compresses one outgoing frame's data; a final frame loses its `00 00 ff ff` tail.
     fn compress(&mut self, params: DeflateParams, data: &[u8], fin: bool) -> Result<Bytes, ExtensionError> {
         let level = self.settings.level;
-        let compressor =
-            self.compressor.get_or_insert_with(|| pool::compressor(level, params.compress_window_bits()));
+        let compressor = self.compressor.get_or_insert_with(|| {
+            let bits = params.compress_window_bits();
+            let pooled = self.pool.as_ref().and_then(|pool| pool.take_compressor(level, bits));
+            pooled.unwrap_or_else(|| Compress::new_with_window_bits(level, false, bits))
+        });
         let mut out = Vec::with_capacity(data.len() / 4 + 64);
         let mut input = data;
         loop {
@@ -351,8 +366,8 @@ impl PerMessageDeflate {
                 out.push(0x00);
             }
             if params.compress_no_context_takeover() {
-                if let Some(compressor) = self.compressor.take() {
-                    pool::recycle_compressor(level, params.compress_window_bits(), compressor);
+                if let (Some(compressor), Some(pool)) = (self.compressor.take(), &self.pool) {
+                    pool.give_compressor(level, params.compress_window_bits(), compressor);
                 }
             }
         }
@@ -373,8 +388,11 @@ impl PerMessageDeflate {
             // The DEFLATE stream ended (BFINAL): what follows is ignored.
             return Ok(Bytes::new());
         }
-        let decompressor =
-            self.decompressor.get_or_insert_with(|| pool::decompressor(params.inflate_window_bits()));
+        let decompressor = self.decompressor.get_or_insert_with(|| {
+            let bits = params.inflate_window_bits();
+            let pooled = self.pool.as_ref().and_then(|pool| pool.take_decompressor(bits));
+            pooled.unwrap_or_else(|| Decompress::new_with_window_bits(false, bits))
+        });
         // One byte more than allowed, to tell "exactly the budget" from "more".
         let limit = max_output.saturating_add(1);
         let mut out: Vec<u8> = Vec::new();
@@ -421,8 +439,10 @@ impl PerMessageDeflate {
     fn end_inbound_message(&mut self) {
         let reset = self.params.is_some_and(|p| p.inflate_no_context_takeover());
         if reset || self.rx_stream_ended {
-            if let (Some(decompressor), Some(params)) = (self.decompressor.take(), self.params) {
-                pool::recycle_decompressor(params.inflate_window_bits(), decompressor);
+            if let (Some(decompressor), Some(params), Some(pool)) =
+                (self.decompressor.take(), self.params, &self.pool)
+            {
+                pool.give_decompressor(params.inflate_window_bits(), decompressor);
             }
         }
         self.rx_stream_ended = false;
@@ -791,6 +811,31 @@ mod tests {
     }
 
     #[test]
+    fn pool_is_explicit_and_shared() {
+        let send = |ext: &mut PerMessageDeflate| {
+            ext.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from_static(b"Hello"), true).unwrap();
+        };
+        // Without a pool, a no-context-takeover state is freed after each message.
+        let mut alone = PerMessageDeflate::new().server_no_context_takeover(true);
+        alone.accept("permessage-deflate").unwrap();
+        send(&mut alone);
+        assert_eq!(alone.state_allocated(), (false, false));
+
+        // With one, it goes to the pool and the next message of any holder reuses it.
+        let pool = DeflatePool::with_capacity(1);
+        let mut a = PerMessageDeflate::new().server_no_context_takeover(true).pool(pool.clone());
+        let mut b = PerMessageDeflate::new().server_no_context_takeover(true).pool(pool.clone());
+        a.accept("permessage-deflate").unwrap();
+        b.accept("permessage-deflate").unwrap();
+        send(&mut a);
+        assert_eq!(pool.len(), (1, 0));
+        send(&mut b);
+        send(&mut a);
+        assert_eq!(pool.len(), (1, 0), "capacity 1: one state kept, reused by both");
+        assert_eq!(a.state_allocated(), (false, false));
+    }
+
+    #[test]
     fn lazily_allocated() {
         let mut server = PerMessageDeflate::new();
         server.accept("permessage-deflate").unwrap();
@@ -800,65 +845,110 @@ mod tests {
     }
 }
 
-/// A small per-thread pool of compression states, reused across messages and connections.
+/// A pool of compression states that connections share, reused across messages: explicit,
+/// never global.
 ///
-/// Under no-context-takeover a connection gives its state back after each message, so an idle
-/// connection holds none; creating a state per message zeroes about 380 KB (compressor, 15-bit
-/// window), which profiling of a compressed 1 KiB echo showed as ~12% of the server's time.
-/// A pooled state is reset (cheaper than a fresh one) and handed to the next message. At most
-/// [`MAX_POOLED`] states of each kind stay in a thread's pool (about 1.5 MB at 15 bits).
-mod pool {
-    use std::cell::RefCell;
+/// Under no-context-takeover a connection gives its compression state back after each message,
+/// so an idle connection holds none. Creating a state per message allocates and zeroes about
+/// 380 KB (compressor with a 15-bit window), which profiling of a compressed 1 KiB echo showed
+/// as about 12% of the server's time. With a pool, a state is reset (cheaper than a fresh one)
+/// and handed to the next message of any connection holding the same pool. Without one
+/// (the default), each message of a no-context-takeover direction builds its own state.
+///
+/// A pool keeps at most its capacity of states of each kind (compressors, inflaters): with the
+/// default of 4 and 15-bit windows, about 1.5 MB of compressors. It is `Clone` (a shared
+/// handle) and `Send + Sync`; hand one to every connection of a server:
+///
+/// ```
+/// use wsproto::extensions::{DeflatePool, PerMessageDeflate};
+///
+/// let pool = DeflatePool::new();
+/// let for_each_connection = move || PerMessageDeflate::new().server_no_context_takeover(true).pool(pool.clone());
+/// # let _ = for_each_connection();
+/// ```
+#[derive(Clone)]
+pub struct DeflatePool(Arc<PoolInner>);
 
-    use flate2::{Compress, Compression, Decompress};
+struct PoolInner {
+    capacity: usize,
+    /// Reset compressors, by level and window bits.
+    compressors: Mutex<Vec<(u32, u8, Compress)>>,
+    /// Reset inflaters, by window bits.
+    decompressors: Mutex<Vec<(u8, Decompress)>>,
+}
 
-    /// Most states of each kind kept per thread.
-    pub(super) const MAX_POOLED: usize = 4;
+impl Default for DeflatePool {
+    fn default() -> Self {
+        DeflatePool::with_capacity(4)
+    }
+}
 
-    thread_local! {
-        static COMPRESSORS: RefCell<Vec<(u32, u8, Compress)>> = const { RefCell::new(Vec::new()) };
-        static DECOMPRESSORS: RefCell<Vec<(u8, Decompress)>> = const { RefCell::new(Vec::new()) };
+impl DeflatePool {
+    /// A pool keeping at most 4 states of each kind.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// A compressor for `level` and `bits`: a pooled one if any, else a new one.
-    pub(super) fn compressor(level: Compression, bits: u8) -> Compress {
-        let pooled = COMPRESSORS.with(|pool| {
-            let mut pool = pool.borrow_mut();
-            let i = pool.iter().position(|(l, b, _)| *l == level.level() && *b == bits)?;
-            Some(pool.swap_remove(i).2)
-        });
-        pooled.unwrap_or_else(|| Compress::new_with_window_bits(level, false, bits))
+    /// A pool keeping at most `capacity` states of each kind.
+    pub fn with_capacity(capacity: usize) -> Self {
+        DeflatePool(Arc::new(PoolInner {
+            capacity,
+            compressors: Mutex::new(Vec::new()),
+            decompressors: Mutex::new(Vec::new()),
+        }))
     }
 
-    /// Gives back a compressor whose message ended cleanly.
-    pub(super) fn recycle_compressor(level: Compression, bits: u8, mut compressor: Compress) {
+    /// How many compressors and inflaters the pool holds now.
+    pub fn len(&self) -> (usize, usize) {
+        (lock(&self.0.compressors).len(), lock(&self.0.decompressors).len())
+    }
+
+    /// Whether the pool holds no state.
+    pub fn is_empty(&self) -> bool {
+        self.len() == (0, 0)
+    }
+
+    fn take_compressor(&self, level: Compression, bits: u8) -> Option<Compress> {
+        let mut pool = lock(&self.0.compressors);
+        let i = pool.iter().position(|(l, b, _)| *l == level.level() && *b == bits)?;
+        Some(pool.swap_remove(i).2)
+    }
+
+    fn give_compressor(&self, level: Compression, bits: u8, mut compressor: Compress) {
         compressor.reset();
-        COMPRESSORS.with(|pool| {
-            let mut pool = pool.borrow_mut();
-            if pool.len() < MAX_POOLED {
-                pool.push((level.level(), bits, compressor));
-            }
-        });
+        let mut pool = lock(&self.0.compressors);
+        if pool.len() < self.0.capacity {
+            pool.push((level.level(), bits, compressor));
+        }
     }
 
-    /// An inflater for `bits`: a pooled one if any, else a new one.
-    pub(super) fn decompressor(bits: u8) -> Decompress {
-        let pooled = DECOMPRESSORS.with(|pool| {
-            let mut pool = pool.borrow_mut();
-            let i = pool.iter().position(|(b, _)| *b == bits)?;
-            Some(pool.swap_remove(i).1)
-        });
-        pooled.unwrap_or_else(|| Decompress::new_with_window_bits(false, bits))
+    fn take_decompressor(&self, bits: u8) -> Option<Decompress> {
+        let mut pool = lock(&self.0.decompressors);
+        let i = pool.iter().position(|(b, _)| *b == bits)?;
+        Some(pool.swap_remove(i).1)
     }
 
-    /// Gives back an inflater whose message ended cleanly.
-    pub(super) fn recycle_decompressor(bits: u8, mut decompressor: Decompress) {
+    fn give_decompressor(&self, bits: u8, mut decompressor: Decompress) {
         decompressor.reset(false);
-        DECOMPRESSORS.with(|pool| {
-            let mut pool = pool.borrow_mut();
-            if pool.len() < MAX_POOLED {
-                pool.push((bits, decompressor));
-            }
-        });
+        let mut pool = lock(&self.0.decompressors);
+        if pool.len() < self.0.capacity {
+            pool.push((bits, decompressor));
+        }
     }
+}
+
+impl fmt::Debug for DeflatePool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (compressors, decompressors) = self.len();
+        f.debug_struct("DeflatePool")
+            .field("capacity", &self.0.capacity)
+            .field("compressors", &compressors)
+            .field("decompressors", &decompressors)
+            .finish()
+    }
+}
+
+/// Locks a pool list; a panic while it was held left it consistent (a push or a pop).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
