@@ -32,10 +32,11 @@ use crate::utf8::Utf8Bytes;
 /// Codecs that own their read buffer call [`decode`](Self::decode) on it instead of
 /// `receive_data` + `next_event`; the two styles must not be mixed on one connection.
 ///
-/// Nothing is sent automatically: answer [`Ping`] with `ping.response()` and a received
-/// [`CloseConnection`] with `close.response()`. A peer violation is reported as a
-/// `CloseConnection` event with the code to answer with (1002, 1007, 1009); after it nothing
-/// more is parsed, and sending its `response()` completes the close.
+/// Nothing is sent automatically: answer [`Ping`](crate::Ping) with `ping.response()`, and a
+/// received [`CloseConnection`] with its [`reply`](CloseConnection::reply) when one is owed. A
+/// peer violation is reported as a `CloseConnection` event whose source is the violation and
+/// whose code is the one to answer with (1002, 1007, 1009); after it nothing more is parsed,
+/// and sending its reply completes the close.
 ///
 /// ```
 /// use bytes::BytesMut;

@@ -432,14 +432,17 @@ impl std::error::Error for ProtocolError {
     }
 }
 
-impl From<LocalProtocolError> for ProtocolError {
-    fn from(e: LocalProtocolError) -> Self {
-        ProtocolError::Local(e)
-    }
+/// `From<Inner> for Outer` for error enums that wrap other errors, one line per variant.
+macro_rules! wrap_errors {
+    ($outer:ty { $($variant:path: $inner:ty),* $(,)? }) => {
+        $(impl From<$inner> for $outer {
+            fn from(e: $inner) -> Self {
+                $variant(e)
+            }
+        })*
+    };
 }
+#[cfg_attr(not(feature = "tokio"), allow(unused_imports))]
+pub(crate) use wrap_errors;
 
-impl From<RemoteProtocolError> for ProtocolError {
-    fn from(e: RemoteProtocolError) -> Self {
-        ProtocolError::Remote(e)
-    }
-}
+wrap_errors!(ProtocolError { ProtocolError::Local: LocalProtocolError, ProtocolError::Remote: RemoteProtocolError });

@@ -95,23 +95,11 @@ impl std::error::Error for Error {
     }
 }
 
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::Io(e)
-    }
-}
-
-impl From<LocalProtocolError> for Error {
-    fn from(e: LocalProtocolError) -> Self {
-        Error::Local(e)
-    }
-}
-
-impl From<RemoteProtocolError> for Error {
-    fn from(e: RemoteProtocolError) -> Self {
-        Error::Remote(e)
-    }
-}
+crate::error::wrap_errors!(Error {
+    Error::Io: std::io::Error,
+    Error::Local: LocalProtocolError,
+    Error::Remote: RemoteProtocolError,
+});
 
 impl From<ProtocolError> for Error {
     fn from(e: ProtocolError) -> Self {

@@ -239,16 +239,11 @@ impl WsConnection {
 
     /// Server: feeds a request parsed by another HTTP layer; see
     /// [`Handshake::initiate_upgrade_connection`].
-    pub fn initiate_upgrade_connection<I, N, V>(
+    pub fn initiate_upgrade_connection(
         &mut self,
-        headers: I,
+        headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
         target: &str,
-    ) -> Result<(), ProtocolError>
-    where
-        I: IntoIterator<Item = (N, V)>,
-        N: AsRef<[u8]>,
-        V: AsRef<[u8]>,
-    {
+    ) -> Result<(), ProtocolError> {
         match &mut self.phase {
             Phase::Handshake(handshake) => handshake.initiate_upgrade_connection(headers, target),
             _ => Err(LocalProtocolError::RequestAlreadyReceived.into()),

@@ -64,17 +64,7 @@ impl std::error::Error for Error {
     }
 }
 
-impl From<io::Error> for Error {
-    fn from(e: io::Error) -> Self {
-        Error::Io(e)
-    }
-}
-
-impl From<LocalProtocolError> for Error {
-    fn from(e: LocalProtocolError) -> Self {
-        Error::Local(e)
-    }
-}
+crate::error::wrap_errors!(Error { Error::Io: io::Error, Error::Local: LocalProtocolError });
 
 impl From<Error> for io::Error {
     fn from(e: Error) -> Self {

@@ -1,8 +1,8 @@
 //! The HTTP/1.1 opening handshake (RFC 6455 §4), both roles: python wsproto's `H11Handshake`.
 //!
-//! [`Handshake`] turns a client's [`Request`] into request bytes and the server's answer into
+//! [`Handshake`] turns a client's [`Request`](crate::Request) into request bytes and the server's answer into
 //! events, and on the server turns request bytes into a `Request` event and the application's
-//! [`AcceptConnection`] / [`RejectConnection`] / [`RejectData`] into response bytes. Once the
+//! [`AcceptConnection`](crate::AcceptConnection) / [`RejectConnection`](crate::RejectConnection) / [`RejectData`](crate::RejectData) into response bytes. Once the
 //! handshake succeeds it ends by value: [`Handshake::into_connection`] gives the
 //! [`Connection`] for the frame layer and the bytes that followed the head. Most applications
 //! use [`WsConnection`](crate::WsConnection), the one router between the two.

@@ -119,16 +119,11 @@ impl Handshake {
     /// `target` the path and query). The same validation applies as for request bytes, and the
     /// same `Request` event follows; then answer with [`send`](Self::send) as usual (or let
     /// the other layer send the 101, see the `http` feature).
-    pub fn initiate_upgrade_connection<I, N, V>(
+    pub fn initiate_upgrade_connection(
         &mut self,
-        headers: I,
+        headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
         target: &str,
-    ) -> Result<(), ProtocolError>
-    where
-        I: IntoIterator<Item = (N, V)>,
-        N: AsRef<[u8]>,
-        V: AsRef<[u8]>,
-    {
+    ) -> Result<(), ProtocolError> {
         let headers = headers
             .into_iter()
             .map(|(n, v)| (Bytes::from(n.as_ref().to_ascii_lowercase()), Bytes::copy_from_slice(v.as_ref())))
