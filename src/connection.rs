@@ -58,6 +58,9 @@ pub struct Connection {
     config: Config,
     /// The delivery in force (the configured one, or chunks).
     delivery: Delivery,
+    /// Its least chunk of a frame still arriving (`None`: frames are delivered whole), worked
+    /// out once rather than per frame.
+    min_chunk: Option<usize>,
     /// Whole-message delivery: the fragments of the message being assembled.
     assembly: Assembly,
     extensions: Vec<Box<dyn Extension>>,
@@ -93,6 +96,7 @@ impl Connection {
             role,
             state: StateMachine::open(),
             delivery: config.delivery_or(Delivery::DEFAULT_CHUNKS),
+            min_chunk: config.delivery_or(Delivery::DEFAULT_CHUNKS).min_chunk_size(),
             assembly: Assembly::default(),
             config,
             extensions,
@@ -201,7 +205,18 @@ impl Connection {
             return self.decode_event(src);
         }
         loop {
-            match self.decode_event(src)? {
+            let event = self.decode_event(src)?;
+            // An unfragmented message (frames arrive whole here) goes out as decoded: testing
+            // first keeps the event in place instead of taking it apart and rebuilding it.
+            let whole = match &event {
+                Event::TextMessage(m) => m.message_finished && self.assembly.is_empty(),
+                Event::BytesMessage(m) => m.message_finished && self.assembly.is_empty(),
+                _ => false,
+            };
+            if whole {
+                return Some(event);
+            }
+            match event {
                 Event::TextMessage(m) if !m.message_finished => self.assembly.push(m.data.into_bytes()),
                 Event::BytesMessage(m) if !m.message_finished => self.assembly.push(m.data),
                 Event::TextMessage(m) => {
@@ -228,7 +243,7 @@ impl Connection {
             // Nothing more is parsed after a close frame or a violation: drop what arrives.
             src.clear();
         } else {
-            let min_chunk = self.delivery.min_chunk_size();
+            let min_chunk = self.min_chunk;
             match self.rx.decode(src, self.role, &self.config.limits, min_chunk, &mut self.extensions) {
                 Ok(Some(mut event)) => {
                     if let Event::CloseConnection(close) = &mut event {

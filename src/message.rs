@@ -274,6 +274,12 @@ impl Assembly {
         message.freeze()
     }
 
+    /// Whether no fragment is held.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buffer.is_empty()
+    }
+
     /// Drops a message that will not be completed.
     pub(crate) fn clear(&mut self) {
         self.buffer = BytesMut::new();
