@@ -5,23 +5,27 @@
 //! cargo run --example echo_server -- 0.0.0.0:8080
 //! ```
 //!
-//! Echoes text and binary messages (chunk by chunk, so even huge messages need little
-//! memory), answers pings, completes the close handshake, negotiates permessage-deflate when
-//! the client offers it, and logs connections and errors to stderr.
+//! Echoes text and binary messages (whole messages, up to the 64 MiB message limit),
+//! negotiates permessage-deflate when the client offers it, and logs connections and errors to
+//! stderr. Each connection is a [`Session`]: it answers pings, sends keepalive pings, completes
+//! the close handshake, and cuts off a peer that stops reading. Runs on every core; Ctrl-C
+//! asks every connection to close with 1001 (going away) and waits up to 5 s for them.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use wsproto::extensions::{DeflatePool, PerMessageDeflate};
+use wsproto::session::{Session, Shutdown};
 use wsproto::upgrade::{self, Decision, UpgradeConfig};
-use wsproto::AcceptConnection;
-
-#[path = "common/echo.rs"]
-mod echo;
+use wsproto::{AcceptConnection, Event};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9001";
 
-#[tokio::main(flavor = "current_thread")]
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
 async fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_ADDR.to_string());
     let listener = TcpListener::bind(&addr).await?;
@@ -30,33 +34,51 @@ async fn main() -> std::io::Result<()> {
     // with compression states shared between connections through one pool.
     let pool = DeflatePool::new();
     let config = UpgradeConfig::default().extension(move || PerMessageDeflate::new().pool(pool.clone()));
+    let shutdown = Shutdown::new();
     loop {
-        let (stream, peer) = listener.accept().await?;
-        let config = config.clone();
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let (config, shutdown) = (config.clone(), shutdown.clone());
         tokio::spawn(async move {
-            match serve(stream, peer, config).await {
+            match serve(stream, peer, config, &shutdown).await {
                 Ok(()) => eprintln!("{peer}: closed"),
                 Err(e) => eprintln!("{peer}: error: {e}"),
             }
         });
     }
+    eprintln!("shutting down: closing {} connections", shutdown.live());
+    let left = shutdown.graceful(Duration::from_secs(5)).await;
+    if left > 0 {
+        eprintln!("{left} connections did not close in time");
+    }
+    Ok(())
 }
 
 async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     config: UpgradeConfig,
-) -> Result<(), wsproto::upgrade::Error> {
+    shutdown: &Shutdown,
+) -> Result<(), BoxError> {
     stream.set_nodelay(true)?;
     let decide = |request: &wsproto::Request| {
         eprintln!("{peer}: upgrade request for {} (host {})", request.target, request.host);
         Decision::Accept(AcceptConnection::new())
     };
-    let (mut ws, _request) = upgrade::server(stream, decide, config).await?;
+    let session_config = config.session.clone();
+    let (ws, _request) = upgrade::server(stream, decide, config).await?;
+    let mut ws = Session::new(ws, session_config).with_shutdown(shutdown);
     eprintln!("{peer}: connected");
-    if let Some(close) = echo::echo(&mut ws).await? {
-        if close.code != wsproto::CloseCode::NORMAL_CLOSURE {
-            eprintln!("{peer}: close {} {}", close.code, close.reason.unwrap_or_default());
+    while let Some(event) = ws.next().await {
+        match event? {
+            Event::TextMessage(m) => ws.send(m.into()).await?,
+            Event::BytesMessage(m) => ws.send(m.into()).await?,
+            Event::CloseConnection(close) if close.code != wsproto::CloseCode::NORMAL_CLOSURE => {
+                eprintln!("{peer}: close {} {}", close.code, close.reason.unwrap_or_default());
+            }
+            _ => {} // pings and pongs are answered by the session
         }
     }
     Ok(())

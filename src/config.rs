@@ -75,7 +75,7 @@ impl Default for Delivery {
 ///
 /// | limit | counts | default | when exceeded |
 /// |-------|--------|---------|---------------|
-/// | `max_frame_size` | the payload of one frame as it would be uncompressed: on the wire for a plain frame, and for a compressed frame its wire size less the few bytes of DEFLATE framing that incompressible data costs | 16 MiB | close 1009, before the payload is read |
+/// | `max_frame_size` | the payload of one frame on the wire; a compressed frame may exceed it by what DEFLATE adds to incompressible data (at most 1/64 + 1 KiB), so a frame within the limit uncompressed is never refused because the peer compressed it | 16 MiB | close 1009, before the payload is read |
 /// | `max_message_size` | a whole message, summed over its fragments, after decompression | 64 MiB | close 1009; inflating stops at the limit |
 /// | `max_handshake_size` | the HTTP head of the upgrade request or response | 16 KiB | rejection 431 |
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]

@@ -32,9 +32,12 @@ pub mod handshake;
 mod headers;
 #[cfg(feature = "http")]
 pub mod http_compat;
+mod lifecycle;
 mod mask;
 mod message;
 mod role;
+#[cfg(feature = "tokio")]
+pub mod session;
 mod state;
 #[cfg(feature = "tokio")]
 pub mod upgrade;
@@ -49,6 +52,7 @@ pub use event::{
     AcceptConnection, BytesMessage, CloseConnection, CloseSource, Event, Headers, Ping, Pong,
     RejectConnection, RejectData, Request, TextMessage,
 };
+pub use lifecycle::{Lifecycle, SessionConfig, Timeout};
 pub use mask::KeySource;
 pub use role::ConnectionType;
 pub use state::ConnectionState;

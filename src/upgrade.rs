@@ -35,7 +35,9 @@ use crate::config::{Config, Delivery};
 use crate::error::{LocalProtocolError, ProtocolError, RemoteProtocolError};
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
 use crate::extensions::Extension;
+use crate::lifecycle::SessionConfig;
 use crate::role::ConnectionType;
+use crate::session::Session;
 use crate::ws_connection::WsConnection;
 
 /// A WebSocket transport: any I/O object framed with [`WsCodec`], the same type as
@@ -62,6 +64,9 @@ pub enum Error {
     Rejected(Box<Rejection>),
     /// The opening handshake did not finish in time.
     HandshakeTimeout,
+    /// A [`Session`] ended on a timeout (its errors convert into this type, so one error
+    /// type serves a whole connection handler).
+    Timeout(crate::lifecycle::Timeout),
     /// The URL given to [`connect`] is not one it can connect to (the reason says why).
     InvalidUrl {
         /// The URL as given.
@@ -79,6 +84,7 @@ impl fmt::Display for Error {
             Error::Remote(e) => write!(f, "remote protocol error: {e}"),
             Error::Rejected(r) => write!(f, "upgrade rejected with HTTP status {}", r.status_code),
             Error::HandshakeTimeout => f.write_str("opening handshake timed out"),
+            Error::Timeout(t) => write!(f, "session ended: {t}"),
             Error::InvalidUrl { url, reason } => write!(f, "invalid WebSocket URL {url:?}: {reason}"),
         }
     }
@@ -110,6 +116,16 @@ impl From<ProtocolError> for Error {
     }
 }
 
+impl From<crate::session::Error> for Error {
+    fn from(e: crate::session::Error) -> Self {
+        match e {
+            crate::session::Error::Io(e) => Error::Io(e),
+            crate::session::Error::Local(e) => Error::Local(e),
+            crate::session::Error::Timeout(t) => Error::Timeout(t),
+        }
+    }
+}
+
 impl From<codec::Error> for Error {
     fn from(e: codec::Error) -> Self {
         match e {
@@ -132,7 +148,7 @@ impl From<Error> for std::io::Error {
             Error::Local(_) | Error::InvalidUrl { .. } => ErrorKind::InvalidInput,
             Error::Remote(_) => ErrorKind::InvalidData,
             Error::Rejected(_) => ErrorKind::ConnectionRefused,
-            Error::HandshakeTimeout => ErrorKind::TimedOut,
+            Error::HandshakeTimeout | Error::Timeout(_) => ErrorKind::TimedOut,
         };
         std::io::Error::new(kind, e)
     }
@@ -155,6 +171,9 @@ pub struct UpgradeConfig {
     pub handshake_timeout: Duration,
     /// Largest rejection body a client reads.
     pub max_reject_body: usize,
+    /// What the session returned by [`accept_session`] and [`connect_session`] does by
+    /// itself (replies, keepalive, timeouts).
+    pub session: SessionConfig,
     /// Extensions to offer (client) or negotiate (server), one fresh object per connection.
     extensions: Vec<ExtensionFactory>,
 }
@@ -165,6 +184,7 @@ impl Default for UpgradeConfig {
             config: Config::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_reject_body: 64 << 10,
+            session: SessionConfig::default(),
             extensions: Vec::new(),
         }
     }
@@ -176,6 +196,7 @@ impl fmt::Debug for UpgradeConfig {
             .field("config", &self.config)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("max_reject_body", &self.max_reject_body)
+            .field("session", &self.session)
             .field("extensions", &self.extensions.len())
             .finish()
     }
@@ -431,6 +452,24 @@ where
             Err(Error::Rejected(Box::new(rejection)))
         }
     }
+}
+
+/// [`accept`], with the connection's lifecycle handled: a [`Session`] configured by
+/// `config.session` (replies, keepalive, timeouts, clean close).
+pub async fn accept_session<T>(io: T, config: UpgradeConfig) -> Result<Session<T>, Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let session = config.session.clone();
+    let (ws, _request) = accept(io, config).await?;
+    Ok(Session::new(ws, session))
+}
+
+/// [`connect`], with the connection's lifecycle handled (a [`Session`] with the default
+/// [`SessionConfig`]).
+pub async fn connect_session(url: &str) -> Result<(Session<TcpStream>, AcceptConnection), Error> {
+    let (ws, accept) = connect(url).await?;
+    Ok((Session::new(ws, SessionConfig::default()), accept))
 }
 
 /// Connects over plain TCP to a `ws://host[:port][/path]` URL and performs the client

@@ -1,0 +1,210 @@
+//! The session: replies, keepalive, timeouts, clean close, lingering and graceful shutdown,
+//! over `tokio::io::duplex` with tokio's paused clock (deterministic: no real sleeps).
+#![cfg(feature = "tokio")]
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_util::codec::Framed;
+use wsproto::codec::WsCodec;
+use wsproto::session::{Error, Session, Shutdown};
+use wsproto::{
+    BytesMessage, CloseCode, CloseConnection, CloseSource, Config, Connection, ConnectionType, Delivery,
+    Event, KeySource, Ping, Pong, SessionConfig, TextMessage, Timeout,
+};
+
+/// A server session and the raw client end of the pipe.
+fn pair(config: SessionConfig) -> (Session<DuplexStream>, Framed<DuplexStream, WsCodec>) {
+    pair_with(config, 1 << 16)
+}
+
+fn pair_with(config: SessionConfig, pipe: usize) -> (Session<DuplexStream>, Framed<DuplexStream, WsCodec>) {
+    let (a, b) = tokio::io::duplex(pipe);
+    let server = Connection::new(ConnectionType::Server, Config::default().delivery(Delivery::Messages));
+    let client = Connection::new(
+        ConnectionType::Client,
+        Config::default().delivery(Delivery::Messages).key_source(KeySource::fixed(support::KEY)),
+    );
+    (Session::new(Framed::new(a, WsCodec::new(server)), config), Framed::new(b, WsCodec::new(client)))
+}
+
+async fn next(peer: &mut Framed<DuplexStream, WsCodec>) -> Event {
+    peer.next().await.expect("open").expect("ok")
+}
+
+#[tokio::test(start_paused = true)]
+async fn pings_are_answered_while_the_application_only_reads() {
+    let (mut session, mut peer) = pair(SessionConfig::default());
+    peer.send(Ping::new("are you there").into()).await.unwrap();
+    peer.send(TextMessage::new("hello").into()).await.unwrap();
+    // The application sees the ping (informational) and the message; it sends nothing.
+    assert_eq!(session.next().await.unwrap().unwrap(), Ping::new("are you there").into());
+    assert_eq!(session.next().await.unwrap().unwrap(), TextMessage::new("hello").into());
+    assert_eq!(next(&mut peer).await, Pong::new("are you there").into());
+}
+
+#[tokio::test(start_paused = true)]
+async fn keepalive_measures_the_round_trip_and_fails_a_silent_peer_with_1011() {
+    let config = SessionConfig::default().keepalive(Some(Duration::from_secs(20)), Duration::from_secs(20));
+    let (mut session, mut peer) = pair(config);
+    let reader = tokio::spawn(async move {
+        let mut events = Vec::new();
+        while let Some(event) = session.next().await {
+            events.push(event.map_err(|e| e.to_string()));
+        }
+        (events, session.rtt())
+    });
+    // A ping after 20 s of silence; answered after 50 ms.
+    let start = tokio::time::Instant::now();
+    let Event::Ping(ping) = next(&mut peer).await else { panic!("a keepalive ping") };
+    assert_eq!(start.elapsed(), Duration::from_secs(20));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    peer.send(ping.response().into()).await.unwrap();
+    // The next ping is not answered: 20 s later the session closes with 1011.
+    let Event::Ping(_) = next(&mut peer).await else { panic!("a second ping") };
+    let Event::CloseConnection(close) = next(&mut peer).await else { panic!("a close") };
+    assert_eq!(close.code, CloseCode::INTERNAL_ERROR);
+    assert_eq!(start.elapsed(), Duration::from_millis(20_050 + 20_000 + 20_000));
+    drop(peer);
+    let (events, rtt) = reader.await.unwrap();
+    assert_eq!(rtt, Some(Duration::from_millis(50)));
+    assert!(events.iter().any(|e| matches!(e, Err(m) if m.contains("keepalive"))), "{events:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_closes_with_1001() {
+    let config = SessionConfig::default()
+        .keepalive(None, Duration::from_secs(1))
+        .idle_timeout(Some(Duration::from_secs(60)));
+    let (mut session, mut peer) = pair(config);
+    let reader = tokio::spawn(async move {
+        let mut last = None;
+        while let Some(event) = session.next().await {
+            last = Some(event.map_err(|e| matches!(e, Error::Timeout(Timeout::Idle))));
+        }
+        last
+    });
+    let Event::CloseConnection(close) = next(&mut peer).await else { panic!("a close") };
+    assert_eq!(close.code, CloseCode::GOING_AWAY);
+    peer.send(close.reply().unwrap().into()).await.unwrap();
+    drop(peer);
+    assert!(reader.await.unwrap().is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_stops_reading_is_cut_off_by_the_send_timeout() {
+    let config = SessionConfig::default()
+        .keepalive(None, Duration::from_secs(1))
+        .send_timeout(Some(Duration::from_secs(30)));
+    let (mut session, _peer) = pair_with(config, 4096);
+    let start = tokio::time::Instant::now();
+    let message = BytesMessage::new(vec![0u8; 1024]);
+    let error = loop {
+        if let Err(e) = session.send(message.clone().into()).await {
+            break e;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "never blocked");
+    };
+    assert!(matches!(error, Error::Timeout(Timeout::Send)), "{error}");
+    assert_eq!(start.elapsed(), Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_sends_the_frame_waits_for_the_reply_and_shuts_down() {
+    let (mut session, mut peer) = pair(SessionConfig::default());
+    let closer = tokio::spawn(async move { session.close(CloseCode::NORMAL_CLOSURE, "bye").await });
+    let Event::CloseConnection(close) = next(&mut peer).await else { panic!("a close") };
+    assert_eq!((close.code, close.reason.as_deref()), (CloseCode::NORMAL_CLOSURE, Some("bye")));
+    peer.send(close.reply().unwrap().into()).await.unwrap();
+    closer.await.unwrap().unwrap();
+    // The session shut its side down: the peer reads EOF, no reset.
+    assert!(peer.next().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn sink_close_sends_1000_and_the_peer_close_ends_the_stream() {
+    let (mut session, mut peer) = pair(SessionConfig::default());
+    let closer = tokio::spawn(async move { session.close(CloseCode::NORMAL_CLOSURE, "").await });
+    let Event::CloseConnection(close) = next(&mut peer).await else { panic!("a close") };
+    assert_eq!(close.code, CloseCode::NORMAL_CLOSURE);
+    peer.send(close.reply().unwrap().into()).await.unwrap();
+    closer.await.unwrap().unwrap();
+
+    // SinkExt::close does the same with 1000.
+    let (mut session, mut peer) = pair(SessionConfig::default());
+    let closer = tokio::spawn(async move { SinkExt::close(&mut session).await });
+    let Event::CloseConnection(close) = next(&mut peer).await else { panic!("a close") };
+    assert_eq!(close.code, CloseCode::NORMAL_CLOSURE);
+    peer.send(close.reply().unwrap().into()).await.unwrap();
+    closer.await.unwrap().unwrap();
+
+    // The peer closes: the session replies by itself, and the stream ends after the close event.
+    let (mut session, mut peer) = pair(SessionConfig::default());
+    peer.send(CloseConnection::with_reason(CloseCode::GOING_AWAY, "later").into()).await.unwrap();
+    let Event::CloseConnection(close) = session.next().await.unwrap().unwrap() else { panic!() };
+    assert_eq!((close.source, close.reply_owed), (CloseSource::Peer, true));
+    let Event::CloseConnection(reply) = next(&mut peer).await else { panic!("the reply") };
+    assert_eq!(reply.code, CloseCode::GOING_AWAY);
+    drop(peer);
+    assert!(session.next().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_violation_lingers_so_a_peer_still_sending_reads_the_close_code() {
+    let (mut session, peer) = pair(SessionConfig::default());
+    let (mut rd, mut wr) = tokio::io::split(peer.into_inner());
+    // Invalid UTF-8, then more data the peer keeps sending.
+    wr.write_all(&support::masked(0x81, b"\xff")).await.unwrap();
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(event) = session.next().await {
+            seen.push(event.unwrap());
+        }
+        seen
+    });
+    for _ in 0..10 {
+        wr.write_all(&support::masked(0x82, &[0; 1000])).await.unwrap();
+    }
+    let mut buf = vec![0u8; 64];
+    let n = rd.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..4], &[0x88, 0x1f, 0x03, 0xef], "close 1007 with its reason ({n} bytes)");
+    let seen = server.await.unwrap();
+    let Event::CloseConnection(close) = &seen[0] else { panic!("{seen:?}") };
+    assert_eq!(close.code, CloseCode::INVALID_FRAME_PAYLOAD_DATA);
+}
+
+#[tokio::test(start_paused = true)]
+async fn graceful_shutdown_of_a_thousand_sessions_within_the_deadline() {
+    let shutdown = Shutdown::new();
+    let mut peers = Vec::new();
+    for _ in 0..1000 {
+        let (session, mut peer) = pair(SessionConfig::default());
+        let mut session = session.with_shutdown(&shutdown);
+        tokio::spawn(async move { while session.next().await.is_some() {} });
+        // Each peer answers the close it receives.
+        peers.push(tokio::spawn(async move {
+            loop {
+                match peer.next().await {
+                    Some(Ok(Event::CloseConnection(close))) => {
+                        if let Some(reply) = close.reply() {
+                            let _ = peer.send(reply.into()).await;
+                        }
+                        return close.code;
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return CloseCode::ABNORMAL_CLOSURE,
+                }
+            }
+        }));
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(shutdown.live(), 1000);
+    let left = shutdown.graceful(Duration::from_secs(5)).await;
+    assert_eq!(left, 0);
+    for peer in peers {
+        assert_eq!(peer.await.unwrap(), CloseCode::GOING_AWAY);
+    }
+}
