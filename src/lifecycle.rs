@@ -53,9 +53,9 @@ pub struct SessionConfig {
     pub send_timeout: Option<Duration>,
     /// Time allowed for the peer's close reply after ours (default 10 s).
     pub close_timeout: Duration,
-    /// After we failed the connection, how long input is drained and discarded before the
-    /// transport is dropped, so a peer still sending reads our close frame rather than a reset
-    /// (default 2 s).
+    /// After the closing handshake, or after we failed the connection, how long input is
+    /// drained and discarded while waiting for the peer's EOF before the transport is dropped,
+    /// so a peer still sending reads our close frame rather than a reset (default 2 s).
     pub linger: Duration,
 }
 

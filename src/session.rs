@@ -328,12 +328,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// Shuts the transport down, then drains input until EOF or the deadline.
     fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.phase == Phase::ShuttingDown {
-            let until = self
-                .life
-                .lingering()
-                .map(Instant::from_std)
-                .unwrap_or_else(|| Instant::now() + self.life.config().close_timeout);
-            self.drain_until = Some(until);
+            // Until the peer's EOF, bounded by the linger time (from the failure, or from now).
+            let linger = self.life.config().linger;
+            let lingering = self.life.lingering().map(Instant::from_std);
+            let until =
+                *self.drain_until.get_or_insert_with(|| lingering.unwrap_or_else(|| Instant::now() + linger));
             // `poll_close` flushes, then shuts the write side down (TLS: close_notify).
             match Pin::new(&mut self.framed).poll_close(cx) {
                 Poll::Pending if Instant::now() < until => return Poll::Pending,

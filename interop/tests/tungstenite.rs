@@ -409,3 +409,49 @@ async fn tungstenite_server_wsproto_client_server_closes() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// A read-only session adapter stays connected to a client that pings
+// ---------------------------------------------------------------------------------------------
+
+/// The trap the session removes: an application that only reads (a `Stream` of texts) used to
+/// leave the client's keepalive pings unanswered and be disconnected. Through a session the
+/// pongs go out while the stream is polled, and the client's own ping timeout never fires.
+#[tokio::test]
+async fn read_only_session_answers_a_pinging_tungstenite_client() {
+    within(async {
+        let (listener, port) = listener().await;
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let session = upgrade::accept_session(stream, UpgradeConfig::default()).await.unwrap();
+            // Read-only: texts out, nothing ever sent by the application.
+            session
+                .filter_map(|event| async move {
+                    match event {
+                        Ok(Event::TextMessage(m)) => Some(m.data.to_string()),
+                        _ => None,
+                    }
+                })
+                .collect::<Vec<String>>()
+                .await
+        });
+        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let url = format!("ws://127.0.0.1:{port}/");
+        let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+        for i in 0..5u8 {
+            ws.send(Message::Ping(Bytes::from(vec![i]))).await.unwrap();
+            ws.send(Message::text(format!("text {i}"))).await.unwrap();
+            let answer = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
+            let Ok(Some(Ok(Message::Pong(payload)))) = answer else { panic!("no pong: {answer:?}") };
+            assert_eq!(payload, Bytes::from(vec![i]));
+        }
+        ws.close(None).await.unwrap();
+        // The server answered the close and shut its side down: the client's stream ends.
+        while let Some(Ok(_)) = ws.next().await {}
+        drop(ws);
+        // The server's stream ended with the connection: all texts arrived.
+        let texts = server.await.unwrap();
+        assert_eq!(texts, (0..5).map(|i| format!("text {i}")).collect::<Vec<_>>());
+    })
+    .await;
+}
