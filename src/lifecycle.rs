@@ -276,13 +276,16 @@ impl Lifecycle {
         }
     }
 
-    /// Whether the pending write made progress at `now` (`true`) or is stuck (`false`).
-    pub fn write_progress(&mut self, now: Instant, progressed: bool) {
-        if progressed {
-            self.write_stalled_since = None;
-        } else {
-            self.write_stalled_since.get_or_insert(now);
-        }
+    /// The pending write is stuck at `now` (the peer does not read): the send timeout runs
+    /// from the first stalled call.
+    pub fn write_stalled(&mut self, now: Instant) {
+        self.write_stalled_since.get_or_insert(now);
+    }
+
+    /// Writes made progress (the send timeout stops).
+    #[inline]
+    pub fn write_progressed(&mut self) {
+        self.write_stalled_since = None;
     }
 
     /// The closing handshake completed: nothing is left but to shut the transport down.
@@ -437,8 +440,8 @@ mod tests {
         let t0 = Instant::now();
         let config = SessionConfig::default().keepalive(None, secs(20));
         let mut life = Lifecycle::new(config, t0);
-        life.write_progress(t0, false);
-        life.write_progress(t0 + secs(10), false);
+        life.write_stalled(t0);
+        life.write_stalled(t0 + secs(10));
         assert_eq!(life.poll_timeout(), Some(t0 + secs(30)));
         assert_eq!(life.handle_timeout(t0 + secs(30)), Some(Timeout::Send));
         assert_eq!(life.poll_owed(), None, "nothing can be written to a peer that does not read");

@@ -47,7 +47,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::{Sink, Stream};
@@ -140,6 +140,8 @@ pub struct Session<T> {
     /// so a busy connection does not touch the timer wheel per message.
     timer: Pin<Box<Sleep>>,
     armed: Option<Instant>,
+    /// The waker the timer holds (the timer is not polled again for the same task).
+    timer_waker: Option<Waker>,
     phase: Phase,
     /// When draining gives up waiting for EOF.
     drain_until: Option<Instant>,
@@ -168,6 +170,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             life: Lifecycle::new(config, now.into_std()),
             timer: Box::pin(tokio::time::sleep_until(now)),
             armed: None,
+            timer_waker: None,
             phase: Phase::Open,
             drain_until: None,
             pending_error: None,
@@ -231,6 +234,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
 
     /// Drives the session until the stream ends, discarding events.
     fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // Our close frame may still be in the write buffer.
+        if self.phase == Phase::Open {
+            if let Poll::Ready(Err(e)) = Pin::new(&mut self.framed).poll_flush(cx) {
+                self.phase = Phase::Done;
+                return Poll::Ready(Err(e.into()));
+            }
+        }
         loop {
             match ready!(Pin::new(&mut *self).poll_next(cx)) {
                 None => return Poll::Ready(Ok(())),
@@ -243,11 +253,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
 
     /// Writes what the lifecycle owes the peer, as far as the transport takes it now.
     fn poll_write_owed(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        if !self.life.has_owed() {
+            return Ok(());
+        }
         while self.life.has_owed() {
             match Pin::new(&mut self.framed).poll_ready(cx) {
                 Poll::Ready(result) => result?,
                 Poll::Pending => {
-                    self.life.write_progress(now(), false);
+                    self.life.write_stalled(now());
                     return Ok(());
                 }
             }
@@ -261,9 +274,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         match Pin::new(&mut self.framed).poll_flush(cx) {
             Poll::Ready(result) => {
                 result?;
-                self.life.write_progress(now(), true);
+                self.life.write_progressed();
             }
-            Poll::Pending => self.life.write_progress(now(), false),
+            Poll::Pending => self.life.write_stalled(now()),
         }
         Ok(())
     }
@@ -291,8 +304,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             if self.armed.is_none_or(|armed| deadline < armed) {
                 self.timer.as_mut().reset(deadline);
                 self.armed = Some(deadline);
+                self.timer_waker = None;
+            } else if !self.timer.is_elapsed()
+                && self.timer_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                // Armed, not due, and it will wake this task: nothing to poll.
+                return;
             }
             if self.timer.as_mut().poll(cx).is_pending() {
+                self.timer_waker = Some(cx.waker().clone());
                 return;
             }
             // Fired (perhaps at a deadline since pushed back): act, then re-arm.
@@ -456,11 +476,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
         }
         match Pin::new(&mut this.framed).poll_ready(cx) {
             Poll::Ready(result) => {
-                this.life.write_progress(now(), true);
+                this.life.write_progressed();
                 Poll::Ready(result.map_err(Error::from))
             }
             Poll::Pending => {
-                this.life.write_progress(now(), false);
+                this.life.write_stalled(now());
                 this.poll_timers(cx);
                 match this.pending_error.take() {
                     Some(timeout) => Poll::Ready(Err(Error::Timeout(timeout))),
@@ -482,11 +502,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
         let this = self.get_mut();
         match Pin::new(&mut this.framed).poll_flush(cx) {
             Poll::Ready(result) => {
-                this.life.write_progress(now(), true);
+                this.life.write_progressed();
                 Poll::Ready(result.map_err(Error::from))
             }
             Poll::Pending => {
-                this.life.write_progress(now(), false);
+                this.life.write_stalled(now());
                 this.poll_timers(cx);
                 match this.pending_error.take() {
                     Some(timeout) => Poll::Ready(Err(Error::Timeout(timeout))),

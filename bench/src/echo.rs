@@ -29,12 +29,16 @@ use crate::common::*;
 pub enum Server {
     Lib(Lib),
     Yawc,
+    /// wsproto through `session::Session` (whole messages, replies, keepalive, timeouts).
+    Session,
 }
 
 impl Server {
     pub fn parse(s: &str) -> Option<Server> {
         if s == "yawc" {
             Some(Server::Yawc)
+        } else if s == "wsproto-session" {
+            Some(Server::Session)
         } else {
             Lib::parse(s).map(Server::Lib)
         }
@@ -44,6 +48,7 @@ impl Server {
         match self {
             Server::Lib(l) => l.name(),
             Server::Yawc => "yawc",
+            Server::Session => "wsproto-session",
         }
     }
 }
@@ -93,6 +98,7 @@ pub fn server_main(server: Server, deflate: bool) {
                 Server::Lib(Lib::TokioWs) => spawn(serve_tokio_ws(stream)),
                 Server::Lib(Lib::Fws) => spawn(serve_fws(stream)),
                 Server::Yawc => spawn(crate::deflate_echo::serve_yawc(stream)),
+                Server::Session => spawn(serve_session(stream)),
             }
         }
     });
@@ -132,6 +138,19 @@ async fn serve_ours(stream: TcpStream, whole: bool, deflate: bool) -> Result<(),
                 }
                 break;
             }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The same echo as `serve_ours` with whole messages, through a session.
+async fn serve_session(stream: TcpStream) -> Result<(), wsproto::upgrade::Error> {
+    let mut ws = upgrade::accept_session(stream, UpgradeConfig::default()).await?;
+    while let Some(event) = ws.next().await {
+        match event? {
+            Event::TextMessage(m) => ws.send(m.into()).await?,
+            Event::BytesMessage(m) => ws.send(m.into()).await?,
             _ => {}
         }
     }
@@ -520,6 +539,58 @@ pub fn frame_cell(
         tokio::task::yield_now().await;
         CellResult { rate, echoed: shared.completed.get(), compressed: shared.compressed.get(), head }
     })
+}
+
+/// The session's cost over the bare codec: echo through `Framed<TcpStream, WsCodec>` with whole
+/// messages (`wsproto-whole`) against the same echo through a `Session`, alternating.
+pub fn run_session(settings: Settings) -> String {
+    pin_to(1);
+    raise_nofile();
+    let servers =
+        [ServerProc::start(Lib::OursWhole, false), ServerProc::start_server(Server::Session, false)];
+    let rt = current_thread_runtime();
+    let rounds = if settings.quick { 1 } else { 5 };
+    let mut table = Table::new([
+        "echo: size, window, conns",
+        "wsproto-whole msg/s",
+        "wsproto-session msg/s",
+        "session / bare",
+    ]);
+    for size in [16usize, 1 << 10] {
+        for window in [1usize, 16] {
+            for conns in [1usize, 16] {
+                let mut samples = [Vec::new(), Vec::new()];
+                for round in 0..rounds {
+                    for k in 0..2 {
+                        let i = (k + round) % 2;
+                        samples[i].push(echo_cell(
+                            &rt,
+                            servers[i].port,
+                            conns,
+                            window,
+                            size,
+                            settings.echo_measure,
+                        ));
+                    }
+                }
+                let (bare, session) = (median(&mut samples[0]), median(&mut samples[1]));
+                let row = vec![
+                    format!("{} w{window} c{conns}", fmt_size(size)),
+                    fmt_rate(bare),
+                    fmt_rate(session),
+                    ratio(session, bare),
+                ];
+                println!("  {}", row.join(" | "));
+                table.row(row);
+            }
+        }
+    }
+    drop(servers);
+    let mut s = String::from(
+        "## Session cost (echo over loopback TCP, whole messages: bare `Framed` against `Session`; median of rounds)\n\n",
+    );
+    s.push_str(&table.render());
+    s
 }
 
 pub fn run_echo(settings: Settings, libs: &[Lib]) -> String {

@@ -24,7 +24,7 @@ use common::{CountingAlloc, Lib, Settings};
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-const SECTIONS: [&str; 6] = ["decode", "encode", "echo", "deflate", "deflate-echo", "memory"];
+const SECTIONS: [&str; 7] = ["decode", "encode", "echo", "session", "deflate", "deflate-echo", "memory"];
 
 fn usage() -> ! {
     eprintln!(
@@ -113,6 +113,7 @@ fn main() {
             "decode" => inmem::run_decode(settings),
             "encode" => inmem::run_encode(settings),
             "echo" => echo::run_echo(settings, &libs),
+            "session" => echo::run_session(settings),
             "deflate" => deflate::run_deflate(settings),
             "deflate-echo" => deflate_echo::run_deflate_echo(settings),
             "memory" => memory::run_memory(settings),
@@ -122,7 +123,13 @@ fn main() {
             "\n_{}run: {:.0} s, {} round(s) per cell._\n",
             if quick { "quick " } else { "" },
             start.elapsed().as_secs_f64(),
-            if section == "echo" || section == "deflate-echo" || section == "memory" {
+            if section == "session" {
+                if quick {
+                    1
+                } else {
+                    5
+                }
+            } else if section == "echo" || section == "deflate-echo" || section == "memory" {
                 if quick {
                     1
                 } else {
@@ -214,6 +221,9 @@ Libraries alternate within each round (rotating the order); each cell is the med
   pre-built masked binary frames, keeping `w` messages in flight per connection (one new
   message per echo), `c` connections; echoes are counted by parsing frame headers only.
   Warm-up, then messages per second over the measured interval (longer for slow cells).
+- **Session**: the same echo (whole messages) through a bare `Framed<TcpStream, WsCodec>`
+  (`wsproto-whole`) and through `session::Session` (`wsproto-session`: automatic replies,
+  keepalive timer, timeouts), alternating; the ratio is the session's cost.
 - **Deflate**: see the section (our compressed encode/decode against flate2 alone).
 - **Compressed echo**: wsproto (`wsbench server wsproto --deflate`) against yawc
   (`wsbench server yawc`, the only peer here with permessage-deflate), same echo method; the
