@@ -53,6 +53,10 @@ pub struct SessionConfig {
     pub send_timeout: Option<Duration>,
     /// Time allowed for the peer's close reply after ours (default 10 s).
     pub close_timeout: Duration,
+    /// Most bytes buffered for writing before sending waits for the peer to read
+    /// (`poll_ready` flushes and waits beyond it): the write buffer stays within this plus one
+    /// message (default 64 KiB).
+    pub write_buffer: usize,
     /// After the closing handshake, or after we failed the connection, how long input is
     /// drained and discarded while waiting for the peer's EOF before the transport is dropped,
     /// so a peer still sending reads our close frame rather than a reset (default 2 s).
@@ -69,6 +73,7 @@ impl Default for SessionConfig {
             idle_timeout: None,
             send_timeout: Some(Duration::from_secs(30)),
             close_timeout: Duration::from_secs(10),
+            write_buffer: 64 << 10,
             linger: Duration::from_secs(2),
         }
     }
@@ -110,6 +115,12 @@ impl SessionConfig {
     /// Sets the time allowed for the peer's close reply.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets the write buffer's high-water mark (see [`write_buffer`](Self::write_buffer)).
+    pub fn write_buffer(mut self, bytes: usize) -> Self {
+        self.write_buffer = bytes;
         self
     }
 

@@ -163,8 +163,9 @@ impl<T> fmt::Debug for Session<T> {
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// A session over an established transport (from the upgrade helper or built by hand).
-    pub fn new(framed: Framed<T, WsCodec>, config: SessionConfig) -> Self {
+    pub fn new(mut framed: Framed<T, WsCodec>, config: SessionConfig) -> Self {
         let now = Instant::now();
+        framed.set_backpressure_boundary(config.write_buffer);
         Session {
             framed,
             life: Lifecycle::new(config, now.into_std()),

@@ -113,6 +113,30 @@ async fn a_peer_that_stops_reading_is_cut_off_by_the_send_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_write_buffer_is_bounded_by_its_high_water_mark() {
+    let config = SessionConfig::default().keepalive(None, Duration::from_secs(1)).write_buffer(8 << 10);
+    let (mut session, _peer) = pair_with(config, 4096);
+    let message = BytesMessage::new(vec![0u8; 1000]);
+    let mut sent = 0;
+    // The peer never reads: feeding stops being ready once the buffer passes 8 KiB.
+    loop {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match session.poll_ready_unpin(&mut cx) {
+            std::task::Poll::Ready(Ok(())) => {
+                session.start_send_unpin(message.clone().into()).unwrap();
+                sent += 1;
+            }
+            std::task::Poll::Pending => break,
+            std::task::Poll::Ready(Err(e)) => panic!("{e}"),
+        }
+        assert!(sent < 1000, "never blocked");
+    }
+    let buffered = session.get_ref().write_buffer().len();
+    assert!(buffered <= (8 << 10) + 1010, "write buffer {buffered} within the mark plus one message");
+    assert!(sent >= 8, "the pipe and the buffer took some first ({sent})");
+}
+
+#[tokio::test(start_paused = true)]
 async fn close_sends_the_frame_waits_for_the_reply_and_shuts_down() {
     let (mut session, mut peer) = pair(SessionConfig::default());
     let closer = tokio::spawn(async move { session.close(CloseCode::NORMAL_CLOSURE, "bye").await });
