@@ -232,3 +232,50 @@ async fn graceful_shutdown_of_a_thousand_sessions_within_the_deadline() {
         assert_eq!(peer.await.unwrap(), CloseCode::GOING_AWAY);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn split_halves_keep_replies_working_under_concurrent_pings_and_reunite() {
+    let (session, mut peer) = pair(SessionConfig::default());
+    let (mut reader, mut writer) = session.split();
+    // The reader only reads; the writer only writes, from another task.
+    let read_task = tokio::spawn(async move {
+        let mut texts = 0;
+        while let Some(event) = reader.next().await {
+            if let Event::TextMessage(_) = event.unwrap() {
+                texts += 1;
+                if texts == 50 {
+                    break;
+                }
+            }
+        }
+        reader
+    });
+    let write_task = tokio::spawn(async move {
+        for i in 0..50 {
+            writer.send(TextMessage::new(format!("from the writer {i}")).into()).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        writer
+    });
+    // The peer pings between its own messages and reads everything that comes back.
+    for i in 0..50u8 {
+        peer.send(Ping::new(vec![i]).into()).await.unwrap();
+        peer.send(TextMessage::new("to the reader").into()).await.unwrap();
+    }
+    let (mut pongs, mut texts) = (Vec::new(), 0);
+    while pongs.len() < 50 || texts < 50 {
+        match next(&mut peer).await {
+            Event::Pong(pong) => pongs.push(pong.payload[0]),
+            Event::TextMessage(_) => texts += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(pongs, (0..50).collect::<Vec<u8>>(), "every ping answered, in order");
+    let (reader, writer) = (read_task.await.unwrap(), write_task.await.unwrap());
+    assert_eq!(reader.state(), writer.state());
+    let mut session = reader.reunite(writer).expect("halves of one session");
+    let closer = tokio::spawn(async move { session.close(CloseCode::NORMAL_CLOSURE, "").await });
+    let Event::CloseConnection(close) = next(&mut peer).await else { panic!("a close") };
+    peer.send(close.reply().unwrap().into()).await.unwrap();
+    closer.await.unwrap().unwrap();
+}
