@@ -296,7 +296,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     fn poll_timers(&mut self, cx: &mut Context<'_>) {
         loop {
             let mut deadline = self.life.poll_timeout().map(Instant::from_std);
-            if self.phase == Phase::Draining {
+            if matches!(self.phase, Phase::ShuttingDown | Phase::Draining) {
                 deadline = match (deadline, self.drain_until) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -328,7 +328,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                     return;
                 }
             }
-            if self.phase == Phase::Draining && self.drain_until.is_some_and(|d| d <= now) {
+            if matches!(self.phase, Phase::ShuttingDown | Phase::Draining)
+                && self.drain_until.is_some_and(|d| d <= now)
+            {
                 self.phase = Phase::Done;
                 return;
             }
@@ -357,8 +359,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                 *self.drain_until.get_or_insert_with(|| lingering.unwrap_or_else(|| Instant::now() + linger));
             // `poll_close` flushes, then shuts the write side down (TLS: close_notify).
             match Pin::new(&mut self.framed).poll_close(cx) {
-                Poll::Pending if Instant::now() < until => return Poll::Pending,
-                _ => self.phase = Phase::Draining,
+                // A peer that does not read keeps the flush pending: the timer ends the wait.
+                Poll::Pending if Instant::now() < until => {
+                    self.poll_timers(cx);
+                    if self.phase != Phase::Done {
+                        return Poll::Pending;
+                    }
+                }
+                Poll::Pending => self.phase = Phase::Done,
+                Poll::Ready(_) => self.phase = Phase::Draining,
             }
         }
         if self.phase == Phase::Draining {

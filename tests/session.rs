@@ -279,3 +279,30 @@ async fn split_halves_keep_replies_working_under_concurrent_pings_and_reunite() 
     peer.send(close.reply().unwrap().into()).await.unwrap();
     closer.await.unwrap().unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn closing_against_a_peer_that_does_not_read_ends_within_the_linger_time() {
+    let config = SessionConfig::default()
+        .keepalive(None, Duration::from_secs(1))
+        .send_timeout(None)
+        .write_buffer(1 << 20);
+    let (mut session, mut peer) = pair_with(config, 2048);
+    // 64 KiB the peer will never read waits in our write buffer; then the peer closes.
+    session.feed(BytesMessage::new(vec![0u8; 64 << 10]).into()).await.unwrap();
+    peer.send(CloseConnection::new(CloseCode::GOING_AWAY).into()).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let events = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut events = 0;
+        while let Some(event) = session.next().await {
+            event.unwrap();
+            events += 1;
+        }
+        events
+    })
+    .await
+    .expect("the session ends by itself");
+    assert_eq!(events, 1, "the close event, then the end");
+    // Our reply cannot be flushed: the session gives up after the linger time, not never.
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    drop(peer);
+}
