@@ -12,27 +12,17 @@
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpStream;
-use wsproto::extensions::PerMessageDeflate;
-use wsproto::upgrade::{self, UpgradeConfig};
-use wsproto::{CloseCode, CloseConnection, Event, Request, TextMessage};
+use wsproto::upgrade;
+use wsproto::{CloseCode, CloseConnection, Event, TextMessage};
 
 const DEFAULT_URL: &str = "ws://127.0.0.1:9001/";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_URL.to_string());
-    let (authority, target) =
-        split_url(&url).ok_or_else(|| format!("expected ws://host:port/path, got {url}"))?;
-
-    // The Host header is `authority` as given; the port defaults to 80.
-    let addr = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
-    let io = TcpStream::connect(addr).await?;
-    io.set_nodelay(true)?;
-    let request = Request::new(authority, target);
-    // Whole messages: a reply is printed once, however it was fragmented.
-    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
-    let (mut ws, accept) = upgrade::client(io, request, config).await?;
+    // Whole messages (a reply is printed once, however it was fragmented), permessage-deflate
+    // offered; the URL gives the host, port, `Host` header and target.
+    let (mut ws, accept) = upgrade::connect(&url).await?;
     let deflate = accept.deflate().is_some();
     eprintln!(
         "connected to {url} (subprotocol {:?}, permessage-deflate {})",
@@ -72,14 +62,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         }
     }
-}
-
-/// `ws://host:port/path` → (`host:port`, `/path`).
-fn split_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("ws://")?;
-    let (authority, target) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, "/"),
-    };
-    (!authority.is_empty()).then_some((authority, target))
 }

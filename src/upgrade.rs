@@ -169,6 +169,8 @@ pub struct UpgradeConfig {
     pub config: Config,
     /// Time allowed for the whole handshake (a slowloris peer is cut off after it).
     pub handshake_timeout: Duration,
+    /// Time allowed to establish the TCP connection ([`connect`]).
+    pub connect_timeout: Duration,
     /// Largest rejection body a client reads.
     pub max_reject_body: usize,
     /// What the session returned by [`accept_session`] and [`connect_session`] does by
@@ -183,6 +185,7 @@ impl Default for UpgradeConfig {
         UpgradeConfig {
             config: Config::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_reject_body: 64 << 10,
             session: SessionConfig::default(),
             extensions: Vec::new(),
@@ -195,6 +198,7 @@ impl fmt::Debug for UpgradeConfig {
         f.debug_struct("UpgradeConfig")
             .field("config", &self.config)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .field("max_reject_body", &self.max_reject_body)
             .field("session", &self.session)
             .field("extensions", &self.extensions.len())
@@ -472,37 +476,123 @@ pub async fn connect_session(url: &str) -> Result<(Session<TcpStream>, AcceptCon
     Ok((Session::new(ws, SessionConfig::default()), accept))
 }
 
-/// Connects over plain TCP to a `ws://host[:port][/path]` URL and performs the client
-/// handshake with default settings.
+/// Connects over plain TCP to a `ws://` URL and performs the client handshake, offering
+/// permessage-deflate (with the `deflate` feature), within [`DEFAULT_CONNECT_TIMEOUT`] for the
+/// TCP connection and [`DEFAULT_HANDSHAKE_TIMEOUT`] for the handshake. See [`connect_with`]
+/// for other settings and for what URLs are accepted.
 pub async fn connect(url: &str) -> Result<(WebSocket<TcpStream>, AcceptConnection), Error> {
-    let (host, port, target) = parse_ws_url(url)?;
-    let io = TcpStream::connect((host.as_str(), port)).await?;
-    io.set_nodelay(true)?;
-    // An IPv6 literal goes back in brackets, with or without a port.
-    let name = if host.contains(':') { format!("[{host}]") } else { host.clone() };
-    let host_header = if port == 80 { name } else { format!("{name}:{port}") };
-    client(io, Request::new(host_header, target), UpgradeConfig::default()).await
+    let config = UpgradeConfig::default();
+    #[cfg(feature = "deflate")]
+    let config = config.extension(crate::extensions::PerMessageDeflate::new);
+    connect_with(url, config).await
 }
 
-/// Splits a `ws://` URL into host, port and request target.
-fn parse_ws_url(url: &str) -> Result<(String, u16, String), Error> {
-    let bad = |reason| Error::InvalidUrl { url: url.to_owned(), reason };
-    let rest = url.strip_prefix("ws://").ok_or_else(|| bad("not a ws:// URL"))?;
-    let (authority, target) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].to_string()),
-        None => (rest, "/".to_string()),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && !p.contains(']') => {
-            (h, p.parse::<u16>().map_err(|_| bad("invalid port"))?)
-        }
-        _ => (authority, 80),
-    };
-    if host.is_empty() {
-        return Err(bad("no host"));
+/// [`connect`] with `config` (extensions, limits, delivery, timeouts): only what `config`
+/// offers is offered.
+///
+/// The URL is parsed by the `url` crate: `ws` in any case (`WS://h/`), default port 80, IPv6
+/// literals in brackets (`ws://[::1]:9001/`, sent as `Host: [::1]:9001`), international host
+/// names IDNA-encoded, a query with or without a path (`ws://h?x=1` requests `/?x=1`). A
+/// fragment is not sent. Refused with [`Error::InvalidUrl`], saying why: another scheme
+/// (`wss` needs TLS: connect the TLS stream yourself and use [`client_url`]), user
+/// information (`ws://user:pass@h/`: credentials are not sent by this helper), no host.
+pub async fn connect_with(
+    url: &str,
+    config: UpgradeConfig,
+) -> Result<(WebSocket<TcpStream>, AcceptConnection), Error> {
+    let target = WsUrl::parse(url)?;
+    if target.secure {
+        return Err(Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: "wss:// needs a TLS stream: see upgrade::client_url",
+        });
     }
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    Ok((host, port, target))
+    let connect = TcpStream::connect((target.host.as_str(), target.port));
+    let io = match tokio::time::timeout(config.connect_timeout, connect).await {
+        Ok(io) => io?,
+        Err(_) => {
+            return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")))
+        }
+    };
+    io.set_nodelay(true)?;
+    client(io, target.request(), config).await
+}
+
+/// The client handshake over `io` (a TCP or TLS stream you connected) for `url`: the `Host`
+/// header and the request target come from the URL, parsed as by [`connect_with`] (`wss`
+/// URLs are fine here: the TLS is yours).
+pub async fn client_url<T>(
+    io: T,
+    url: &str,
+    config: UpgradeConfig,
+) -> Result<(WebSocket<T>, AcceptConnection), Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let target = WsUrl::parse(url)?;
+    client(io, target.request(), config).await
+}
+
+/// Default time allowed to establish the TCP connection in [`connect`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `ws://` or `wss://` URL, taken apart for a request.
+#[derive(Debug, PartialEq)]
+struct WsUrl {
+    secure: bool,
+    /// The host to connect to (an IPv6 literal without brackets; a name IDNA-encoded).
+    host: String,
+    port: u16,
+    /// The `Host` header: the host (IPv6 in brackets) and the port unless it is the default.
+    host_header: String,
+    /// Path and query.
+    target: String,
+}
+
+impl WsUrl {
+    fn parse(input: &str) -> Result<WsUrl, Error> {
+        let bad = |reason| Error::InvalidUrl { url: input.to_owned(), reason };
+        let url = url::Url::parse(input).map_err(|e| {
+            bad(match e {
+                url::ParseError::EmptyHost => "no host",
+                url::ParseError::InvalidPort => "invalid port",
+                url::ParseError::InvalidIpv6Address => "invalid IPv6 address",
+                url::ParseError::IdnaError => "invalid international host name",
+                url::ParseError::RelativeUrlWithoutBase => "not an absolute URL (ws://host/path)",
+                _ => "malformed URL",
+            })
+        })?;
+        let secure = match url.scheme() {
+            "ws" => false,
+            "wss" => true,
+            _ => return Err(bad("not a ws:// or wss:// URL")),
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("user information in the URL is not sent: remove `user@`"));
+        }
+        let (host, bracketed) = match url.host() {
+            Some(url::Host::Domain(name)) => (name.to_owned(), name.to_owned()),
+            Some(url::Host::Ipv4(ip)) => (ip.to_string(), ip.to_string()),
+            Some(url::Host::Ipv6(ip)) => (ip.to_string(), format!("[{ip}]")),
+            None => return Err(bad("no host")),
+        };
+        let default_port = if secure { 443 } else { 80 };
+        let port = url.port().unwrap_or(default_port);
+        let host_header = if port == default_port { bracketed } else { format!("{bracketed}:{port}") };
+        let mut target = url.path().to_owned();
+        if target.is_empty() {
+            target.push('/');
+        }
+        if let Some(query) = url.query() {
+            target.push('?');
+            target.push_str(query);
+        }
+        Ok(WsUrl { secure, host, port, host_header, target })
+    }
+
+    fn request(&self) -> Request {
+        Request::new(self.host_header.clone(), self.target.clone())
+    }
 }
 
 /// Moves the established connection and every byte read past the handshake into a `Framed`.
@@ -533,10 +623,39 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(parse_ws_url("ws://h:9001/p?q").unwrap(), ("h".into(), 9001, "/p?q".into()));
-        assert_eq!(parse_ws_url("ws://h").unwrap(), ("h".into(), 80, "/".into()));
-        assert_eq!(parse_ws_url("ws://[::1]:5/").unwrap(), ("::1".into(), 5, "/".into()));
-        assert!(parse_ws_url("http://h/").is_err());
-        assert!(parse_ws_url("ws://h:x/").is_err());
+        let ok = |url: &str, host: &str, port: u16, header: &str, target: &str| {
+            let parsed = WsUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(
+                (parsed.host.as_str(), parsed.port, parsed.host_header.as_str(), parsed.target.as_str()),
+                (host, port, header, target),
+                "{url}"
+            );
+        };
+        ok("ws://h:9001/p?q", "h", 9001, "h:9001", "/p?q");
+        ok("ws://h", "h", 80, "h", "/");
+        ok("ws://h:80/", "h", 80, "h", "/");
+        ok("WS://Example.COM/Chat", "example.com", 80, "example.com", "/Chat");
+        ok("ws://h?x=1", "h", 80, "h", "/?x=1");
+        ok("ws://h/p#frag", "h", 80, "h", "/p");
+        ok("ws://[::1]:9030/", "::1", 9030, "[::1]:9030", "/");
+        ok("ws://[::1]/", "::1", 80, "[::1]", "/");
+        ok("ws://127.0.0.1:5/a%20b", "127.0.0.1", 5, "127.0.0.1:5", "/a%20b");
+        ok("ws://bücher.example/", "xn--bcher-kva.example", 80, "xn--bcher-kva.example", "/");
+        ok("wss://h/", "h", 443, "h", "/");
+        ok("wss://h:8443/", "h", 8443, "h:8443", "/");
+        assert!(WsUrl::parse("wss://h/").unwrap().secure);
+        for (bad, why) in [
+            ("http://h/", "not a ws://"),
+            ("ws://h:x/", "invalid port"),
+            ("ws://h:99999/", "invalid port"),
+            ("ws://user:pw@h/", "user information"),
+            ("ws://user@h/", "user information"),
+            ("ws://", "host"),
+            ("h:9001/p", "not a ws://"),
+            ("ws://[::1/", "IPv6"),
+        ] {
+            let e = WsUrl::parse(bad).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
     }
 }
