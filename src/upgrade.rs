@@ -171,6 +171,9 @@ pub struct UpgradeConfig {
     pub handshake_timeout: Duration,
     /// Time allowed to establish the TCP connection ([`connect`]).
     pub connect_timeout: Duration,
+    /// The TLS client configuration for `wss://` in [`connect_with`] (default: webpki-roots).
+    #[cfg(feature = "rustls")]
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     /// Largest rejection body a client reads.
     pub max_reject_body: usize,
     /// What the session returned by [`accept_session`] and [`connect_session`] does by
@@ -186,6 +189,8 @@ impl Default for UpgradeConfig {
             config: Config::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            #[cfg(feature = "rustls")]
+            tls: None,
             max_reject_body: 64 << 10,
             session: SessionConfig::default(),
             extensions: Vec::new(),
@@ -210,6 +215,14 @@ impl UpgradeConfig {
     /// Sets the connection configuration.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Sets the TLS client configuration for `wss://` (roots to trust, client certificates,
+    /// ALPN...). Without one, the webpki-roots certificates are trusted.
+    #[cfg(feature = "rustls")]
+    pub fn tls_config(mut self, config: Arc<tokio_rustls::rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
         self
     }
 
@@ -471,7 +484,7 @@ where
 
 /// [`connect`], with the connection's lifecycle handled (a [`Session`] with the default
 /// [`SessionConfig`]).
-pub async fn connect_session(url: &str) -> Result<(Session<TcpStream>, AcceptConnection), Error> {
+pub async fn connect_session(url: &str) -> Result<(Session<MaybeTlsStream>, AcceptConnection), Error> {
     let (ws, accept) = connect(url).await?;
     Ok((Session::new(ws, SessionConfig::default()), accept))
 }
@@ -480,7 +493,7 @@ pub async fn connect_session(url: &str) -> Result<(Session<TcpStream>, AcceptCon
 /// permessage-deflate (with the `deflate` feature), within [`DEFAULT_CONNECT_TIMEOUT`] for the
 /// TCP connection and [`DEFAULT_HANDSHAKE_TIMEOUT`] for the handshake. See [`connect_with`]
 /// for other settings and for what URLs are accepted.
-pub async fn connect(url: &str) -> Result<(WebSocket<TcpStream>, AcceptConnection), Error> {
+pub async fn connect(url: &str) -> Result<(WebSocket<MaybeTlsStream>, AcceptConnection), Error> {
     let config = UpgradeConfig::default();
     #[cfg(feature = "deflate")]
     let config = config.extension(crate::extensions::PerMessageDeflate::new);
@@ -493,18 +506,21 @@ pub async fn connect(url: &str) -> Result<(WebSocket<TcpStream>, AcceptConnectio
 /// The URL is parsed by the `url` crate: `ws` in any case (`WS://h/`), default port 80, IPv6
 /// literals in brackets (`ws://[::1]:9001/`, sent as `Host: [::1]:9001`), international host
 /// names IDNA-encoded, a query with or without a path (`ws://h?x=1` requests `/?x=1`). A
-/// fragment is not sent. Refused with [`Error::InvalidUrl`], saying why: another scheme
-/// (`wss` needs TLS: connect the TLS stream yourself and use [`client_url`]), user
-/// information (`ws://user:pass@h/`: credentials are not sent by this helper), no host.
+/// fragment is not sent. `wss` (port 443) connects with TLS when the `rustls` feature is on:
+/// the server's certificate is checked for the URL's host (also sent as SNI) against the
+/// webpki-roots certificates, or against your own `rustls::ClientConfig`
+/// (`UpgradeConfig::tls_config`). Refused with [`Error::InvalidUrl`], saying why: another
+/// scheme, `wss` without the `rustls` feature (connect TLS yourself and use [`client_url`]),
+/// user information (`ws://user:pass@h/`: credentials are not sent by this helper), no host.
 pub async fn connect_with(
     url: &str,
     config: UpgradeConfig,
-) -> Result<(WebSocket<TcpStream>, AcceptConnection), Error> {
+) -> Result<(WebSocket<MaybeTlsStream>, AcceptConnection), Error> {
     let target = WsUrl::parse(url)?;
-    if target.secure {
+    if target.secure && cfg!(not(feature = "rustls")) {
         return Err(Error::InvalidUrl {
             url: url.to_owned(),
-            reason: "wss:// needs a TLS stream: see upgrade::client_url",
+            reason: "wss:// needs the `rustls` feature (or connect TLS yourself: upgrade::client_url)",
         });
     }
     let connect = TcpStream::connect((target.host.as_str(), target.port));
@@ -515,7 +531,123 @@ pub async fn connect_with(
         }
     };
     io.set_nodelay(true)?;
+    #[cfg(feature = "rustls")]
+    let io = if target.secure {
+        tls::connect(io, &target.host, &config).await.map_err(|e| match e {
+            tls::Failure::Name => {
+                Error::InvalidUrl { url: url.to_owned(), reason: "not a valid TLS server name" }
+            }
+            tls::Failure::Io(e) => Error::Io(e),
+        })?
+    } else {
+        MaybeTlsStream::Plain(io)
+    };
+    #[cfg(not(feature = "rustls"))]
+    let io = MaybeTlsStream::Plain(io);
     client(io, target.request(), config).await
+}
+
+/// The stream under a WebSocket opened by [`connect`]: plain TCP for `ws://`, TLS over TCP
+/// for `wss://` (feature `rustls`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaybeTlsStream {
+    /// `ws://`.
+    Plain(TcpStream),
+    /// `wss://`: tokio-rustls over TCP.
+    #[cfg(feature = "rustls")]
+    Rustls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for MaybeTlsStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(io) => std::pin::Pin::new(io).poll_read(cx, buf),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(io) => std::pin::Pin::new(io.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for MaybeTlsStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(io) => std::pin::Pin::new(io).poll_write(cx, buf),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(io) => std::pin::Pin::new(io.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(io) => std::pin::Pin::new(io).poll_flush(cx),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(io) => std::pin::Pin::new(io.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(io) => std::pin::Pin::new(io).poll_shutdown(cx),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(io) => std::pin::Pin::new(io.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// TLS for `wss://` (feature `rustls`).
+#[cfg(feature = "rustls")]
+mod tls {
+    use std::sync::Arc;
+
+    use tokio::net::TcpStream;
+    use tokio_rustls::rustls::pki_types::ServerName;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    use tokio_rustls::TlsConnector;
+
+    use super::{MaybeTlsStream, UpgradeConfig};
+
+    pub(super) enum Failure {
+        Name,
+        Io(std::io::Error),
+    }
+
+    /// The default client configuration: webpki-roots, the ring provider, safe defaults.
+    fn default_config() -> Arc<ClientConfig> {
+        let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    }
+
+    pub(super) async fn connect(
+        io: TcpStream,
+        host: &str,
+        config: &UpgradeConfig,
+    ) -> Result<MaybeTlsStream, Failure> {
+        let name = ServerName::try_from(host.to_owned()).map_err(|_| Failure::Name)?;
+        let tls = config.tls.clone().unwrap_or_else(default_config);
+        let stream = TlsConnector::from(tls).connect(name, io).await.map_err(Failure::Io)?;
+        Ok(MaybeTlsStream::Rustls(Box::new(stream)))
+    }
 }
 
 /// The client handshake over `io` (a TCP or TLS stream you connected) for `url`: the `Host`

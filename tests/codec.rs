@@ -58,7 +58,9 @@ async fn codec_over_duplex_both_roles() {
     assert_eq!(server.codec().connection().state(), ConnectionState::Closed);
 }
 
-async fn tcp_pair(decide: fn(&Request) -> Decision) -> (WebSocket<TcpStream>, WebSocket<TcpStream>) {
+async fn tcp_pair(
+    decide: fn(&Request) -> Decision,
+) -> (WebSocket<upgrade::MaybeTlsStream>, WebSocket<TcpStream>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {

@@ -307,7 +307,7 @@ async fn wsproto_client(port: u16) -> WebSocket<TcpStream> {
     ws
 }
 
-async fn next_event(ws: &mut WebSocket<TcpStream>) -> Event {
+async fn next_event<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(ws: &mut WebSocket<T>) -> Event {
     ws.next().await.expect("stream ended").expect("wsproto error")
 }
 
