@@ -5,6 +5,7 @@
 //! cargo run --example echo_server &              # something to talk to
 //! cargo run --example client                     # connects to ws://127.0.0.1:9001/
 //! cargo run --example client -- ws://127.0.0.1:9002/
+//! cargo run --example client -- ws://example.com/ --proxy http://user:pass@proxy:3128
 //! ```
 //!
 //! Offers permessage-deflate, answers pings, and on end of input (Ctrl-D) closes cleanly: it
@@ -12,17 +13,26 @@
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use wsproto::upgrade;
+use wsproto::extensions::PerMessageDeflate;
+use wsproto::upgrade::{self, Proxy, UpgradeConfig};
 use wsproto::{CloseCode, CloseConnection, Event, TextMessage};
 
 const DEFAULT_URL: &str = "ws://127.0.0.1:9001/";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_URL.to_string());
+    let mut url = DEFAULT_URL.to_string();
+    let mut config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--proxy" => config = config.proxy(Proxy::http(&args.next().ok_or("--proxy needs a URL")?)?),
+            _ => url = arg,
+        }
+    }
     // Whole messages (a reply is printed once, however it was fragmented), permessage-deflate
     // offered; the URL gives the host, port, `Host` header and target.
-    let (mut ws, accept) = upgrade::connect(&url).await?;
+    let (mut ws, accept) = upgrade::connect_with(&url, config).await?;
     let deflate = accept.deflate().is_some();
     eprintln!(
         "connected to {url} (subprotocol {:?}, permessage-deflate {})",

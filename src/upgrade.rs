@@ -67,6 +67,8 @@ pub enum Error {
     /// A [`Session`] ended on a timeout (its errors convert into this type, so one error
     /// type serves a whole connection handler).
     Timeout(crate::lifecycle::Timeout),
+    /// The HTTP proxy refused to open a tunnel (its status code).
+    ProxyRefused(u16),
     /// The URL given to [`connect`] is not one it can connect to (the reason says why).
     InvalidUrl {
         /// The URL as given.
@@ -85,6 +87,9 @@ impl fmt::Display for Error {
             Error::Rejected(r) => write!(f, "upgrade rejected with HTTP status {}", r.status_code),
             Error::HandshakeTimeout => f.write_str("opening handshake timed out"),
             Error::Timeout(t) => write!(f, "session ended: {t}"),
+            Error::ProxyRefused(status) => {
+                write!(f, "the proxy refused the tunnel with HTTP status {status}")
+            }
             Error::InvalidUrl { url, reason } => write!(f, "invalid WebSocket URL {url:?}: {reason}"),
         }
     }
@@ -147,7 +152,7 @@ impl From<Error> for std::io::Error {
             }
             Error::Local(_) | Error::InvalidUrl { .. } => ErrorKind::InvalidInput,
             Error::Remote(_) => ErrorKind::InvalidData,
-            Error::Rejected(_) => ErrorKind::ConnectionRefused,
+            Error::Rejected(_) | Error::ProxyRefused(_) => ErrorKind::ConnectionRefused,
             Error::HandshakeTimeout | Error::Timeout(_) => ErrorKind::TimedOut,
         };
         std::io::Error::new(kind, e)
@@ -169,8 +174,10 @@ pub struct UpgradeConfig {
     pub config: Config,
     /// Time allowed for the whole handshake (a slowloris peer is cut off after it).
     pub handshake_timeout: Duration,
-    /// Time allowed to establish the TCP connection ([`connect`]).
+    /// Time allowed to establish the TCP connection ([`connect`]), and the proxy's tunnel.
     pub connect_timeout: Duration,
+    /// An HTTP proxy that [`connect_with`] tunnels through (`CONNECT`), if any.
+    pub proxy: Option<Proxy>,
     /// The TLS client configuration for `wss://` in [`connect_with`] (default: webpki-roots).
     #[cfg(feature = "rustls")]
     pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
@@ -189,6 +196,7 @@ impl Default for UpgradeConfig {
             config: Config::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            proxy: None,
             #[cfg(feature = "rustls")]
             tls: None,
             max_reject_body: 64 << 10,
@@ -204,6 +212,7 @@ impl fmt::Debug for UpgradeConfig {
             .field("config", &self.config)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("proxy", &self.proxy)
             .field("max_reject_body", &self.max_reject_body)
             .field("session", &self.session)
             .field("extensions", &self.extensions.len())
@@ -223,6 +232,12 @@ impl UpgradeConfig {
     #[cfg(feature = "rustls")]
     pub fn tls_config(mut self, config: Arc<tokio_rustls::rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
+        self
+    }
+
+    /// Connects through an HTTP `CONNECT` proxy (see [`Proxy`]).
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
         self
     }
 
@@ -523,7 +538,12 @@ pub async fn connect_with(
             reason: "wss:// needs the `rustls` feature (or connect TLS yourself: upgrade::client_url)",
         });
     }
-    let connect = TcpStream::connect((target.host.as_str(), target.port));
+    let connect = async {
+        match &config.proxy {
+            None => Ok(TcpStream::connect((target.host.as_str(), target.port)).await?),
+            Some(proxy) => proxy.tunnel(&target).await,
+        }
+    };
     let io = match tokio::time::timeout(config.connect_timeout, connect).await {
         Ok(io) => io?,
         Err(_) => {
@@ -663,6 +683,120 @@ where
 {
     let target = WsUrl::parse(url)?;
     client(io, target.request(), config).await
+}
+
+/// An HTTP proxy that [`connect_with`] opens a tunnel through with `CONNECT`, for `ws://` and
+/// `wss://` alike (TLS runs end to end, through the tunnel).
+///
+/// ```
+/// use wsproto::upgrade::{Proxy, UpgradeConfig};
+/// let proxy = Proxy::http("http://user:secret@proxy.example:3128").unwrap();
+/// let config = UpgradeConfig::default().proxy(proxy);
+/// # let _ = config;
+/// ```
+#[derive(Clone)]
+pub struct Proxy {
+    host: String,
+    port: u16,
+    /// `Proxy-Authorization` value (Basic), from the URL's user information.
+    authorization: Option<String>,
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Proxy {
+    /// A proxy from its URL: `http://host[:port]` (port 80 by default), with
+    /// `http://user:password@host:port` for Basic authentication (percent-decoded).
+    pub fn http(url: &str) -> Result<Proxy, Error> {
+        let bad = |reason| Error::InvalidUrl { url: url.to_owned(), reason };
+        let parsed = url::Url::parse(url).map_err(|_| bad("malformed proxy URL"))?;
+        if parsed.scheme() != "http" {
+            return Err(bad("not an http:// proxy URL"));
+        }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(name)) => name.to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(bad("no host")),
+        };
+        let authorization = if parsed.username().is_empty() && parsed.password().is_none() {
+            None
+        } else {
+            use base64::Engine as _;
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8()
+                    .map(|s| s.into_owned())
+                    .map_err(|_| bad("user information is not UTF-8"))
+            };
+            let user = decode(parsed.username())?;
+            let password = decode(parsed.password().unwrap_or(""))?;
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            Some(format!("Basic {token}"))
+        };
+        Ok(Proxy { host, port: parsed.port().unwrap_or(80), authorization })
+    }
+
+    /// Connects to the proxy and asks it for a tunnel to `target`.
+    async fn tunnel(&self, target: &WsUrl) -> Result<TcpStream, Error> {
+        let mut io = TcpStream::connect((self.host.as_str(), self.port)).await?;
+        let authority = match target.host.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => format!("[{}]:{}", target.host, target.port),
+            Err(_) => format!("{}:{}", target.host, target.port),
+        };
+        let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+        if let Some(authorization) = &self.authorization {
+            request.push_str(&format!("Proxy-Authorization: {authorization}\r\n"));
+        }
+        request.push_str("\r\n");
+        io.write_all(request.as_bytes()).await?;
+        // Read the response head byte by byte: nothing past it may be consumed (the tunnel's
+        // first bytes belong to TLS or the WebSocket handshake).
+        let mut head = Vec::with_capacity(256);
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() > 16 << 10 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "proxy response head too large",
+                )
+                .into());
+            }
+            let mut byte = [0u8; 1];
+            if io.read(&mut byte).await? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "proxy closed the connection",
+                )
+                .into());
+            }
+            head.push(byte[0]);
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => {
+                return Err(
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed proxy response").into()
+                )
+            }
+        }
+        match response.code {
+            Some(code) if (200..300).contains(&code) => Ok(io),
+            Some(code) => Err(Error::ProxyRefused(code)),
+            None => {
+                Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed proxy response").into())
+            }
+        }
+    }
 }
 
 /// Default time allowed to establish the TCP connection in [`connect`].

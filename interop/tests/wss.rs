@@ -78,3 +78,97 @@ async fn wss_connects_with_the_given_roots_and_checks_the_host() {
     .await
     .expect("test timed out");
 }
+
+/// A minimal HTTP CONNECT proxy: checks `Proxy-Authorization` when `auth` is given, answers
+/// 407 otherwise, then relays bytes both ways. Returns its port and the targets it tunnelled to.
+async fn connect_proxy(auth: Option<&'static str>) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8(head).unwrap();
+                let target = head.split_whitespace().nth(1).unwrap().to_string();
+                log.lock().unwrap().push(target.clone());
+                if let Some(expected) = auth {
+                    if !head.contains(&format!("Proxy-Authorization: Basic {expected}\r\n")) {
+                        let _ = client.write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").await;
+                        return;
+                    }
+                }
+                let Ok(mut upstream) =
+                    tokio::net::TcpStream::connect(target.replace("localhost", "127.0.0.1")).await
+                else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn ws_and_wss_through_an_http_connect_proxy_with_basic_auth() {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let (tls_port, cert) = tls_echo_server().await;
+        // "user:p@ss" in Basic.
+        let (proxy_port, seen) = connect_proxy(Some("dXNlcjpwQHNz")).await;
+        let mut roots = RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let tls = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let proxy = upgrade::Proxy::http(&format!("http://user:p%40ss@127.0.0.1:{proxy_port}")).unwrap();
+        let config = UpgradeConfig::default().tls_config(Arc::new(tls)).proxy(proxy);
+
+        // wss:// end to end through the tunnel.
+        let url = format!("wss://localhost:{tls_port}/");
+        let (mut ws, _) = upgrade::connect_with(&url, config.clone()).await.unwrap();
+        ws.send(TextMessage::new("through the proxy").into()).await.unwrap();
+        let Some(Ok(Event::TextMessage(echo))) = ws.next().await else { panic!("an echo") };
+        assert_eq!(echo.data, "through the proxy");
+        assert_eq!(seen.lock().unwrap().as_slice(), [format!("localhost:{tls_port}")]);
+
+        // ws:// too (a plain server behind the proxy).
+        let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plain_port = plain.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (stream, _) = plain.accept().await.unwrap();
+            let mut ws = upgrade::accept_session(stream, UpgradeConfig::default()).await.unwrap();
+            while let Some(Ok(event)) = ws.next().await {
+                if let Event::TextMessage(m) = event {
+                    let _ = ws.send(m.into()).await;
+                }
+            }
+        });
+        let url = format!("ws://127.0.0.1:{plain_port}/");
+        let (mut ws, _) = upgrade::connect_with(&url, config).await.unwrap();
+        ws.send(TextMessage::new("plain").into()).await.unwrap();
+        let Some(Ok(Event::TextMessage(echo))) = ws.next().await else { panic!("an echo") };
+        assert_eq!(echo.data, "plain");
+
+        // Wrong credentials: the proxy's refusal, with its status.
+        let proxy = upgrade::Proxy::http(&format!("http://user:wrong@127.0.0.1:{proxy_port}")).unwrap();
+        let error = upgrade::connect_with(&url, UpgradeConfig::default().proxy(proxy)).await.unwrap_err();
+        assert!(matches!(error, upgrade::Error::ProxyRefused(407)), "{error}");
+    })
+    .await
+    .expect("test timed out");
+}
