@@ -61,6 +61,8 @@ async fn server(addr: &str) -> Result<(), BoxError> {
     let cert = certified.cert.der().clone();
     let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
     std::fs::write(cert_path(), &cert)?;
+    // The same certificate in PEM, for `wss_client --ca`.
+    std::fs::write(cert_path().with_extension("pem"), certified.cert.pem())?;
 
     let tls = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_safe_default_protocol_versions()?
@@ -70,7 +72,11 @@ async fn server(addr: &str) -> Result<(), BoxError> {
 
     let listener = TcpListener::bind(addr).await?;
     eprintln!("TLS echo server listening on wss://localhost:{}/", listener.local_addr()?.port());
-    eprintln!("certificate written to {}", cert_path().display());
+    eprintln!(
+        "certificate written to {} (PEM: {})",
+        cert_path().display(),
+        cert_path().with_extension("pem").display()
+    );
     loop {
         let (stream, peer) = listener.accept().await?;
         let acceptor = acceptor.clone();
