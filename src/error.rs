@@ -72,6 +72,12 @@ pub enum LocalProtocolError {
     /// The handshake completed and handed its connection over: feed and drive the
     /// [`Connection`](crate::Connection) instead.
     HandshakeComplete,
+    /// An HTTP/2 extended CONNECT is answered by the HTTP/2 stack (a 200 with headers), not
+    /// with bytes: use `accept_response` (feature `http`).
+    AnswerThroughHttp2,
+    /// An HTTP/2 `CONNECT` was given without its `:protocol` (use
+    /// `initiate_extended_connect_request`).
+    ProtocolNeeded,
     /// A `Request` with an empty host.
     MissingHost,
     /// A host that is not ASCII (IDNA-encode it) or that contains characters a `Host` header
@@ -130,6 +136,12 @@ impl fmt::Display for LocalProtocolError {
             NoRequestReceived => f.write_str("no Request was received yet"),
             HandshakeFailed => f.write_str("the handshake failed: send the RejectConnection hint"),
             HandshakeComplete => f.write_str("the handshake is complete: drive the Connection"),
+            AnswerThroughHttp2 => f.write_str(
+                "an HTTP/2 extended CONNECT is answered through the HTTP/2 stack (accept_response), not with bytes",
+            ),
+            ProtocolNeeded => f.write_str(
+                "an HTTP/2 CONNECT needs its :protocol: use initiate_extended_connect_request",
+            ),
             MissingHost => f.write_str("the Request needs a host"),
             InvalidHost(host) => write!(f, "invalid host {host:?} (non-ASCII hosts must be IDNA-encoded)"),
             InvalidTarget(target) => write!(f, "invalid request target {target:?}"),
@@ -319,6 +331,13 @@ pub enum RemoteProtocolError {
     NotHttp11,
     /// The request method is not GET.
     MethodNotGet,
+    /// An HTTP/2 request tried to upgrade without an extended CONNECT (HTTP/2 has no
+    /// `Upgrade`: RFC 8441 uses `CONNECT` with `:protocol websocket`).
+    NotExtendedConnect,
+    /// An extended CONNECT for another protocol than `websocket`.
+    UnsupportedProtocol(String),
+    /// An HTTP/2 request carried an HTTP/1.1-only header (`Connection`, `Upgrade`, ...).
+    ConnectionSpecificHeader(String),
     /// A required header is missing or lacks the required token (named as in the message,
     /// e.g. `Connection: Upgrade`).
     MissingHeader(&'static str),
@@ -381,6 +400,11 @@ impl fmt::Display for RemoteProtocolError {
             TooManyHeaders => write!(f, "more than {} headers", crate::handshake::MAX_HEADERS),
             NotHttp11 => f.write_str("Request must be HTTP/1.1"),
             MethodNotGet => f.write_str("Request method must be GET"),
+            NotExtendedConnect => f.write_str(
+                "an HTTP/2 WebSocket request must be an extended CONNECT with :protocol websocket",
+            ),
+            UnsupportedProtocol(p) => write!(f, "unsupported :protocol {p:?} (expected websocket)"),
+            ConnectionSpecificHeader(h) => write!(f, "header {h:?} is not allowed in HTTP/2"),
             MissingHeader(header) => write!(f, "Missing header, '{header}'"),
             MultipleHosts => f.write_str("Bad HTTP message: multiple Host headers"),
             UnsupportedVersion(v) => write!(f, "Unsupported Sec-WebSocket-Version {v:?}"),

@@ -87,12 +87,42 @@ fn build_response(status: StatusCode, headers: &Headers) -> Result<http::Respons
 impl WsConnection {
     /// Server: feeds a request parsed by the `http` stack (method, headers, target; see
     /// [`upgrade_parts`]). The usual validation applies and a `Request` event follows.
+    ///
+    /// An HTTP/2 (or HTTP/3) request is refused with
+    /// [`RemoteProtocolError::NotExtendedConnect`](crate::RemoteProtocolError) unless it is a
+    /// `CONNECT`, which needs its `:protocol`: feed those to
+    /// [`initiate_extended_connect_request`](Self::initiate_extended_connect_request).
     pub fn initiate_upgrade_request<B>(&mut self, request: &http::Request<B>) -> Result<(), ProtocolError> {
         let (headers, target) = upgrade_parts(request);
-        match self.handshake_mut() {
-            Some(handshake) => handshake.initiate_upgrade(request.method().as_str(), headers, &target),
-            None => Err(LocalProtocolError::RequestAlreadyReceived.into()),
+        let Some(handshake) = self.handshake_mut() else {
+            return Err(LocalProtocolError::RequestAlreadyReceived.into());
+        };
+        if request.version() >= http::Version::HTTP_2 {
+            if request.method() == http::Method::CONNECT {
+                return Err(LocalProtocolError::ProtocolNeeded.into());
+            }
+            // HTTP/2 has no Upgrade: a GET with Connection/Upgrade headers is not a handshake.
+            return Err(handshake.refuse(crate::RemoteProtocolError::NotExtendedConnect));
         }
+        handshake.initiate_upgrade(request.method().as_str(), headers, &target)
+    }
+
+    /// Server: feeds an HTTP/2 (or HTTP/3) extended CONNECT (RFC 8441, RFC 9220) parsed by the
+    /// `http` stack, with its `:protocol` (hyper: `request.extensions().get::<hyper::ext::Protocol>()`).
+    /// The answer is a 200 from [`accept_response`](Self::accept_response).
+    pub fn initiate_extended_connect_request<B>(
+        &mut self,
+        request: &http::Request<B>,
+        protocol: &str,
+    ) -> Result<(), ProtocolError> {
+        let (headers, target) = upgrade_parts(request);
+        if request.method() != http::Method::CONNECT {
+            return match self.handshake_mut() {
+                Some(handshake) => Err(handshake.refuse(crate::RemoteProtocolError::NotExtendedConnect)),
+                None => Err(LocalProtocolError::RequestAlreadyReceived.into()),
+            };
+        }
+        self.initiate_extended_connect(protocol, headers, &target)
     }
 
     /// Server: accepts like sending `accept`, but returns the 101 as an `http::Response` for
@@ -107,7 +137,8 @@ impl WsConnection {
             return Err(LocalProtocolError::EventNotAllowed { event: "AcceptConnection", state });
         };
         let prepared = handshake.prepare_accept(accept)?;
-        let response = match build_response(StatusCode::SWITCHING_PROTOCOLS, &prepared.headers) {
+        let status = StatusCode::from_u16(prepared.status).unwrap_or(StatusCode::SWITCHING_PROTOCOLS);
+        let response = match build_response(status, &prepared.headers) {
             Ok(response) => response,
             Err(e) => {
                 handshake.cancel_accept(prepared);

@@ -250,6 +250,20 @@ impl WsConnection {
         }
     }
 
+    /// Server: feeds an HTTP/2 extended CONNECT (RFC 8441) parsed by an HTTP/2 stack; see
+    /// [`Handshake::initiate_extended_connect`].
+    pub fn initiate_extended_connect(
+        &mut self,
+        protocol: &str,
+        headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
+        target: &str,
+    ) -> Result<(), ProtocolError> {
+        match &mut self.phase {
+            Phase::Handshake(handshake) => handshake.initiate_extended_connect(protocol, headers, target),
+            _ => Err(LocalProtocolError::RequestAlreadyReceived.into()),
+        }
+    }
+
     /// The handshake, while it runs (for the `http` conversions).
     #[cfg(feature = "http")]
     pub(crate) fn handshake_mut(&mut self) -> Option<&mut Handshake> {

@@ -1401,3 +1401,108 @@ fn permessage_deflate_negotiated_through_the_handshake() {
     let received: String = drain(&mut s).iter().map(|e| text(e).to_owned()).collect();
     assert_eq!(received, message);
 }
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket over HTTP/2 (RFC 8441): the extended CONNECT, server side
+
+/// The headers of an extended CONNECT as an HTTP/2 stack hands them over (`host` from
+/// `:authority`).
+fn h2_headers(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("host".to_string(), "example.com".to_string()),
+        ("sec-websocket-version".to_string(), "13".to_string()),
+        ("sec-websocket-protocol".to_string(), "chat, superchat".to_string()),
+        ("sec-websocket-extensions".to_string(), "permessage-deflate; client_max_window_bits".to_string()),
+    ];
+    headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    headers
+}
+
+#[test]
+fn rfc8441_extended_connect_is_accepted_with_a_200_and_no_key() {
+    let mut s = server();
+    s.initiate_extended_connect("websocket", h2_headers(&[]), "/chat?room=1").unwrap();
+    let request = request_event(drain(&mut s));
+    assert_eq!((request.host.as_str(), request.target.as_str()), ("example.com", "/chat?room=1"));
+    assert_eq!(request.subprotocols, ["chat", "superchat"]);
+    assert_eq!(request.extensions, ["permessage-deflate; client_max_window_bits"]);
+    // No bytes: HTTP/2 answers through its own stack.
+    let e = s.send_bytes(AcceptConnection::new().with_subprotocol("chat")).unwrap_err();
+    assert_eq!(e, LocalProtocolError::AnswerThroughHttp2);
+    assert_eq!(s.state(), ConnectionState::Connecting, "nothing changed");
+}
+
+#[test]
+fn rfc8441_refusals() {
+    let refused = |protocol: &str, extra: &[(&str, &str)]| {
+        let mut s = server();
+        remote(s.initiate_extended_connect(protocol, h2_headers(extra), "/"))
+    };
+    assert_eq!(
+        refused("websocket", &[("connection", "Upgrade")]),
+        RemoteProtocolError::ConnectionSpecificHeader("connection".into())
+    );
+    assert_eq!(
+        refused("websocket", &[("upgrade", "websocket")]),
+        RemoteProtocolError::ConnectionSpecificHeader("upgrade".into())
+    );
+    assert_eq!(refused("h2c", &[]), RemoteProtocolError::UnsupportedProtocol("h2c".into()));
+    let mut s = server();
+    let headers: Vec<(String, String)> = vec![("host".into(), "h".into())];
+    assert_eq!(
+        remote(s.initiate_extended_connect("websocket", headers, "/")),
+        RemoteProtocolError::MissingHeader("Sec-WebSocket-Version")
+    );
+    assert_eq!(refused("h2c", &[]).status(), 400);
+    // A key is not needed, and nothing HTTP/1.1-specific is required.
+    let mut s = server();
+    s.initiate_extended_connect("WebSocket", h2_headers(&[]), "/").unwrap();
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn rfc8441_through_the_http_types() {
+    use wsproto::http_compat::rejection_response;
+
+    let h2 = |method: http::Method| {
+        http::Request::builder()
+            .method(method)
+            .version(http::Version::HTTP_2)
+            .uri("https://example.com/chat")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-protocol", "chat")
+            .body(())
+            .unwrap()
+    };
+    // Extended CONNECT: Request event, then a 200 for the HTTP/2 stack to send.
+    let mut s = server();
+    s.initiate_extended_connect_request(&h2(http::Method::CONNECT), "websocket").unwrap();
+    let request = request_event(drain(&mut s));
+    assert_eq!((request.host.as_str(), request.target.as_str()), ("example.com", "/chat"));
+    let response = s.accept_response(AcceptConnection::new().with_subprotocol("chat")).unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+    for absent in ["sec-websocket-accept", "upgrade", "connection"] {
+        assert!(response.headers().get(absent).is_none(), "{absent} in an HTTP/2 response");
+    }
+    assert_eq!(s.state(), ConnectionState::Open);
+    // The stream's DATA frames now carry WebSocket frames.
+    let mut client = Connection::new(ConnectionType::Client, config());
+    s.receive_data(&client.send_bytes(TextMessage::new("over h2")).unwrap()).unwrap();
+    assert_eq!(drain(&mut s), vec![Event::TextMessage(TextMessage::new("over h2"))]);
+
+    // An HTTP/2 GET with the HTTP/1.1 upgrade headers is not a handshake.
+    let mut get = h2(http::Method::GET);
+    get.headers_mut().insert("connection", "Upgrade".parse().unwrap());
+    get.headers_mut().insert("upgrade", "websocket".parse().unwrap());
+    let mut s = server();
+    let e = remote(s.initiate_upgrade_request(&get));
+    assert_eq!(e, RemoteProtocolError::NotExtendedConnect);
+    assert_eq!(rejection_response(&e.event_hint()).unwrap().status(), http::StatusCode::BAD_REQUEST);
+    // A CONNECT needs its :protocol.
+    let mut s = server();
+    assert!(matches!(
+        s.initiate_upgrade_request(&h2(http::Method::CONNECT)),
+        Err(ProtocolError::Local(LocalProtocolError::ProtocolNeeded))
+    ));
+}

@@ -309,6 +309,10 @@ impl Handshake {
             Event::Request(request) => self.send_request(*request, dst),
             Event::AcceptConnection(accept) => {
                 let prepared = self.prepare_accept(*accept)?;
+                if prepared.status != 101 {
+                    self.cancel_accept(prepared);
+                    return Err(LocalProtocolError::AnswerThroughHttp2);
+                }
                 server::write_accept(&prepared.headers, dst);
                 self.commit_accept(prepared);
                 Ok(())

@@ -21,7 +21,9 @@ const REQUEST_OWN_HEADERS: [&str; 3] = ["host", "sec-websocket-extensions", "sec
 /// What a server needs from the request to answer it.
 #[derive(Debug)]
 pub(super) struct ReceivedRequest {
-    key: String,
+    /// The `Sec-WebSocket-Key` of an HTTP/1.1 upgrade; `None` for an HTTP/2 extended CONNECT
+    /// (RFC 8441), which has no key and is answered with a 200.
+    key: Option<String>,
     subprotocols: Vec<String>,
     extension_offers: Vec<String>,
 }
@@ -29,6 +31,8 @@ pub(super) struct ReceivedRequest {
 /// A 101 response ready to be written: its headers and the extensions it negotiated.
 pub(crate) struct PreparedAccept {
     pub(crate) headers: Headers,
+    /// The response status: 101 (HTTP/1.1 upgrade) or 200 (HTTP/2 extended CONNECT).
+    pub(crate) status: u16,
     extensions: Vec<Box<dyn Extension>>,
 }
 
@@ -82,6 +86,50 @@ fn validate_request(
         1 => head::merged(&headers, "host")?.unwrap_or_default(),
         _ => return Err(RemoteProtocolError::MultipleHosts),
     };
+    finish_request(host, target, headers, Some(key))
+}
+
+/// HTTP/1.1-only headers, which RFC 9113 §8.2.2 forbids in HTTP/2 requests.
+const CONNECTION_SPECIFIC: [&str; 5] =
+    ["connection", "upgrade", "keep-alive", "proxy-connection", "transfer-encoding"];
+
+/// Server-side validation of an HTTP/2 extended CONNECT (RFC 8441 §4-5): `:protocol` is
+/// `websocket`, `Sec-WebSocket-Version: 13`, no HTTP/1.1-only header, and no key (nor
+/// accept token: HTTP/2 needs no proof of the upgrade). `host` is `:authority`.
+fn validate_extended_connect(
+    protocol: &str,
+    target: &str,
+    headers: Headers,
+) -> Result<(Request, ReceivedRequest), RemoteProtocolError> {
+    if !protocol.eq_ignore_ascii_case(WEBSOCKET_UPGRADE) {
+        return Err(RemoteProtocolError::UnsupportedProtocol(protocol.to_owned()));
+    }
+    if target.is_empty() {
+        return Err(bad_http("empty :path"));
+    }
+    if let Some(name) = CONNECTION_SPECIFIC.iter().find(|name| head::count(&headers, name) > 0) {
+        return Err(RemoteProtocolError::ConnectionSpecificHeader((*name).to_owned()));
+    }
+    match head::merged(&headers, "sec-websocket-version")? {
+        None => return Err(RemoteProtocolError::MissingHeader(VERSION_HEADER)),
+        Some(v) if v != WEBSOCKET_VERSION => return Err(RemoteProtocolError::UnsupportedVersion(v)),
+        Some(_) => {}
+    }
+    let host = match head::count(&headers, "host") {
+        0 => return Err(RemoteProtocolError::MissingHeader("Host")),
+        1 => head::merged(&headers, "host")?.unwrap_or_default(),
+        _ => return Err(RemoteProtocolError::MultipleHosts),
+    };
+    finish_request(host, target, headers, None)
+}
+
+/// The `Request` event and what answering it needs, from a validated request.
+fn finish_request(
+    host: String,
+    target: &str,
+    headers: Headers,
+    key: Option<String>,
+) -> Result<(Request, ReceivedRequest), RemoteProtocolError> {
     let subprotocols = comma_items(&headers, "sec-websocket-protocol")?;
     let extension_offers = comma_items(&headers, "sec-websocket-extensions")?;
     let extra_headers = headers
@@ -138,6 +186,41 @@ impl Handshake {
         headers: Headers,
         target: &str,
     ) -> Result<(), ProtocolError> {
+        self.check_can_receive_request()?;
+        self.receive_request(validate_request(method, 1, target, headers))
+    }
+
+    /// Server: feeds an HTTP/2 extended CONNECT (RFC 8441) parsed by an HTTP/2 stack:
+    /// `protocol` is its `:protocol` pseudo-header, `target` its `:path`, `headers` its
+    /// headers with `host` set from `:authority`. The same `Request` event follows; the answer
+    /// is a 200 that the HTTP/2 stack sends (see the `http` feature's `accept_response`), after
+    /// which the stream's DATA frames carry the WebSocket frames.
+    pub fn initiate_extended_connect(
+        &mut self,
+        protocol: &str,
+        headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
+        target: &str,
+    ) -> Result<(), ProtocolError> {
+        let headers = headers
+            .into_iter()
+            .map(|(n, v)| (Bytes::from(n.as_ref().to_ascii_lowercase()), Bytes::copy_from_slice(v.as_ref())))
+            .collect();
+        self.check_can_receive_request()?;
+        self.receive_request(validate_extended_connect(protocol, target, headers))
+    }
+
+    /// Refuses a request another HTTP layer received (it is not a WebSocket handshake): the
+    /// handshake fails with `violation`, whose hint is the rejection to send.
+    #[cfg(feature = "http")]
+    pub(crate) fn refuse(&mut self, violation: RemoteProtocolError) -> ProtocolError {
+        if let Err(e) = self.check_can_receive_request() {
+            return e;
+        }
+        self.fail(violation)
+    }
+
+    /// Whether a request may be given now (server, nothing received yet, not failed).
+    fn check_can_receive_request(&self) -> Result<(), ProtocolError> {
         if self.role.is_client() {
             return Err(LocalProtocolError::WrongRole {
                 action: "receive an upgrade request",
@@ -151,7 +234,15 @@ impl Handshake {
         if !matches!(self.phase, Phase::Idle) || !self.head.is_empty() {
             return Err(LocalProtocolError::RequestAlreadyReceived.into());
         }
-        match validate_request(method, 1, target, headers) {
+        Ok(())
+    }
+
+    /// Queues the `Request` event of a validated request, or fails the handshake.
+    fn receive_request(
+        &mut self,
+        validated: Result<(Request, ReceivedRequest), RemoteProtocolError>,
+    ) -> Result<(), ProtocolError> {
+        match validated {
             Ok((request, received)) => {
                 self.events.push_back(Event::Request(Box::new(request)));
                 self.phase = Phase::RequestReceived(received);
@@ -202,11 +293,18 @@ impl Handshake {
                 return Err(e);
             }
         }
-        let mut headers: Headers = vec![
-            (Bytes::from_static(b"Upgrade"), Bytes::from_static(WEBSOCKET_UPGRADE.as_bytes())),
-            (Bytes::from_static(b"Connection"), Bytes::from_static(b"Upgrade")),
-            (Bytes::from_static(b"Sec-WebSocket-Accept"), Bytes::from(generate_accept_token(&request.key))),
-        ];
+        let (mut headers, status): (Headers, u16) = match &request.key {
+            Some(key) => (
+                vec![
+                    (Bytes::from_static(b"Upgrade"), Bytes::from_static(WEBSOCKET_UPGRADE.as_bytes())),
+                    (Bytes::from_static(b"Connection"), Bytes::from_static(b"Upgrade")),
+                    (Bytes::from_static(b"Sec-WebSocket-Accept"), Bytes::from(generate_accept_token(key))),
+                ],
+                101,
+            ),
+            // HTTP/2: a 200, no upgrade headers and no accept token (RFC 8441 §5).
+            None => (Vec::new(), 200),
+        };
         if let Some(protocol) = accept.subprotocol {
             headers.push((Bytes::from_static(b"Sec-WebSocket-Protocol"), Bytes::from(protocol)));
         }
@@ -214,11 +312,10 @@ impl Handshake {
             headers.push((Bytes::from_static(b"Sec-WebSocket-Extensions"), Bytes::from(value)));
         }
         headers.extend(accept.extra_headers);
-        Ok(PreparedAccept { headers, extensions })
+        Ok(PreparedAccept { headers, status, extensions })
     }
 
     /// Gives back the extensions of a prepared 101 that will not be sent.
-    #[cfg(feature = "http")]
     pub(crate) fn cancel_accept(&mut self, prepared: PreparedAccept) {
         self.extensions = prepared.extensions;
     }
