@@ -283,6 +283,29 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         Ok(())
     }
 
+    /// The outcome of a write poll: progress stops the send timeout; a stall starts it and
+    /// is reported as the timeout once that passes.
+    fn write_poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<Result<(), codec::Error>>,
+    ) -> Poll<Result<(), Error>> {
+        match poll {
+            Poll::Ready(result) => {
+                self.life.write_progressed();
+                Poll::Ready(result.map_err(Error::from))
+            }
+            Poll::Pending => {
+                self.life.write_stalled(now());
+                self.poll_timers(cx);
+                match self.pending_error.take() {
+                    Some(timeout) => Poll::Ready(Err(Error::Timeout(timeout))),
+                    None => Poll::Pending,
+                }
+            }
+        }
+    }
+
     /// Whether an owed event may still be sent (a pong is moot once we closed, a close once
     /// one was sent).
     fn allowed(&self, event: &Event) -> bool {
@@ -485,20 +508,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
             }
             return Poll::Pending;
         }
-        match Pin::new(&mut this.framed).poll_ready(cx) {
-            Poll::Ready(result) => {
-                this.life.write_progressed();
-                Poll::Ready(result.map_err(Error::from))
-            }
-            Poll::Pending => {
-                this.life.write_stalled(now());
-                this.poll_timers(cx);
-                match this.pending_error.take() {
-                    Some(timeout) => Poll::Ready(Err(Error::Timeout(timeout))),
-                    None => Poll::Pending,
-                }
-            }
-        }
+        let poll = Pin::new(&mut this.framed).poll_ready(cx);
+        this.write_poll(cx, poll)
     }
 
     fn start_send(self: Pin<&mut Self>, event: Event) -> Result<(), Error> {
@@ -511,20 +522,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.framed).poll_flush(cx) {
-            Poll::Ready(result) => {
-                this.life.write_progressed();
-                Poll::Ready(result.map_err(Error::from))
-            }
-            Poll::Pending => {
-                this.life.write_stalled(now());
-                this.poll_timers(cx);
-                match this.pending_error.take() {
-                    Some(timeout) => Poll::Ready(Err(Error::Timeout(timeout))),
-                    None => Poll::Pending,
-                }
-            }
-        }
+        let poll = Pin::new(&mut this.framed).poll_flush(cx);
+        this.write_poll(cx, poll)
     }
 
     /// Closes cleanly with 1000 (see [`Session::close`]).

@@ -44,17 +44,22 @@ async fn tls_echo_server() -> (u16, CertificateDer<'static>) {
     (port, cert)
 }
 
+/// A client configuration that trusts `cert` only.
+fn trusting(cert: CertificateDer<'static>) -> ClientConfig {
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).unwrap();
+    ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 #[tokio::test]
 async fn wss_connects_with_the_given_roots_and_checks_the_host() {
     tokio::time::timeout(Duration::from_secs(20), async {
         let (port, cert) = tls_echo_server().await;
-        let mut roots = RootCertStore::empty();
-        roots.add(cert).unwrap();
-        let tls = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = trusting(cert);
         let config = UpgradeConfig::default().tls_config(Arc::new(tls));
 
         // The certificate is for `localhost`, and SNI and Host say so.
@@ -128,13 +133,7 @@ async fn ws_and_wss_through_an_http_connect_proxy_with_basic_auth() {
         let (tls_port, cert) = tls_echo_server().await;
         // "user:p@ss" in Basic.
         let (proxy_port, seen) = connect_proxy(Some("dXNlcjpwQHNz")).await;
-        let mut roots = RootCertStore::empty();
-        roots.add(cert).unwrap();
-        let tls = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = trusting(cert);
         let proxy = upgrade::Proxy::http(&format!("http://user:p%40ss@127.0.0.1:{proxy_port}")).unwrap();
         let config = UpgradeConfig::default().tls_config(Arc::new(tls)).proxy(proxy);
 
