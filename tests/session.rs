@@ -306,3 +306,54 @@ async fn closing_against_a_peer_that_does_not_read_ends_within_the_linger_time()
     assert_eq!(start.elapsed(), Duration::from_secs(2));
     drop(peer);
 }
+
+// Over TCP, where a socket dropped with unread input is reset (no paused clock: real sockets).
+
+async fn tcp_pair(config: SessionConfig) -> (Session<tokio::net::TcpStream>, tokio::net::TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    let conn = Connection::new(ConnectionType::Server, Config::default().delivery(Delivery::Messages));
+    (Session::new(Framed::new(server, WsCodec::new(conn)), config), client)
+}
+
+#[tokio::test]
+async fn over_tcp_pongs_flow_while_only_reading_and_a_violation_reaches_a_peer_still_sending() {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let (mut session, client) = tcp_pair(SessionConfig::default().linger(Duration::from_millis(500))).await;
+        let (mut rd, mut wr) = client.into_split();
+        let server = tokio::spawn(async move {
+            let mut events = Vec::new();
+            while let Some(event) = session.next().await {
+                events.push(event.unwrap());
+            }
+            events
+        });
+        // A ping: the pong comes back though the application never sends.
+        wr.write_all(&support::masked(0x89, b"tcp")).await.unwrap();
+        let mut pong = [0u8; 5];
+        rd.read_exact(&mut pong).await.unwrap();
+        assert_eq!(pong, [0x8a, 0x03, b't', b'c', b'p']);
+        // Invalid UTF-8 while the peer keeps sending 1 MiB: the close code arrives intact
+        // (the session drains instead of dropping the socket with unread input: a reset).
+        wr.write_all(&support::masked(0x81, b"\xff")).await.unwrap();
+        let writer = tokio::spawn(async move {
+            let chunk = support::masked(0x82, &[0; 16 << 10]);
+            for _ in 0..64 {
+                if wr.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+            wr
+        });
+        let mut head = [0u8; 4];
+        rd.read_exact(&mut head).await.expect("the close frame, not a reset");
+        assert_eq!(head, [0x88, 0x1f, 0x03, 0xef], "close 1007");
+        let events = server.await.unwrap();
+        assert!(matches!(&events[..], [Event::Ping(_), Event::CloseConnection(c)] if c.code == CloseCode::INVALID_FRAME_PAYLOAD_DATA), "{events:?}");
+        drop(writer.await.unwrap());
+    })
+    .await
+    .expect("test timed out");
+}
