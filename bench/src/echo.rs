@@ -122,8 +122,13 @@ async fn serve_ours(stream: TcpStream, whole: bool, deflate: bool) -> Result<(),
     if deflate {
         // Compression states shared by the server's connections (no-context-takeover
         // messages reuse them instead of building one per message).
-        static POOL: std::sync::LazyLock<DeflatePool> = std::sync::LazyLock::new(DeflatePool::new);
-        config = config.extension(|| PerMessageDeflate::new().pool(POOL.clone()));
+        // `WSBENCH_NO_POOL=1` measures without the pool (a state built per message).
+        static POOL: std::sync::LazyLock<Option<DeflatePool>> =
+            std::sync::LazyLock::new(|| std::env::var_os("WSBENCH_NO_POOL").is_none().then(DeflatePool::new));
+        config = config.extension(|| match &*POOL {
+            Some(pool) => PerMessageDeflate::new().pool(pool.clone()),
+            None => PerMessageDeflate::new(),
+        });
     }
     // `_` (not a named binding): the request is dropped now, not kept for the connection.
     let (mut ws, _) = upgrade::accept(stream, config).await?;
