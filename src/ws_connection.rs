@@ -264,6 +264,21 @@ impl WsConnection {
         }
     }
 
+    /// Server: accepts an extended CONNECT, returning the 200's headers for the HTTP/2 stack
+    /// (see [`Handshake::accept_extended_connect`]).
+    pub fn accept_extended_connect(
+        &mut self,
+        accept: crate::AcceptConnection,
+    ) -> Result<crate::Headers, LocalProtocolError> {
+        let state = self.state();
+        let Phase::Handshake(handshake) = &mut self.phase else {
+            return Err(LocalProtocolError::EventNotAllowed { event: "AcceptConnection", state });
+        };
+        let headers = handshake.accept_extended_connect(accept)?;
+        self.advance();
+        Ok(headers)
+    }
+
     /// The handshake, while it runs (for the `http` conversions).
     #[cfg(feature = "http")]
     pub(crate) fn handshake_mut(&mut self) -> Option<&mut Handshake> {

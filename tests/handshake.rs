@@ -1506,3 +1506,59 @@ fn rfc8441_through_the_http_types() {
         Err(ProtocolError::Local(LocalProtocolError::ProtocolNeeded))
     ));
 }
+
+/// Both roles of RFC 8441 joined in memory: the client's extended CONNECT, the server's 200,
+/// then compressed WebSocket frames over what would be the HTTP/2 stream's DATA.
+#[cfg(feature = "deflate")]
+#[test]
+fn rfc8441_both_roles_round_trip_with_permessage_deflate() {
+    use wsproto::extensions::PerMessageDeflate;
+
+    let mut client =
+        Handshake::with_config(ConnectionType::Client, config()).with_extension(PerMessageDeflate::new());
+    let mut server = WsConnection::new(ConnectionType::Server).with_extension(PerMessageDeflate::new());
+    let connect = client
+        .extended_connect(
+            Request::new("example.com", "/chat")
+                .with_subprotocols(["chat"])
+                .with_header("origin", "https://example.com"),
+        )
+        .unwrap();
+    let names: Vec<&[u8]> = connect.headers.iter().map(|(n, _)| &n[..]).collect();
+    assert_eq!(
+        names,
+        [&b"sec-websocket-version"[..], b"sec-websocket-protocol", b"sec-websocket-extensions", b"origin"]
+    );
+
+    // The HTTP/2 stack passes :authority as host.
+    let mut headers = connect.headers.clone();
+    headers.push((Bytes::from_static(b"host"), Bytes::from(connect.authority.clone())));
+    server.initiate_extended_connect(connect.protocol, headers, &connect.path).unwrap();
+    let request = request_event(drain(&mut server));
+    assert!(request
+        .extra_headers
+        .contains(&(Bytes::from_static(b"origin"), Bytes::from_static(b"https://example.com"))));
+    let response = server.accept_extended_connect(AcceptConnection::new().with_subprotocol("chat")).unwrap();
+    assert!(response.iter().all(|(n, _)| !n.eq_ignore_ascii_case(b"sec-websocket-accept")));
+    assert_eq!(server.state(), ConnectionState::Open);
+
+    client.receive_extended_connect_response(200, response).unwrap();
+    let accept = accept_event(client.next_event().unwrap());
+    assert_eq!(accept.subprotocol.as_deref(), Some("chat"));
+    assert!(accept.deflate().is_some());
+    let (mut client, _) = client.into_connection().unwrap();
+    let frame = client.send_bytes(TextMessage::new("compressed over h2 ".repeat(10))).unwrap();
+    assert_eq!(frame[0] & 0x40, 0x40, "RSV1: compressed");
+    server.receive_data(&frame).unwrap();
+    assert_eq!(
+        drain(&mut server),
+        vec![Event::TextMessage(TextMessage::new("compressed over h2 ".repeat(10)))]
+    );
+
+    // A refusal is a RejectConnection without body (the body is the HTTP/2 stream's).
+    let mut client = Handshake::new(ConnectionType::Client);
+    client.extended_connect(Request::new("h", "/")).unwrap();
+    client.receive_extended_connect_response(403, Vec::<(&str, &str)>::new()).unwrap();
+    assert_eq!(client.next_event(), Some(Event::RejectConnection(RejectConnection::new(403))));
+    assert_eq!(client.state(), ConnectionState::Closed);
+}

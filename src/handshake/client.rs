@@ -21,7 +21,8 @@ const RESPONSE_OWN_HEADERS: [&str; 5] =
 /// What a client offered, to check the response against.
 #[derive(Debug)]
 pub(super) struct ClientOffer {
-    nonce: String,
+    /// The `Sec-WebSocket-Key` of an HTTP/1.1 request; `None` for an HTTP/2 extended CONNECT.
+    nonce: Option<String>,
     subprotocols: Vec<String>,
     extensions: Vec<Box<dyn Extension>>,
 }
@@ -31,17 +32,19 @@ fn validate_response(
     headers: Headers,
     offer: ClientOffer,
 ) -> Result<(AcceptConnection, Vec<Box<dyn Extension>>), RemoteProtocolError> {
-    let connection = head::merged(&headers, "connection")?;
-    if !connection.is_some_and(|c| list_contains_token(&c, "upgrade")) {
-        return Err(RemoteProtocolError::MissingHeader("Connection: Upgrade"));
-    }
-    let upgrade = head::merged(&headers, "upgrade")?;
-    if !upgrade.is_some_and(|u| u.eq_ignore_ascii_case(WEBSOCKET_UPGRADE)) {
-        return Err(RemoteProtocolError::MissingHeader("Upgrade: websocket"));
-    }
-    let accept = head::merged(&headers, "sec-websocket-accept")?;
-    if accept.as_deref() != Some(generate_accept_token(&offer.nonce).as_str()) {
-        return Err(RemoteProtocolError::BadAccept);
+    if let Some(nonce) = &offer.nonce {
+        let connection = head::merged(&headers, "connection")?;
+        if !connection.is_some_and(|c| list_contains_token(&c, "upgrade")) {
+            return Err(RemoteProtocolError::MissingHeader("Connection: Upgrade"));
+        }
+        let upgrade = head::merged(&headers, "upgrade")?;
+        if !upgrade.is_some_and(|u| u.eq_ignore_ascii_case(WEBSOCKET_UPGRADE)) {
+            return Err(RemoteProtocolError::MissingHeader("Upgrade: websocket"));
+        }
+        let accept = head::merged(&headers, "sec-websocket-accept")?;
+        if accept.as_deref() != Some(generate_accept_token(nonce).as_str()) {
+            return Err(RemoteProtocolError::BadAccept);
+        }
     }
     let subprotocol = head::merged(&headers, "sec-websocket-protocol")?;
     if let Some(protocol) = &subprotocol {
@@ -58,20 +61,117 @@ fn validate_response(
     Ok((AcceptConnection { subprotocol, extensions: items, extra_headers }, extensions))
 }
 
+/// An HTTP/2 extended CONNECT request (RFC 8441) for the HTTP/2 stack to send: its
+/// pseudo-headers and headers. See [`Handshake::extended_connect`].
+#[derive(Clone, Debug, Eq, PartialEq)]
+#[non_exhaustive]
+pub struct ExtendedConnect {
+    /// `:authority` (the request's host).
+    pub authority: String,
+    /// `:path` (the request's target).
+    pub path: String,
+    /// `:protocol`: `websocket`.
+    pub protocol: &'static str,
+    /// The headers: `sec-websocket-version`, the subprotocols and extensions offered, and the
+    /// request's extra headers (no `Host`, `Connection`, `Upgrade` or key).
+    pub headers: Headers,
+}
+
+/// A checked request, ready to be written in either HTTP version.
+struct PreparedRequest {
+    host: String,
+    subprotocols: Vec<String>,
+    /// The `Sec-WebSocket-Extensions` value, when something is offered.
+    extensions: Option<String>,
+    offered: Vec<Box<dyn Extension>>,
+}
+
 impl Handshake {
+    /// Client: the RFC 8441 extended CONNECT for `request`, for an HTTP/2 stack to send on a
+    /// new stream (a server that advertised `SETTINGS_ENABLE_CONNECT_PROTOCOL`). The
+    /// extensions given to the handshake are offered as over HTTP/1.1. Then feed the response
+    /// to [`receive_extended_connect_response`](Self::receive_extended_connect_response); once
+    /// OPEN, the stream's DATA carries the frames ([`into_connection`](Self::into_connection)).
+    ///
+    /// ```
+    /// use wsproto::handshake::Handshake;
+    /// use wsproto::{ConnectionType, Event, Request};
+    ///
+    /// let mut client = Handshake::new(ConnectionType::Client);
+    /// let connect = client.extended_connect(Request::new("example.com", "/chat")).unwrap();
+    /// assert_eq!((connect.authority.as_str(), connect.path.as_str(), connect.protocol), ("example.com", "/chat", "websocket"));
+    /// client.receive_extended_connect_response(200, Vec::<(&str, &str)>::new()).unwrap();
+    /// assert!(matches!(client.next_event(), Some(Event::AcceptConnection(_))));
+    /// ```
+    pub fn extended_connect(&mut self, request: Request) -> Result<ExtendedConnect, LocalProtocolError> {
+        let target = request.target.clone();
+        let extra = request.extra_headers.clone();
+        let prepared = self.prepare_request(request)?;
+        let mut headers: Headers = vec![(
+            Bytes::from_static(b"sec-websocket-version"),
+            Bytes::from_static(WEBSOCKET_VERSION.as_bytes()),
+        )];
+        if !prepared.subprotocols.is_empty() {
+            headers.push((
+                Bytes::from_static(b"sec-websocket-protocol"),
+                Bytes::from(prepared.subprotocols.join(", ")),
+            ));
+        }
+        if let Some(value) = &prepared.extensions {
+            headers.push((Bytes::from_static(b"sec-websocket-extensions"), Bytes::from(value.clone())));
+        }
+        headers.extend(extra);
+        let host = prepared.host.clone();
+        self.await_response(prepared, None);
+        Ok(ExtendedConnect { authority: host, path: target, protocol: WEBSOCKET_UPGRADE, headers })
+    }
+
+    /// Client: the HTTP/2 stack received the response to [`extended_connect`](Self::extended_connect).
+    /// A 2xx accepts (the `AcceptConnection` event follows, with the agreed subprotocol and
+    /// extensions); another status rejects (`RejectConnection` without body: the body, if any,
+    /// is on the HTTP/2 stream).
+    pub fn receive_extended_connect_response(
+        &mut self,
+        status: u16,
+        headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
+    ) -> Result<(), ProtocolError> {
+        if !matches!(&self.phase, Phase::AwaitingResponse(offer) if offer.nonce.is_none()) {
+            return Err(LocalProtocolError::RequestNotSent.into());
+        }
+        let headers: Headers = headers
+            .into_iter()
+            .map(|(n, v)| (Bytes::from(n.as_ref().to_ascii_lowercase()), Bytes::copy_from_slice(v.as_ref())))
+            .collect();
+        if (200..300).contains(&status) {
+            return self.accept_response(headers);
+        }
+        self.phase = Phase::Closed;
+        self.events.push_back(Event::RejectConnection(RejectConnection {
+            status_code: status,
+            headers,
+            has_body: false,
+        }));
+        Ok(())
+    }
+
+    /// Validates an accepting response and moves to OPEN.
+    fn accept_response(&mut self, headers: Headers) -> Result<(), ProtocolError> {
+        let Phase::AwaitingResponse(offer) = std::mem::replace(&mut self.phase, Phase::Closed) else {
+            return Ok(());
+        };
+        let (accept, extensions) = match validate_response(headers, offer) {
+            Ok(ok) => ok,
+            Err(e) => return Err(self.fail(e)),
+        };
+        // The bytes behind a 101 stay in `head` for `into_connection`.
+        self.phase = Phase::Open(extensions);
+        self.events.push_back(Event::AcceptConnection(Box::new(accept)));
+        Ok(())
+    }
+
     pub(super) fn handle_response(&mut self, status: u16, headers: Headers) -> Result<(), ProtocolError> {
         if status == 101 {
-            let Phase::AwaitingResponse(offer) = std::mem::replace(&mut self.phase, Phase::Closed) else {
-                return Ok(());
-            };
-            let (accept, extensions) = match validate_response(headers, offer) {
-                Ok(ok) => ok,
-                Err(e) => return Err(self.fail(e)),
-            };
-            // The bytes behind the 101 stay in `head` for `into_connection`.
-            self.phase = Phase::Open(extensions);
-            self.events.push_back(Event::AcceptConnection(Box::new(accept)));
-            return Ok(());
+            return self.accept_response(headers);
         }
         if (100..200).contains(&status) {
             self.phase = Phase::Closed;
@@ -119,13 +219,41 @@ impl Handshake {
         request: Request,
         dst: &mut BytesMut,
     ) -> Result<(), LocalProtocolError> {
+        let target = request.target.clone();
+        let extra = request.extra_headers.clone();
+        let prepared = self.prepare_request(request)?;
+        let nonce = accept::nonce_from(&self.config.key_source);
+        dst.put_slice(b"GET ");
+        dst.put_slice(target.as_bytes());
+        dst.put_slice(b" HTTP/1.1\r\n");
+        header(dst, b"Host", prepared.host.as_bytes());
+        header(dst, b"Upgrade", WEBSOCKET_UPGRADE.as_bytes());
+        header(dst, b"Connection", b"Upgrade");
+        header(dst, b"Sec-WebSocket-Key", nonce.as_bytes());
+        header(dst, b"Sec-WebSocket-Version", WEBSOCKET_VERSION.as_bytes());
+        if !prepared.subprotocols.is_empty() {
+            header(dst, b"Sec-WebSocket-Protocol", prepared.subprotocols.join(", ").as_bytes());
+        }
+        if let Some(value) = &prepared.extensions {
+            header(dst, b"Sec-WebSocket-Extensions", value.as_bytes());
+        }
+        for (name, value) in &extra {
+            header(dst, name, value);
+        }
+        dst.put_slice(b"\r\n");
+        self.await_response(prepared, Some(nonce));
+        Ok(())
+    }
+
+    /// Checks a client's request and collects the extension offers, changing nothing on error.
+    fn prepare_request(&mut self, request: Request) -> Result<PreparedRequest, LocalProtocolError> {
         if !self.role.is_client() {
             return Err(LocalProtocolError::WrongRole { action: "send a Request", role: self.role });
         }
         if !matches!(self.phase, Phase::Idle) {
             return Err(LocalProtocolError::RequestAlreadySent);
         }
-        let host = write::host_header(&request.host)?;
+        let host = write::host_header(&request.host)?.into_owned();
         if request.target.is_empty()
             || request.target.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
         {
@@ -157,31 +285,20 @@ impl Handshake {
             .into_iter()
             .filter(|_| offers.next() == Some(true))
             .collect();
+        Ok(PreparedRequest {
+            host,
+            subprotocols: request.subprotocols,
+            extensions: (!items.is_empty()).then_some(extensions_value),
+            offered,
+        })
+    }
 
-        let nonce = accept::nonce_from(&self.config.key_source);
-        dst.put_slice(b"GET ");
-        dst.put_slice(request.target.as_bytes());
-        dst.put_slice(b" HTTP/1.1\r\n");
-        header(dst, b"Host", host.as_bytes());
-        header(dst, b"Upgrade", WEBSOCKET_UPGRADE.as_bytes());
-        header(dst, b"Connection", b"Upgrade");
-        header(dst, b"Sec-WebSocket-Key", nonce.as_bytes());
-        header(dst, b"Sec-WebSocket-Version", WEBSOCKET_VERSION.as_bytes());
-        if !request.subprotocols.is_empty() {
-            header(dst, b"Sec-WebSocket-Protocol", request.subprotocols.join(", ").as_bytes());
-        }
-        if !items.is_empty() {
-            header(dst, b"Sec-WebSocket-Extensions", extensions_value.as_bytes());
-        }
-        for (name, value) in &request.extra_headers {
-            header(dst, name, value);
-        }
-        dst.put_slice(b"\r\n");
+    /// The request is out: wait for the response that answers it.
+    fn await_response(&mut self, prepared: PreparedRequest, nonce: Option<String>) {
         self.phase = Phase::AwaitingResponse(ClientOffer {
             nonce,
-            subprotocols: request.subprotocols,
-            extensions: offered,
+            subprotocols: prepared.subprotocols,
+            extensions: prepared.offered,
         });
-        Ok(())
     }
 }

@@ -317,6 +317,26 @@ impl Handshake {
         Ok(PreparedAccept { headers, status, extensions })
     }
 
+    /// Server: accepts an extended CONNECT (see
+    /// [`initiate_extended_connect`](Self::initiate_extended_connect)) without the `http`
+    /// crate: the headers of the 200 for the HTTP/2 stack to send. The state becomes OPEN.
+    pub fn accept_extended_connect(
+        &mut self,
+        accept: AcceptConnection,
+    ) -> Result<Headers, LocalProtocolError> {
+        let prepared = self.prepare_accept(accept)?;
+        if prepared.status != 200 {
+            self.cancel_accept(prepared);
+            return Err(LocalProtocolError::EventNotAllowed {
+                event: "AcceptConnection",
+                state: self.state(),
+            });
+        }
+        let headers = prepared.headers.clone();
+        self.commit_accept(prepared);
+        Ok(headers)
+    }
+
     /// Gives back the extensions of a prepared 101 that will not be sent.
     pub(crate) fn cancel_accept(&mut self, prepared: PreparedAccept) {
         self.extensions = prepared.extensions;
