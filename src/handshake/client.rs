@@ -138,10 +138,7 @@ impl Handshake {
         if !matches!(&self.phase, Phase::AwaitingResponse(offer) if offer.nonce.is_none()) {
             return Err(LocalProtocolError::RequestNotSent.into());
         }
-        let headers: Headers = headers
-            .into_iter()
-            .map(|(n, v)| (Bytes::from(n.as_ref().to_ascii_lowercase()), Bytes::copy_from_slice(v.as_ref())))
-            .collect();
+        let headers = head::lowercase_headers(headers);
         if (200..300).contains(&status) {
             return self.accept_response(headers);
         }

@@ -142,9 +142,17 @@ fn find_blank_line(buf: &[u8]) -> Option<usize> {
 }
 
 fn owned_headers(headers: &[httparse::Header<'_>]) -> Headers {
+    lowercase_headers(headers.iter().map(|h| (h.name, h.value)))
+}
+
+/// Headers as the handshake keeps them: owned, names lower-case, values as received (from the
+/// wire, or from another HTTP layer).
+pub(crate) fn lowercase_headers(
+    headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
+) -> Headers {
     headers
-        .iter()
-        .map(|h| (Bytes::from(h.name.to_ascii_lowercase()), Bytes::copy_from_slice(h.value)))
+        .into_iter()
+        .map(|(n, v)| (Bytes::from(n.as_ref().to_ascii_lowercase()), Bytes::copy_from_slice(v.as_ref())))
         .collect()
 }
 

@@ -89,14 +89,6 @@ fn validate_request(
     finish_request(host, target, headers, Some(key))
 }
 
-/// Headers given by another HTTP layer, owned, with lower-case names.
-fn owned_headers(headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>) -> Headers {
-    headers
-        .into_iter()
-        .map(|(n, v)| (Bytes::from(n.as_ref().to_ascii_lowercase()), Bytes::copy_from_slice(v.as_ref())))
-        .collect()
-}
-
 /// HTTP/1.1-only headers, which RFC 9113 §8.2.2 forbids in HTTP/2 requests.
 const CONNECTION_SPECIFIC: [&str; 5] =
     ["connection", "upgrade", "keep-alive", "proxy-connection", "transfer-encoding"];
@@ -180,7 +172,7 @@ impl Handshake {
         headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
         target: &str,
     ) -> Result<(), ProtocolError> {
-        let headers = owned_headers(headers);
+        let headers = head::lowercase_headers(headers);
         self.initiate_upgrade("GET", headers, target)
     }
 
@@ -206,7 +198,7 @@ impl Handshake {
         headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
         target: &str,
     ) -> Result<(), ProtocolError> {
-        let headers = owned_headers(headers);
+        let headers = head::lowercase_headers(headers);
         self.check_can_receive_request()?;
         self.receive_request(validate_extended_connect(protocol, target, headers))
     }
