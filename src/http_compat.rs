@@ -1,10 +1,18 @@
 //! Interop with the [`http`] crate (feature `http`), for servers whose HTTP layer (hyper, axum,
 //! an HTTP/2 stack) parses the upgrade request and sends the response itself.
 //!
-//! Feed the framework's request with [`WsConnection::initiate_upgrade_request`], read the
-//! `Request` event, answer with [`WsConnection::accept_response`] (an `http::Response` for the
-//! 101 instead of bytes) or send a [`rejection_response`], then run the connection over the
-//! upgraded stream.
+//! Server: feed the framework's request with [`WsConnection::initiate_upgrade_request`] (or
+//! [`initiate_extended_connect_request`](WsConnection::initiate_extended_connect_request) over
+//! HTTP/2), read the `Request` event, answer with [`WsConnection::accept_response`] (an
+//! `http::Response` for the 101 or the 200 instead of bytes) or send a
+//! [`rejection_response`], then run the connection over the upgraded stream.
+//!
+//! Client: [`WsConnection::upgrade_request_http`] (HTTP/1.1) or
+//! [`extended_connect_request_http`](WsConnection::extended_connect_request_http) (HTTP/2)
+//! give the `http::Request` for the stack to send; feed its response head to
+//! [`receive_response`](WsConnection::receive_response).
+//!
+//! The `hyper` feature builds on these for hyper 1.x (see `wsproto::hyper`).
 //!
 //! ```
 //! use wsproto::{AcceptConnection, ConnectionState, ConnectionType, Event, WsConnection};
@@ -32,7 +40,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
 use crate::error::{LocalProtocolError, ProtocolError};
-use crate::event::{AcceptConnection, Headers, RejectConnection};
+use crate::event::{AcceptConnection, Headers, RejectConnection, Request};
 use crate::ws_connection::WsConnection;
 
 /// The headers of `map` as `(name, value)` pairs (names are lower-case in `http`).
@@ -149,4 +157,101 @@ impl WsConnection {
         self.advance();
         Ok(response)
     }
+
+    /// Client: `request` as an HTTP/1.1 `GET` with the upgrade headers (a fresh key
+    /// included), for an HTTP stack to send; then [`receive_response`](Self::receive_response).
+    ///
+    /// ```
+    /// use wsproto::{ConnectionType, Request, WsConnection};
+    ///
+    /// let mut ws = WsConnection::new(ConnectionType::Client);
+    /// let request = ws.upgrade_request_http(Request::new("example.com", "/chat")).unwrap();
+    /// assert_eq!(request.method(), http::Method::GET);
+    /// assert_eq!(request.uri(), "/chat");
+    /// assert_eq!(request.headers()["upgrade"], "websocket");
+    /// ```
+    pub fn upgrade_request_http(
+        &mut self,
+        request: Request,
+    ) -> Result<http::Request<()>, LocalProtocolError> {
+        let handshake = self.client_handshake()?;
+        let upgrade = handshake.upgrade_request(request)?;
+        let builder = http::Request::get(upgrade.target.as_str()).version(http::Version::HTTP_11);
+        build_request(builder, &upgrade.headers)
+    }
+
+    /// Client: `request` as an HTTP/2 extended CONNECT (RFC 8441) for an HTTP stack to send,
+    /// its URI made of `scheme` (`https` for `wss`, `http` for `ws`), the host and the target.
+    /// The stack must also send `:protocol: websocket`, which the `http` crate cannot carry
+    /// (hyper: the `hyper::ext::Protocol` extension). Then
+    /// [`receive_response`](Self::receive_response) with the 200.
+    ///
+    /// ```
+    /// use wsproto::{ConnectionType, Request, WsConnection};
+    ///
+    /// let mut ws = WsConnection::new(ConnectionType::Client);
+    /// let request = ws
+    ///     .extended_connect_request_http(Request::new("example.com", "/chat"), http::uri::Scheme::HTTPS)
+    ///     .unwrap();
+    /// assert_eq!(request.method(), http::Method::CONNECT);
+    /// assert_eq!(request.uri(), "https://example.com/chat");
+    /// assert_eq!(request.headers()["sec-websocket-version"], "13");
+    /// ```
+    pub fn extended_connect_request_http(
+        &mut self,
+        request: Request,
+        scheme: http::uri::Scheme,
+    ) -> Result<http::Request<()>, LocalProtocolError> {
+        let handshake = self.client_handshake()?;
+        let host = request.host.clone();
+        let connect = handshake.extended_connect(request)?;
+        let uri = http::Uri::builder()
+            .scheme(scheme)
+            .authority(connect.authority.as_str())
+            .path_and_query(connect.path.as_str())
+            .build()
+            .map_err(|_| LocalProtocolError::InvalidHost(host))?;
+        let builder = http::Request::connect(uri).version(http::Version::HTTP_2);
+        build_request(builder, &connect.headers)
+    }
+
+    /// Client: the response head the HTTP stack received for the request of
+    /// [`upgrade_request_http`](Self::upgrade_request_http) or
+    /// [`extended_connect_request_http`](Self::extended_connect_request_http). An
+    /// accepting response is validated and an `AcceptConnection` event follows (the state is
+    /// then OPEN); another status gives a `RejectConnection` event (the body is the stack's).
+    pub fn receive_response<B>(&mut self, response: &http::Response<B>) -> Result<(), ProtocolError> {
+        let Some(handshake) = self.handshake_mut() else {
+            return Err(LocalProtocolError::RequestNotSent.into());
+        };
+        let headers = response.headers().iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
+        let result = handshake.receive_response_head(response.status().as_u16(), headers);
+        self.advance();
+        result
+    }
+
+    fn client_handshake(&mut self) -> Result<&mut crate::handshake::Handshake, LocalProtocolError> {
+        let role = self.role();
+        match self.handshake_mut() {
+            Some(handshake) if role.is_client() => Ok(handshake),
+            Some(_) => Err(LocalProtocolError::WrongRole { action: "send a Request", role }),
+            None => Err(LocalProtocolError::RequestAlreadySent),
+        }
+    }
+}
+
+fn build_request(
+    builder: http::request::Builder,
+    headers: &Headers,
+) -> Result<http::Request<()>, LocalProtocolError> {
+    let mut request = builder.body(()).map_err(|_| LocalProtocolError::InvalidTarget(String::new()))?;
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name).map_err(|_| LocalProtocolError::InvalidHeader {
+            name: String::from_utf8_lossy(name).into_owned(),
+        })?;
+        let value = HeaderValue::from_bytes(value)
+            .map_err(|_| LocalProtocolError::InvalidHeader { name: name.to_string() })?;
+        request.headers_mut().append(name, value);
+    }
+    Ok(request)
 }

@@ -19,6 +19,8 @@
 // One public path per type: the core's types are re-exported here from private modules; the
 // public modules hold what belongs to one layer (frames, extensions, the handshake, the tokio
 // adapters).
+#[cfg(feature = "axum")]
+pub mod axum;
 mod close;
 #[cfg(feature = "tokio")]
 pub mod codec;
@@ -32,6 +34,8 @@ pub mod handshake;
 mod headers;
 #[cfg(feature = "http")]
 pub mod http_compat;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 mod lifecycle;
 mod mask;
 mod message;

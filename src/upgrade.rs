@@ -186,6 +186,10 @@ pub struct UpgradeConfig {
     /// What the session returned by [`accept_session`] and [`connect_session`] does by
     /// itself (replies, keepalive, timeouts).
     pub session: SessionConfig,
+    /// Subprotocols in order of preference: a client created from a URL offers them; a
+    /// server ([`accept`], the `hyper` and `axum` helpers) selects the first one the client
+    /// offered.
+    pub subprotocols: Vec<String>,
     /// Extensions to offer (client) or negotiate (server), one fresh object per connection.
     extensions: Vec<ExtensionFactory>,
 }
@@ -201,6 +205,7 @@ impl Default for UpgradeConfig {
             tls: None,
             max_reject_body: 64 << 10,
             session: SessionConfig::default(),
+            subprotocols: Vec::new(),
             extensions: Vec::new(),
         }
     }
@@ -215,6 +220,7 @@ impl fmt::Debug for UpgradeConfig {
             .field("proxy", &self.proxy)
             .field("max_reject_body", &self.max_reject_body)
             .field("session", &self.session)
+            .field("subprotocols", &self.subprotocols)
             .field("extensions", &self.extensions.len())
             .finish()
     }
@@ -239,6 +245,33 @@ impl UpgradeConfig {
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         self.proxy = Some(proxy);
         self
+    }
+
+    /// Sets the subprotocols, in order of preference: a client offers them (connecting to a
+    /// URL), a server selects the first one the client offered (none if there is no match).
+    ///
+    /// ```
+    /// use wsproto::upgrade::UpgradeConfig;
+    /// let config = UpgradeConfig::default().subprotocols(["chat.v2", "chat.v1"]);
+    /// # let _ = config;
+    /// ```
+    pub fn subprotocols<I, P>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The subprotocol a server selects for `request`: the first of ours the client offered.
+    pub(crate) fn select_subprotocol(&self, request: &Request) -> Option<String> {
+        self.subprotocols.iter().find(|p| request.subprotocols.contains(p)).cloned()
+    }
+
+    /// The request a client sends for `url`, offering our subprotocols.
+    pub(crate) fn url_request(&self, url: &WsUrl) -> Request {
+        url.request().with_subprotocols(self.subprotocols.iter().cloned())
     }
 
     /// Sets the handshake timeout.
@@ -274,7 +307,7 @@ impl UpgradeConfig {
     }
 
     /// A handshake endpoint for `role` with these settings and fresh extensions.
-    fn endpoint(&self, role: ConnectionType) -> WsConnection {
+    pub(crate) fn endpoint(&self, role: ConnectionType) -> WsConnection {
         let mut config = self.config.clone();
         config.delivery.get_or_insert(Delivery::Messages);
         self.extensions
@@ -419,12 +452,19 @@ where
     with_timeout(timeout, Box::pin(server_handshake(io, decide, config))).await
 }
 
-/// [`server`] accepting every valid request, with no subprotocol and no extension.
+/// [`server`] accepting every valid request, with the first of `config`'s
+/// [`subprotocols`](UpgradeConfig::subprotocols) the client offered, and `config`'s extensions.
 pub async fn accept<T>(io: T, config: UpgradeConfig) -> Result<(WebSocket<T>, Request), Error>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    server(io, |_| Decision::Accept(AcceptConnection::new()), config).await
+    let select = config.clone();
+    let decide = move |request: &Request| {
+        let mut accept = AcceptConnection::new();
+        accept.subprotocol = select.select_subprotocol(request);
+        Decision::Accept(accept)
+    };
+    server(io, decide, config).await
 }
 
 async fn server_handshake<T, F>(
@@ -564,7 +604,7 @@ pub async fn connect_with(
     };
     #[cfg(not(feature = "rustls"))]
     let io = MaybeTlsStream::Plain(io);
-    client(io, target.request(), config).await
+    client(io, config.url_request(&target), config).await
 }
 
 /// The stream under a WebSocket opened by [`connect`]: plain TCP for `ws://`, TLS over TCP
@@ -682,7 +722,7 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let target = WsUrl::parse(url)?;
-    client(io, target.request(), config).await
+    client(io, config.url_request(&target), config).await
 }
 
 /// An HTTP proxy that [`connect_with`] opens a tunnel through with `CONNECT`, for `ws://` and
@@ -804,8 +844,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `ws://` or `wss://` URL, taken apart for a request.
 #[derive(Debug, PartialEq)]
-struct WsUrl {
-    secure: bool,
+pub(crate) struct WsUrl {
+    pub(crate) secure: bool,
     /// The host to connect to (an IPv6 literal without brackets; a name IDNA-encoded).
     host: String,
     port: u16,
@@ -816,7 +856,7 @@ struct WsUrl {
 }
 
 impl WsUrl {
-    fn parse(input: &str) -> Result<WsUrl, Error> {
+    pub(crate) fn parse(input: &str) -> Result<WsUrl, Error> {
         let bad = |reason| Error::InvalidUrl { url: input.to_owned(), reason };
         let url = url::Url::parse(input).map_err(|e| {
             bad(match e {
@@ -856,7 +896,7 @@ impl WsUrl {
         Ok(WsUrl { secure, host, port, host_header, target })
     }
 
-    fn request(&self) -> Request {
+    pub(crate) fn request(&self) -> Request {
         Request::new(self.host_header.clone(), self.target.clone())
     }
 }

@@ -1542,7 +1542,7 @@ fn rfc8441_both_roles_round_trip_with_permessage_deflate() {
     assert!(response.iter().all(|(n, _)| !n.eq_ignore_ascii_case(b"sec-websocket-accept")));
     assert_eq!(server.state(), ConnectionState::Open);
 
-    client.receive_extended_connect_response(200, response).unwrap();
+    client.receive_response_head(200, response).unwrap();
     let accept = accept_event(client.next_event().unwrap());
     assert_eq!(accept.subprotocol.as_deref(), Some("chat"));
     assert!(accept.deflate().is_some());
@@ -1558,7 +1558,7 @@ fn rfc8441_both_roles_round_trip_with_permessage_deflate() {
     // A refusal is a RejectConnection without body (the body is the HTTP/2 stream's).
     let mut client = Handshake::new(ConnectionType::Client);
     client.extended_connect(Request::new("h", "/")).unwrap();
-    client.receive_extended_connect_response(403, Vec::<(&str, &str)>::new()).unwrap();
+    client.receive_response_head(403, Vec::<(&str, &str)>::new()).unwrap();
     assert_eq!(client.next_event(), Some(Event::RejectConnection(RejectConnection::new(403))));
     assert_eq!(client.state(), ConnectionState::Closed);
 }

@@ -77,6 +77,49 @@ pub struct ExtendedConnect {
     pub headers: Headers,
 }
 
+/// An HTTP/1.1 upgrade request for an HTTP stack to send: a `GET` of `target` with `headers`.
+/// See [`Handshake::upgrade_request`].
+#[derive(Clone, Debug, Eq, PartialEq)]
+#[non_exhaustive]
+pub struct UpgradeRequest {
+    /// The request target (path and query).
+    pub target: String,
+    /// Every header, names in lower case: `host`, `upgrade`, `connection`,
+    /// `sec-websocket-key`, `sec-websocket-version`, the subprotocols and extensions offered,
+    /// and the request's extra headers.
+    pub headers: Headers,
+}
+
+/// How the headers we generate are spelled on an HTTP/1.1 wire (the case peers are used to).
+const WIRE_NAMES: [(&[u8], &[u8]); 7] = [
+    (b"host", b"Host"),
+    (b"upgrade", b"Upgrade"),
+    (b"connection", b"Connection"),
+    (b"sec-websocket-key", b"Sec-WebSocket-Key"),
+    (b"sec-websocket-version", b"Sec-WebSocket-Version"),
+    (b"sec-websocket-protocol", b"Sec-WebSocket-Protocol"),
+    (b"sec-websocket-extensions", b"Sec-WebSocket-Extensions"),
+];
+
+/// The headers both request forms carry: the version, the offers, then the extra headers.
+fn offer_headers(prepared: &PreparedRequest, extra: Headers) -> Headers {
+    let mut headers: Headers = vec![(
+        Bytes::from_static(b"sec-websocket-version"),
+        Bytes::from_static(WEBSOCKET_VERSION.as_bytes()),
+    )];
+    if !prepared.subprotocols.is_empty() {
+        headers.push((
+            Bytes::from_static(b"sec-websocket-protocol"),
+            Bytes::from(prepared.subprotocols.join(", ")),
+        ));
+    }
+    if let Some(value) = &prepared.extensions {
+        headers.push((Bytes::from_static(b"sec-websocket-extensions"), Bytes::from(value.clone())));
+    }
+    headers.extend(extra);
+    headers
+}
+
 /// A checked request, ready to be written in either HTTP version.
 struct PreparedRequest {
     host: String,
@@ -90,7 +133,7 @@ impl Handshake {
     /// Client: the RFC 8441 extended CONNECT for `request`, for an HTTP/2 stack to send on a
     /// new stream (a server that advertised `SETTINGS_ENABLE_CONNECT_PROTOCOL`). The
     /// extensions given to the handshake are offered as over HTTP/1.1. Then feed the response
-    /// to [`receive_extended_connect_response`](Self::receive_extended_connect_response); once
+    /// to [`receive_response_head`](Self::receive_response_head); once
     /// OPEN, the stream's DATA carries the frames ([`into_connection`](Self::into_connection)).
     ///
     /// ```
@@ -100,46 +143,38 @@ impl Handshake {
     /// let mut client = Handshake::new(ConnectionType::Client);
     /// let connect = client.extended_connect(Request::new("example.com", "/chat")).unwrap();
     /// assert_eq!((connect.authority.as_str(), connect.path.as_str(), connect.protocol), ("example.com", "/chat", "websocket"));
-    /// client.receive_extended_connect_response(200, Vec::<(&str, &str)>::new()).unwrap();
+    /// client.receive_response_head(200, Vec::<(&str, &str)>::new()).unwrap();
     /// assert!(matches!(client.next_event(), Some(Event::AcceptConnection(_))));
     /// ```
     pub fn extended_connect(&mut self, request: Request) -> Result<ExtendedConnect, LocalProtocolError> {
         let target = request.target.clone();
         let extra = request.extra_headers.clone();
         let prepared = self.prepare_request(request)?;
-        let mut headers: Headers = vec![(
-            Bytes::from_static(b"sec-websocket-version"),
-            Bytes::from_static(WEBSOCKET_VERSION.as_bytes()),
-        )];
-        if !prepared.subprotocols.is_empty() {
-            headers.push((
-                Bytes::from_static(b"sec-websocket-protocol"),
-                Bytes::from(prepared.subprotocols.join(", ")),
-            ));
-        }
-        if let Some(value) = &prepared.extensions {
-            headers.push((Bytes::from_static(b"sec-websocket-extensions"), Bytes::from(value.clone())));
-        }
-        headers.extend(extra);
+        let headers = offer_headers(&prepared, extra);
         let host = prepared.host.clone();
         self.await_response(prepared, None);
         Ok(ExtendedConnect { authority: host, path: target, protocol: WEBSOCKET_UPGRADE, headers })
     }
 
-    /// Client: the HTTP/2 stack received the response to [`extended_connect`](Self::extended_connect).
-    /// A 2xx accepts (the `AcceptConnection` event follows, with the agreed subprotocol and
-    /// extensions); another status rejects (`RejectConnection` without body: the body, if any,
-    /// is on the HTTP/2 stream).
-    pub fn receive_extended_connect_response(
+    /// Client: an HTTP stack received the response to [`upgrade_request`](Self::upgrade_request)
+    /// (a 101 accepts) or to [`extended_connect`](Self::extended_connect) (a 2xx accepts). An
+    /// accepting response is validated and the `AcceptConnection` event follows, with the
+    /// agreed subprotocol and extensions; another status rejects (`RejectConnection` without
+    /// body: the body, if any, is the HTTP stack's).
+    pub fn receive_response_head(
         &mut self,
         status: u16,
         headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
     ) -> Result<(), ProtocolError> {
-        if !matches!(&self.phase, Phase::AwaitingResponse(offer) if offer.nonce.is_none()) {
+        let Phase::AwaitingResponse(offer) = &self.phase else {
             return Err(LocalProtocolError::RequestNotSent.into());
-        }
+        };
+        let accepted = match offer.nonce {
+            Some(_) => status == 101,
+            None => (200..300).contains(&status),
+        };
         let headers = head::lowercase_headers(headers);
-        if (200..300).contains(&status) {
+        if accepted {
             return self.accept_response(headers);
         }
         self.phase = Phase::Closed;
@@ -211,34 +246,50 @@ impl Handshake {
         self.phase = Phase::Closed;
     }
 
+    /// Client: the HTTP/1.1 upgrade request for `request` as data, for an HTTP stack that
+    /// writes requests itself (hyper's client, say): the target and every header, `Host`,
+    /// `Upgrade`, `Connection` and a fresh `Sec-WebSocket-Key` included. Feed the response's
+    /// head to [`receive_response_head`](Self::receive_response_head).
+    ///
+    /// ```
+    /// use wsproto::handshake::Handshake;
+    /// use wsproto::{ConnectionType, Request};
+    ///
+    /// let mut client = Handshake::new(ConnectionType::Client);
+    /// let request = client.upgrade_request(Request::new("example.com", "/chat")).unwrap();
+    /// assert_eq!(request.target, "/chat");
+    /// assert!(request.headers.iter().any(|(name, _)| name.as_ref() == b"sec-websocket-key"));
+    /// ```
+    pub fn upgrade_request(&mut self, request: Request) -> Result<UpgradeRequest, LocalProtocolError> {
+        let target = request.target.clone();
+        let extra = request.extra_headers.clone();
+        let prepared = self.prepare_request(request)?;
+        let nonce = accept::nonce_from(&self.config.key_source);
+        let mut headers: Headers = vec![
+            (Bytes::from_static(b"host"), Bytes::from(prepared.host.clone())),
+            (Bytes::from_static(b"upgrade"), Bytes::from_static(WEBSOCKET_UPGRADE.as_bytes())),
+            (Bytes::from_static(b"connection"), Bytes::from_static(b"Upgrade")),
+            (Bytes::from_static(b"sec-websocket-key"), Bytes::from(nonce.clone())),
+        ];
+        headers.extend(offer_headers(&prepared, extra));
+        self.await_response(prepared, Some(nonce));
+        Ok(UpgradeRequest { target, headers })
+    }
+
     pub(super) fn send_request(
         &mut self,
         request: Request,
         dst: &mut BytesMut,
     ) -> Result<(), LocalProtocolError> {
-        let target = request.target.clone();
-        let extra = request.extra_headers.clone();
-        let prepared = self.prepare_request(request)?;
-        let nonce = accept::nonce_from(&self.config.key_source);
+        let UpgradeRequest { target, headers } = self.upgrade_request(request)?;
         dst.put_slice(b"GET ");
         dst.put_slice(target.as_bytes());
         dst.put_slice(b" HTTP/1.1\r\n");
-        header(dst, b"Host", prepared.host.as_bytes());
-        header(dst, b"Upgrade", WEBSOCKET_UPGRADE.as_bytes());
-        header(dst, b"Connection", b"Upgrade");
-        header(dst, b"Sec-WebSocket-Key", nonce.as_bytes());
-        header(dst, b"Sec-WebSocket-Version", WEBSOCKET_VERSION.as_bytes());
-        if !prepared.subprotocols.is_empty() {
-            header(dst, b"Sec-WebSocket-Protocol", prepared.subprotocols.join(", ").as_bytes());
-        }
-        if let Some(value) = &prepared.extensions {
-            header(dst, b"Sec-WebSocket-Extensions", value.as_bytes());
-        }
-        for (name, value) in &extra {
+        for (name, value) in &headers {
+            let name = WIRE_NAMES.iter().find(|(lower, _)| lower == name).map_or(&name[..], |(_, wire)| wire);
             header(dst, name, value);
         }
         dst.put_slice(b"\r\n");
-        self.await_response(prepared, Some(nonce));
         Ok(())
     }
 

@@ -34,7 +34,7 @@ use std::fmt;
 use bytes::{Bytes, BytesMut};
 
 pub use self::accept::{generate_accept_token, generate_nonce, ACCEPT_GUID};
-pub use self::client::ExtendedConnect;
+pub use self::client::{ExtendedConnect, UpgradeRequest};
 pub use self::head::MAX_HEADERS;
 pub use self::negotiate::{client_extensions_handshake, server_extensions_handshake};
 
