@@ -97,10 +97,10 @@ impl WebSocketUpgrade {
     /// ```
     /// use wsproto::extensions::PerMessageDeflate;
     /// use wsproto::upgrade::UpgradeConfig;
-    /// use wsproto::{Config, Limits};
+    /// use wsproto::Config;
     ///
     /// let config = UpgradeConfig::default()
-    ///     .config(Config::default().limits(Limits::default().max_message_size(1 << 20)))
+    ///     .config(Config::default().max_message_size(1 << 20))
     ///     .extension(|| PerMessageDeflate::new().server_no_context_takeover(true));
     /// # let _ = config;
     /// ```

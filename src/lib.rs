@@ -10,8 +10,10 @@
 //!   [`CloseConnection`]).
 //! * Layers: [`frame`] (opcodes, headers, masking), [`extensions`] (the extension trait and
 //!   permessage-deflate), [`handshake`] (the HTTP/1.1 upgrade and its helpers).
-//! * With the `tokio` feature: `codec` (the tokio-util codec) and `upgrade` (the async
-//!   handshake helper); with `http`: `http_compat`.
+//! * With the `tokio` feature: `codec` (the tokio-util codec), `upgrade` (the async
+//!   handshake helper, `connect`) and `session` (replies, keepalive, timeouts, clean close);
+//!   with `http`: `http_compat`; with `hyper`: `hyper` (servers and clients on hyper 1.x,
+//!   HTTP/1.1 and HTTP/2); with `axum`: `axum` (the `WebSocketUpgrade` extractor).
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
