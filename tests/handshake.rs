@@ -1562,3 +1562,62 @@ fn rfc8441_both_roles_round_trip_with_permessage_deflate() {
     assert_eq!(client.next_event(), Some(Event::RejectConnection(RejectConnection::new(403))));
     assert_eq!(client.state(), ConnectionState::Closed);
 }
+
+/// An HTTP stack that writes requests itself (hyper's client) gets the HTTP/1.1 request as
+/// data and feeds back the response head: the same validation as the byte path.
+#[test]
+fn http1_request_as_data_and_response_head_from_an_http_stack() {
+    let mut client = Handshake::new(ConnectionType::Client);
+    let request = client
+        .upgrade_request(Request::new("example.com:8080", "/chat?x=1").with_subprotocols(["chat"]))
+        .unwrap();
+    assert_eq!(request.target, "/chat?x=1");
+    let names: Vec<&[u8]> = request.headers.iter().map(|(n, _)| &n[..]).collect();
+    assert_eq!(
+        names,
+        [
+            &b"host"[..],
+            b"upgrade",
+            b"connection",
+            b"sec-websocket-key",
+            b"sec-websocket-version",
+            b"sec-websocket-protocol"
+        ]
+    );
+    // The same request, as the server's HTTP stack would pass it on.
+    let mut server = WsConnection::new(ConnectionType::Server);
+    server.initiate_upgrade_connection(request.headers.clone(), &request.target).unwrap();
+    assert_eq!(request_event(drain(&mut server)).host, "example.com:8080");
+    let bytes = server.send_bytes(AcceptConnection::new().with_subprotocol("chat")).unwrap();
+    let mut parsed = [httparse::EMPTY_HEADER; 16];
+    let mut response = httparse::Response::new(&mut parsed);
+    response.parse(&bytes).unwrap();
+    let head: Vec<(String, Vec<u8>)> =
+        response.headers.iter().map(|h| (h.name.to_owned(), h.value.to_vec())).collect();
+
+    // A wrong accept key is refused, whoever parsed the head.
+    let mut forged = head.clone();
+    for (name, value) in &mut forged {
+        if name.eq_ignore_ascii_case("sec-websocket-accept") {
+            *value = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_vec();
+        }
+    }
+    let mut other = Handshake::new(ConnectionType::Client);
+    other.upgrade_request(Request::new("example.com", "/")).unwrap();
+    assert!(matches!(
+        other.receive_response_head(101, forged),
+        Err(ProtocolError::Remote(RemoteProtocolError::BadAccept))
+    ));
+
+    // A 200 does not accept an HTTP/1.1 upgrade: it is a rejection.
+    let mut other = Handshake::new(ConnectionType::Client);
+    other.upgrade_request(Request::new("example.com", "/")).unwrap();
+    other.receive_response_head(200, Vec::<(&str, &str)>::new()).unwrap();
+    assert!(
+        matches!(other.next_event(), Some(Event::RejectConnection(r)) if r.status_code == 200 && !r.has_body)
+    );
+
+    client.receive_response_head(101, head).unwrap();
+    assert_eq!(accept_event(client.next_event().unwrap()).subprotocol.as_deref(), Some("chat"));
+    assert_eq!(client.state(), ConnectionState::Open);
+}
