@@ -52,7 +52,7 @@
 //! [`ClientUpgrade`] that checks the response.
 //!
 //! ```ignore
-//! # // Needs hyper's `client` feature: the whole program is `interop/tests/hyper.rs`.
+//! # // Needs hyper's `client` feature: see the `hyper_client` example of the interop member.
 //! # async fn run(mut sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>) -> Result<(), Box<dyn std::error::Error>> {
 //! use wsproto::upgrade::UpgradeConfig;
 //!
