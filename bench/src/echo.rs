@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use wsproto::extensions::{DeflatePool, PerMessageDeflate};
@@ -18,6 +18,10 @@ use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::Event;
 
 use crate::common::*;
+
+/// A stream a server or a load connection runs on: TCP, or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 // ---------------------------------------------------------------------------------------------
 // Servers
@@ -53,8 +57,10 @@ impl Server {
     }
 }
 
-/// `wsbench server <lib> [--deflate]`: prints the port, serves until stdin closes.
-pub fn server_main(server: Server, deflate: bool) {
+/// `wsbench server <lib> [--deflate] [--tls]`: prints the port, serves until stdin closes.
+/// With `--tls`, every connection is TLS (tokio-rustls) with the benchmark's certificate.
+pub fn server_main(server: Server, deflate: bool, tls: bool) {
+    let acceptor = tls.then(crate::tls::acceptor);
     pin_to(0);
     raise_nofile();
     // The parent asks for heap statistics with a line `heap`, and closes our stdin to stop us.
@@ -91,6 +97,15 @@ pub fn server_main(server: Server, deflate: bool) {
                 }
             };
             let _ = stream.set_nodelay(true);
+            if let Some(acceptor) = &acceptor {
+                let acceptor = acceptor.clone();
+                spawn(async move {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serve_any(server, stream, deflate).await;
+                    }
+                });
+                continue;
+            }
             match server {
                 Server::Lib(Lib::Ours) => spawn(serve_ours(stream, false, deflate)),
                 Server::Lib(Lib::OursWhole) => spawn(serve_ours(stream, true, deflate)),
@@ -102,6 +117,20 @@ pub fn server_main(server: Server, deflate: bool) {
             }
         }
     });
+}
+
+/// Any server on any stream (one future type for all: used over TLS, where the connection
+/// future's size is not measured).
+async fn serve_any<S: Io>(server: Server, stream: S, deflate: bool) {
+    let _ = match server {
+        Server::Lib(Lib::Ours) => serve_ours(stream, false, deflate).await.map_err(|_| ()),
+        Server::Lib(Lib::OursWhole) => serve_ours(stream, true, deflate).await.map_err(|_| ()),
+        Server::Lib(Lib::Tungstenite) => serve_tungstenite(stream).await.map_err(|_| ()),
+        Server::Lib(Lib::TokioWs) => serve_tokio_ws(stream).await.map_err(|_| ()),
+        Server::Lib(Lib::Fws) => serve_fws(stream).await.map_err(|_| ()),
+        Server::Session => serve_session(stream).await.map_err(|_| ()),
+        Server::Yawc => unimplemented!("yawc is only benchmarked without TLS"),
+    };
 }
 
 /// Size of the last connection future spawned (reported with the heap statistics).
@@ -116,7 +145,7 @@ where
     drop(tokio::spawn(future));
 }
 
-async fn serve_ours(stream: TcpStream, whole: bool, deflate: bool) -> Result<(), wsproto::upgrade::Error> {
+async fn serve_ours<S: Io>(stream: S, whole: bool, deflate: bool) -> Result<(), wsproto::upgrade::Error> {
     let delivery = if whole { wsproto::Delivery::Messages } else { wsproto::Delivery::DEFAULT_CHUNKS };
     let mut config = UpgradeConfig::default().delivery(delivery);
     if deflate {
@@ -150,7 +179,7 @@ async fn serve_ours(stream: TcpStream, whole: bool, deflate: bool) -> Result<(),
 }
 
 /// The same echo as `serve_ours` with whole messages, through a session.
-async fn serve_session(stream: TcpStream) -> Result<(), wsproto::upgrade::Error> {
+async fn serve_session<S: Io>(stream: S) -> Result<(), wsproto::upgrade::Error> {
     let mut ws = upgrade::accept_session(stream, UpgradeConfig::default()).await?;
     while let Some(event) = ws.next().await {
         match event? {
@@ -162,7 +191,7 @@ async fn serve_session(stream: TcpStream) -> Result<(), wsproto::upgrade::Error>
     Ok(())
 }
 
-async fn serve_tungstenite(stream: TcpStream) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+async fn serve_tungstenite<S: Io>(stream: S) -> Result<(), tokio_tungstenite::tungstenite::Error> {
     use tokio_tungstenite::tungstenite::Message;
     let mut ws = tokio_tungstenite::accept_async(stream).await?;
     while let Some(msg) = ws.next().await {
@@ -176,7 +205,7 @@ async fn serve_tungstenite(stream: TcpStream) -> Result<(), tokio_tungstenite::t
     Ok(())
 }
 
-async fn serve_tokio_ws(stream: TcpStream) -> Result<(), tokio_websockets::Error> {
+async fn serve_tokio_ws<S: Io>(stream: S) -> Result<(), tokio_websockets::Error> {
     let (_, mut ws) = tokio_websockets::ServerBuilder::new().accept(stream).await?;
     while let Some(msg) = ws.next().await {
         let msg = msg?;
@@ -191,7 +220,7 @@ async fn serve_tokio_ws(stream: TcpStream) -> Result<(), tokio_websockets::Error
 
 /// fastwebsockets has no handshake of its own without hyper: a minimal HTTP/1.1 upgrade (the
 /// head is read into a heap buffer freed before the WebSocket starts), then `after_handshake`.
-async fn serve_fws(mut stream: TcpStream) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn serve_fws<S: Io>(mut stream: S) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use fastwebsockets::{FragmentCollector, OpCode, Role, WebSocket};
     {
         let head = read_request_head(&mut stream).await?;
@@ -216,8 +245,8 @@ async fn serve_fws(mut stream: TcpStream) -> Result<(), Box<dyn std::error::Erro
 
 /// Reads an HTTP request head (up to the blank line) into a heap buffer (a minimal handshake
 /// for libraries that have none without hyper; the load generator sends nothing after it).
-pub async fn read_request_head(
-    stream: &mut TcpStream,
+pub async fn read_request_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let mut head = Vec::with_capacity(1024);
     loop {
@@ -263,11 +292,18 @@ impl ServerProc {
     }
 
     pub fn start_server(server: Server, deflate: bool) -> ServerProc {
+        Self::start_with(server, deflate, false)
+    }
+
+    pub fn start_with(server: Server, deflate: bool, tls: bool) -> ServerProc {
         let exe = std::env::current_exe().expect("current exe");
         let mut cmd = Command::new(exe);
         cmd.arg("server").arg(server.name());
         if deflate {
             cmd.arg("--deflate");
+        }
+        if tls {
+            cmd.arg("--tls");
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -323,8 +359,13 @@ pub async fn connect(port: u16, extensions: Option<&str>) -> io::Result<TcpStrea
 
 /// [`connect`], also returning the server's 101 response head.
 pub async fn connect_head(port: u16, extensions: Option<&str>) -> io::Result<(TcpStream, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+    let s = TcpStream::connect(("127.0.0.1", port)).await?;
     s.set_nodelay(true)?;
+    upgrade_on(s, port, extensions).await
+}
+
+/// The opening handshake with a fixed request on a connected stream.
+pub async fn upgrade_on<S: Io>(mut s: S, port: u16, extensions: Option<&str>) -> io::Result<(S, String)> {
     let ext = extensions.map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n")).unwrap_or_default();
     let request = format!(
         "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
@@ -417,8 +458,8 @@ struct Shared {
 
 /// One connection: keeps `window` messages in flight, reading echoes and writing a new
 /// message per echo, until `stop`.
-async fn drive(mut stream: TcpStream, batch: Bytes, frame_len: usize, window: usize, shared: Rc<Shared>) {
-    let (mut r, mut w) = stream.split();
+async fn drive<S: Io>(stream: S, batch: Bytes, frame_len: usize, window: usize, shared: Rc<Shared>) {
+    let (mut r, mut w) = tokio::io::split(stream);
     let credits = Cell::new(window);
     let wake = Notify::new();
     let writer = async {
@@ -502,6 +543,25 @@ pub fn frame_cell(
     extensions: Option<&str>,
     measure: Duration,
 ) -> CellResult {
+    let connect = |port| async move { connect_head(port, extensions).await };
+    frame_cell_on(rt, port, conns, window, frame, measure, connect)
+}
+
+/// [`frame_cell`] over connections opened by `connect` (plain TCP, or TLS).
+fn frame_cell_on<S, C, F>(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    conns: usize,
+    window: usize,
+    frame: Vec<u8>,
+    measure: Duration,
+    connect: C,
+) -> CellResult
+where
+    S: Io,
+    C: Fn(u16) -> F,
+    F: std::future::Future<Output = io::Result<(S, String)>>,
+{
     let frame_len = frame.len();
     let batch = Bytes::from(frame.repeat(window));
     let local = tokio::task::LocalSet::new();
@@ -509,7 +569,7 @@ pub fn frame_cell(
         let mut streams = Vec::with_capacity(conns);
         let mut head = String::new();
         for _ in 0..conns {
-            let (s, h) = connect_head(port, extensions).await.expect("connect");
+            let (s, h) = connect(port).await.expect("connect");
             streams.push(s);
             head = h;
         }
@@ -641,6 +701,78 @@ pub fn run_echo(settings: Settings, libs: &[Lib]) -> String {
     }
     drop(servers);
     let mut s = String::from("## Echo over loopback TCP (messages per second; median of rounds)\n\n");
+    s.push_str(&table.render());
+    s
+}
+
+/// Echo over TLS (tokio-rustls on both sides of loopback, TLS 1.3, the ring provider): the
+/// same servers and load as [`run_echo`], each connection wrapped in TLS.
+pub fn run_tls_echo(settings: Settings, libs: &[Lib]) -> String {
+    pin_to(1);
+    raise_nofile();
+    // First: the certificate is made here, before the servers read it.
+    let connector = crate::tls::connector();
+    let servers: Vec<ServerProc> =
+        libs.iter().map(|&l| ServerProc::start_with(Server::Lib(l), false, true)).collect();
+    let rt = current_thread_runtime();
+    let rounds = if settings.quick { 1 } else { 3 };
+    let mut header = vec!["TLS echo: size, window, conns".to_string()];
+    header.extend(libs.iter().map(|l| format!("{} msg/s", l.name())));
+    let ours: Vec<usize> = (0..libs.len()).filter(|&i| !libs[i].is_peer()).collect();
+    for &i in &ours {
+        header.push(format!("{} / best peer", libs[i].name()));
+    }
+    let mut table = Table::new(header);
+    let has_peer = libs.iter().any(|l| l.is_peer());
+    for size in [16usize, 1 << 10, 16 << 10] {
+        for window in [1usize, 16] {
+            for conns in [1usize, 16] {
+                let mut frame = Vec::new();
+                push_frame(&mut frame, OP_BINARY, true, false, &binary_payload(size), true);
+                let mut samples: Vec<Vec<f64>> = vec![Vec::new(); libs.len()];
+                for round in 0..rounds {
+                    for k in 0..libs.len() {
+                        let i = (k + round) % libs.len();
+                        let connector = connector.clone();
+                        let connect = move |port: u16| {
+                            let connector = connector.clone();
+                            async move {
+                                let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+                                tcp.set_nodelay(true)?;
+                                let tls = connector.connect(crate::tls::server_name(), tcp).await?;
+                                upgrade_on(tls, port, None).await
+                            }
+                        };
+                        let r = frame_cell_on(
+                            &rt,
+                            servers[i].port,
+                            conns,
+                            window,
+                            frame.clone(),
+                            settings.echo_measure,
+                            connect,
+                        );
+                        samples[i].push(r.rate);
+                    }
+                }
+                let rates: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+                let mut row = vec![format!("{} w{window} c{conns}", fmt_size(size))];
+                row.extend(rates.iter().map(|r| fmt_rate(*r)));
+                if has_peer {
+                    let best = crate::inmem::best_peer(libs, &rates);
+                    for &i in &ours {
+                        row.push(format!("{} ({})", ratio(rates[i], rates[best]), libs[best].name()));
+                    }
+                }
+                println!("  {}", row.join(" | "));
+                table.row(row);
+            }
+        }
+    }
+    drop(servers);
+    let mut s = String::from(
+        "## Echo over TLS (tokio-rustls 0.26 with ring on both sides of loopback; messages per second; median of rounds)\n\n",
+    );
     s.push_str(&table.render());
     s
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p wsproto-bench
-//! target/release/wsbench [--quick] [--libs a,b,..] [decode] [encode] [echo] [deflate] [deflate-echo] [memory]
+//! target/release/wsbench [--quick] [--libs a,b,..] [decode] [encode] [echo] [session] [tls-echo] [deflate] [deflate-echo] [memory]
 //! ```
 //!
 //! With no section named, all run. Each section's table is saved under `target/wsbench/`, and
@@ -15,6 +15,7 @@ mod deflate_echo;
 mod echo;
 mod inmem;
 mod memory;
+mod tls;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,11 +25,12 @@ use common::{CountingAlloc, Lib, Settings};
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-const SECTIONS: [&str; 7] = ["decode", "encode", "echo", "session", "deflate", "deflate-echo", "memory"];
+const SECTIONS: [&str; 8] =
+    ["decode", "encode", "echo", "session", "tls-echo", "deflate", "deflate-echo", "memory"];
 
 fn usage() -> ! {
     eprintln!(
-        "usage: wsbench [--quick] [--libs LIB,..] [{}]..\n       wsbench server LIB|yawc [--deflate]\n       wsbench load PORT SIZE WINDOW CONNS SECONDS [--deflate]\n       wsbench loop decode|encode|encode-client|deflate-enc|deflate-dec LIB CASE SECONDS\nlibraries: {}",
+        "usage: wsbench [--quick] [--libs LIB,..] [{}]..\n       wsbench server LIB|yawc [--deflate] [--tls]\n       wsbench load PORT SIZE WINDOW CONNS SECONDS [--deflate]\n       wsbench loop decode|encode|encode-client|deflate-enc|deflate-dec LIB CASE SECONDS\nlibraries: {}",
         SECTIONS.join("|"),
         Lib::ALL.map(Lib::name).join(", ")
     );
@@ -39,7 +41,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("server") {
         let server = args.get(1).and_then(|s| echo::Server::parse(s)).unwrap_or_else(|| usage());
-        echo::server_main(server, args.iter().any(|a| a == "--deflate"));
+        echo::server_main(server, args.iter().any(|a| a == "--deflate"), args.iter().any(|a| a == "--tls"));
         return;
     }
     if args.first().map(String::as_str) == Some("loop") {
@@ -114,6 +116,7 @@ fn main() {
             "encode" => inmem::run_encode(settings),
             "echo" => echo::run_echo(settings, &libs),
             "session" => echo::run_session(settings),
+            "tls-echo" => echo::run_tls_echo(settings, &libs),
             "deflate" => deflate::run_deflate(settings),
             "deflate-echo" => deflate_echo::run_deflate_echo(settings),
             "memory" => memory::run_memory(settings),
@@ -129,7 +132,7 @@ fn main() {
                 } else {
                     5
                 }
-            } else if section == "echo" || section == "deflate-echo" || section == "memory" {
+            } else if ["echo", "tls-echo", "deflate-echo", "memory"].contains(&section) {
                 if quick {
                     1
                 } else {
@@ -221,6 +224,10 @@ Libraries alternate within each round (rotating the order); each cell is the med
   pre-built masked binary frames, keeping `w` messages in flight per connection (one new
   message per echo), `c` connections; echoes are counted by parsing frame headers only.
   Warm-up, then messages per second over the measured interval (longer for slow cells).
+- **TLS echo**: the echo above with every connection in TLS 1.3 (tokio-rustls 0.26, ring
+  provider, a self-signed ECDSA P-256 certificate made by rcgen, trusted by the load
+  generator): each library's server wraps the accepted TCP stream in `TlsAcceptor::accept`
+  and runs its usual handshake and echo on the TLS stream.
 - **Session**: the same echo (whole messages) through a bare `Framed<TcpStream, WsCodec>`
   (`wsproto-whole`) and through `session::Session` (`wsproto-session`: automatic replies,
   keepalive timer, timeouts), alternating; the ratio is the session's cost.
