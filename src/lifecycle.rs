@@ -57,9 +57,11 @@ pub struct SessionConfig {
     /// (`poll_ready` flushes and waits beyond it): the write buffer stays within this plus one
     /// message (default 64 KiB).
     pub write_buffer: usize,
-    /// After the closing handshake, or after we failed the connection, how long input is
-    /// drained and discarded while waiting for the peer's EOF before the transport is dropped,
-    /// so a peer still sending reads our close frame rather than a reset (default 2 s).
+    /// After we failed the connection (or, for a client, after the closing handshake), how
+    /// long input is drained and discarded while waiting for the peer's EOF before the
+    /// transport is dropped, so a peer still sending reads our close frame rather than a
+    /// reset (default 2 s). A server ends at once after a clean closing handshake (see
+    /// [`Lifecycle::drains_after_close`]).
     pub linger: Duration,
 }
 
@@ -227,6 +229,17 @@ impl Lifecycle {
     /// [`SessionConfig::linger`]) until the returned instant.
     pub fn lingering(&self) -> Option<Instant> {
         self.linger_until
+    }
+
+    /// Whether, once our side is shut down, input should still be drained until the peer's
+    /// EOF (bounded by [`SessionConfig::linger`]). After a failure, yes: a peer still sending
+    /// then reads our close frame instead of a reset. After a clean closing handshake, only a
+    /// client waits, since RFC 6455 has the server close the transport first; the peer sent
+    /// nothing after its close frame, so a server drops the transport at once. (Over HTTP/2,
+    /// browsers never end the stream of a closed WebSocket: a server waiting for it held
+    /// every closed stream for the whole linger time.)
+    pub fn drains_after_close(&self, role: crate::role::ConnectionType) -> bool {
+        self.linger_until.is_some() || self.timed_out.is_some() || role.is_client()
     }
 
     /// An event was received at `now`: queues what it calls for (a pong, the close reply).

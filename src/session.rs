@@ -390,7 +390,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                     }
                 }
                 Poll::Pending => self.phase = Phase::Done,
-                Poll::Ready(_) => self.phase = Phase::Draining,
+                Poll::Ready(_) => {
+                    let role = self.framed.codec().connection().role();
+                    let drains = self.pending_error.is_some() || self.life.drains_after_close(role);
+                    self.phase = if drains { Phase::Draining } else { Phase::Done };
+                }
             }
         }
         if self.phase == Phase::Draining {

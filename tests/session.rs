@@ -357,3 +357,37 @@ async fn over_tcp_pongs_flow_while_only_reading_and_a_violation_reaches_a_peer_s
     .await
     .expect("test timed out");
 }
+
+/// A server ends at once after a clean closing handshake, without waiting for an EOF the peer
+/// may never send (browsers over HTTP/2 never end a closed WebSocket's stream); a client waits
+/// for the server to close first (RFC 6455), bounded by the linger time.
+#[tokio::test(start_paused = true)]
+async fn after_a_clean_close_a_server_ends_at_once_and_a_client_waits_for_the_server() {
+    // Server: the peer closes, the session replies, and the stream ends at once although the
+    // peer keeps its end open.
+    let (mut session, mut peer) = pair(SessionConfig::default());
+    let start = tokio::time::Instant::now();
+    peer.send(CloseConnection::new(CloseCode::NORMAL_CLOSURE).into()).await.unwrap();
+    let Event::CloseConnection(_) = session.next().await.unwrap().unwrap() else { panic!("the close") };
+    assert!(session.next().await.is_none());
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    let Event::CloseConnection(reply) = next(&mut peer).await else { panic!("the reply") };
+    assert_eq!(reply.code, CloseCode::NORMAL_CLOSURE);
+    assert!(peer.next().await.is_none(), "the server shut its side down");
+
+    // Client: the same close, but the session waits for the server's EOF, up to the linger.
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let client = Connection::new(
+        ConnectionType::Client,
+        Config::default().delivery(Delivery::Messages).key_source(KeySource::fixed(support::KEY)),
+    );
+    let server = Connection::new(ConnectionType::Server, Config::default().delivery(Delivery::Messages));
+    let mut session = Session::new(Framed::new(a, WsCodec::new(client)), SessionConfig::default());
+    let mut server = Framed::new(b, WsCodec::new(server));
+    let start = tokio::time::Instant::now();
+    server.send(CloseConnection::new(CloseCode::NORMAL_CLOSURE).into()).await.unwrap();
+    let Event::CloseConnection(_) = session.next().await.unwrap().unwrap() else { panic!("the close") };
+    assert!(session.next().await.is_none());
+    assert_eq!(start.elapsed(), SessionConfig::default().linger);
+    drop(server);
+}
