@@ -1,9 +1,9 @@
 //! `wsbench`: wsproto side by side with tokio-tungstenite, tokio-websockets and
-//! fastwebsockets (decode, encode, loopback echo, permessage-deflate, memory).
+//! fastwebsockets (decode, encode, loopback echo, permessage-deflate, broadcast fan-out, memory).
 //!
 //! ```text
 //! cargo build --release -p wsproto-bench
-//! target/release/wsbench [--quick] [--libs a,b,..] [decode] [encode] [echo] [deflate] [deflate-echo] [memory]
+//! target/release/wsbench [--quick] [--libs a,b,..] [decode] [encode] [echo] [deflate] [deflate-echo] [fanout] [memory]
 //! ```
 //!
 //! With no section named, all run. Each section's table is saved under `target/wsbench/`, and
@@ -13,6 +13,7 @@ mod common;
 mod deflate;
 mod deflate_echo;
 mod echo;
+mod fanout;
 mod inmem;
 mod memory;
 
@@ -24,7 +25,7 @@ use common::{CountingAlloc, Lib, Settings};
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-const SECTIONS: [&str; 7] = ["decode", "encode", "echo", "session", "deflate", "deflate-echo", "memory"];
+const SECTIONS: [&str; 8] = ["decode", "encode", "echo", "session", "deflate", "deflate-echo", "fanout", "memory"];
 
 fn usage() -> ! {
     eprintln!(
@@ -116,6 +117,7 @@ fn main() {
             "session" => echo::run_session(settings),
             "deflate" => deflate::run_deflate(settings),
             "deflate-echo" => deflate_echo::run_deflate_echo(settings),
+            "fanout" => fanout::run_fanout(settings),
             "memory" => memory::run_memory(settings),
             _ => unreachable!(),
         };
@@ -129,7 +131,7 @@ fn main() {
                 } else {
                     5
                 }
-            } else if section == "echo" || section == "deflate-echo" || section == "memory" {
+            } else if section == "echo" || section == "deflate-echo" || section == "fanout" || section == "memory" {
                 if quick {
                     1
                 } else {
