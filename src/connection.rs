@@ -283,10 +283,13 @@ impl Connection {
 
     /// Serialises `event` into `dst` and updates the state.
     ///
-    /// Allowed: messages, pings and pongs in OPEN; `CloseConnection` in OPEN (→ LOCAL_CLOSING)
-    /// and in REMOTE_CLOSING (→ CLOSED). Anything else, an over-long control payload, a close
-    /// code that may not be sent, or text and binary mixed in one message is a
-    /// [`LocalProtocolError`] and writes nothing.
+    /// Allowed: messages (text, binary, [`PreparedMessage`]), pings and pongs in OPEN;
+    /// `CloseConnection` in OPEN (→ LOCAL_CLOSING) and in REMOTE_CLOSING (→ CLOSED). Anything
+    /// else, an over-long control payload, a close code that may not be sent, or text and
+    /// binary mixed in one message is a [`LocalProtocolError`] and writes nothing. A prepared
+    /// message is a whole message: it cannot continue a fragmented one
+    /// ([`LocalProtocolError::MessageInProgress`]); its shared frame is copied into `dst`
+    /// ([`send_prepared`](Self::send_prepared) returns it instead).
     // Inlined into the caller (the codec's `encode`): as a call, the event was copied into a
     // new stack slot and its tag then read back, both stalling on store forwarding.
     #[inline]

@@ -5,7 +5,6 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::error::LocalProtocolError;
 use crate::frame::{FrameHeader, Opcode, Rsv};
 use crate::utf8::Utf8Bytes;
 
@@ -40,9 +39,9 @@ use crate::utf8::Utf8Bytes;
 ///
 /// A prepared message is sent like any event (it converts into [`Event`](crate::Event)), as a
 /// whole message: it cannot continue a fragmented message (sending it while one is in
-/// progress is [`LocalProtocolError::MessageInProgress`]), and it follows the state machine
-/// like a [`TextMessage`](crate::TextMessage) (after our close it is
-/// [`LocalProtocolError::EventNotAllowed`]).
+/// progress is [`MessageInProgress`](crate::LocalProtocolError::MessageInProgress)), and it
+/// follows the state machine like a [`TextMessage`](crate::TextMessage) (after our close it
+/// is [`EventNotAllowed`](crate::LocalProtocolError::EventNotAllowed)).
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -179,12 +178,12 @@ impl PreparedMessage {
         level: flate2::Compression,
         bits: u8,
         pool: Option<&crate::extensions::DeflatePool>,
-    ) -> Result<Bytes, LocalProtocolError> {
+    ) -> Result<Bytes, crate::LocalProtocolError> {
         let key = (level.level(), bits);
         let build = || {
             let payload = crate::extensions::compress_message(level, bits, &self.inner.payload, pool)
-                .map_err(LocalProtocolError::Extension)?;
-            Ok::<_, LocalProtocolError>(frame(self.inner.opcode, Rsv::RSV1, &payload))
+                .map_err(crate::LocalProtocolError::Extension)?;
+            Ok::<_, crate::LocalProtocolError>(frame(self.inner.opcode, Rsv::RSV1, &payload))
         };
         match self.inner.deflated.get() {
             Some((k, frame)) if *k == key => return Ok(frame.clone()),

@@ -203,7 +203,13 @@ async fn accept_raw(stream: &mut TcpStream) -> Option<String> {
 }
 
 /// The server thread: accepts [`CONNS`] connections, then broadcasts until stopped.
-fn server_thread(variant: Variant, deflate: bool, listener: std::net::TcpListener, payloads: Vec<Bytes>, ctl: Arc<Ctl>) {
+fn server_thread(
+    variant: Variant,
+    deflate: bool,
+    listener: std::net::TcpListener,
+    payloads: Vec<Bytes>,
+    ctl: Arc<Ctl>,
+) {
     pin_to(0);
     ctl.clock.store(own_cpu_clock() as u64, Ordering::Release);
     let rt = current_thread_runtime();
@@ -244,8 +250,13 @@ fn server_thread(variant: Variant, deflate: bool, listener: std::net::TcpListene
                 let agreed = accept_raw(&mut s).await;
                 let options = yawc::Options::default().with_balanced_compression().with_utf8();
                 Yawc(
-                    yawc::WebSocket::from_stream_with_extensions(s, yawc::Role::Server, agreed.as_deref(), options)
-                        .expect("yawc"),
+                    yawc::WebSocket::from_stream_with_extensions(
+                        s,
+                        yawc::Role::Server,
+                        agreed.as_deref(),
+                        options,
+                    )
+                    .expect("yawc"),
                 )
             }),
         }
@@ -297,7 +308,13 @@ async fn read_messages(mut stream: TcpStream, ctl: Arc<Ctl>, compressed: Rc<Cell
     }
 }
 
-fn run_cell(rt: &tokio::runtime::Runtime, variant: Variant, deflate: bool, size: usize, measure: Duration) -> Sample {
+fn run_cell(
+    rt: &tokio::runtime::Runtime,
+    variant: Variant,
+    deflate: bool,
+    size: usize,
+    measure: Duration,
+) -> Sample {
     let payloads: Vec<Bytes> =
         (0..PAYLOADS).map(|i| Bytes::from(json_payload_seeded(size, i as u32 + 1).into_bytes())).collect();
     let ctl = Arc::new(Ctl {
@@ -328,7 +345,8 @@ fn run_cell(rt: &tokio::runtime::Runtime, variant: Variant, deflate: bool, size:
         }
         // Warm up: a few broadcasts (and the pool, the allocator) settle.
         let warm = Instant::now();
-        while ctl.delivered.load(Ordering::Acquire) < 4 * CONNS as u64 || warm.elapsed() < Duration::from_millis(200)
+        while ctl.delivered.load(Ordering::Acquire) < 4 * CONNS as u64
+            || warm.elapsed() < Duration::from_millis(200)
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -376,7 +394,7 @@ pub fn run_fanout(settings: Settings) -> String {
             header.push(format!("{} msg/s (µs CPU/msg)", v.name()));
         }
         header.push("prepared / per-connection CPU".into());
-        header.push("prepared / best peer msg/s".into());
+        header.push("prepared / best peer: msg/s, CPU/msg".into());
         let mut table = Table::new(header);
         for size in [1usize << 10, 16 << 10] {
             let mut samples: Vec<Vec<Sample>> = variants.iter().map(|_| Vec::new()).collect();
@@ -401,7 +419,17 @@ pub fn run_fanout(settings: Settings) -> String {
                 .filter(|&i| variants[i].is_peer())
                 .max_by(|&a, &b| medians[a].0.total_cmp(&medians[b].0))
                 .expect("a peer");
-            row.push(format!("{} ({})", ratio(medians[0].0, medians[best].0), variants[best].name()));
+            let leanest = (0..variants.len())
+                .filter(|&i| variants[i].is_peer())
+                .min_by(|&a, &b| medians[a].1.total_cmp(&medians[b].1))
+                .expect("a peer");
+            row.push(format!(
+                "{} ({}), {:.2}× ({})",
+                ratio(medians[0].0, medians[best].0),
+                variants[best].name(),
+                medians[0].1 / medians[leanest].1,
+                variants[leanest].name()
+            ));
             println!("  {}", row.join(" | "));
             table.row(row);
         }
