@@ -15,6 +15,9 @@ fn config() -> Config {
     Config::default().delivery(Delivery::Messages).key_source(KeySource::fixed(support::KEY))
 }
 
+/// Negotiated (client, server) extension lists.
+type Extensions = (Vec<Box<dyn Extension>>, Vec<Box<dyn Extension>>);
+
 fn conn(role: ConnectionType, extensions: Vec<Box<dyn Extension>>) -> Connection {
     Connection::with_extensions(role, config(), extensions, &[])
 }
@@ -302,7 +305,7 @@ async fn through_the_codec_and_a_session() {
 }
 
 #[cfg(feature = "deflate")]
-fn extensions(spec: Option<(bool, u8, u32, u8)>) -> (Vec<Box<dyn Extension>>, Vec<Box<dyn Extension>>) {
+fn extensions(spec: Option<(bool, u8, u32, u8)>) -> Extensions {
     use wsproto::extensions::PerMessageDeflate;
     let Some((no_context_takeover, bits, level, threshold)) = spec else { return (vec![], vec![]) };
     let server = PerMessageDeflate::new()
@@ -315,7 +318,7 @@ fn extensions(spec: Option<(bool, u8, u32, u8)>) -> (Vec<Box<dyn Extension>>, Ve
 }
 
 #[cfg(not(feature = "deflate"))]
-fn extensions(_: Option<(bool, u8, u32, u8)>) -> (Vec<Box<dyn Extension>>, Vec<Box<dyn Extension>>) {
+fn extensions(_: Option<(bool, u8, u32, u8)>) -> Extensions {
     (vec![], vec![])
 }
 
