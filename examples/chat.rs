@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Messages go through a `tokio::sync::broadcast` channel; each connection task relays what
-//! the others post. Each connection is a session: pings are answered, a keepalive ping every
+//! the others post. A post is a [`PreparedMessage`]: framed, and compressed, once for all the
+//! connections that receive it (the server resets its compression context after each message,
+//! `server_no_context_takeover`, so that the compressed bytes can be shared). Each connection is a session: pings are answered, a keepalive ping every
 //! 20 s cuts off vanished clients, the close handshake is completed, and permessage-deflate is
 //! negotiated when a client offers it. Ctrl-C closes every connection with 1001 (going away),
 //! waiting up to 5 s.
@@ -22,15 +24,21 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use wsproto::extensions::{DeflatePool, PerMessageDeflate};
 use wsproto::session::{Session, Shutdown};
 use wsproto::upgrade::{self, UpgradeConfig};
-use wsproto::{Event, TextMessage, Utf8Bytes};
+use wsproto::{Event, PreparedMessage, TextMessage};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9002";
 
-/// A chat line: who posted it and what.
+/// A chat line: who posted it, and the message, framed once for every recipient.
 #[derive(Clone, Debug)]
 struct Post {
     from: SocketAddr,
-    text: Utf8Bytes,
+    message: PreparedMessage,
+}
+
+impl Post {
+    fn new(from: SocketAddr, text: String) -> Self {
+        Post { from, message: PreparedMessage::text(text) }
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -40,10 +48,13 @@ async fn main() -> std::io::Result<()> {
     eprintln!("chat server listening on ws://{}", listener.local_addr()?);
     // Slow readers that fall more than 256 posts behind skip the ones they missed.
     let (posts, _) = broadcast::channel::<Post>(256);
-    // Whole messages (a post is relayed once complete), permessage-deflate when offered, with
-    // compression states shared between connections through one pool.
+    // Whole messages (a post is relayed once complete), permessage-deflate when offered,
+    // without context takeover on our side so each post is compressed once for everyone (with
+    // context takeover every connection would compress it again with its own state); the
+    // compression states are shared between connections through one pool.
     let pool = DeflatePool::new();
-    let config = UpgradeConfig::default().extension(move || PerMessageDeflate::new().pool(pool.clone()));
+    let config = UpgradeConfig::default()
+        .extension(move || PerMessageDeflate::new().server_no_context_takeover(true).pool(pool.clone()));
     let shutdown = Shutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -76,15 +87,14 @@ async fn serve(
     let mut ws = Session::new(ws, session_config).with_shutdown(&shutdown);
     let mut inbox = posts.subscribe();
     eprintln!("{peer}: joined");
-    let _ = posts.send(Post { from: peer, text: format!("* {peer} joined").into() });
+    let _ = posts.send(Post::new(peer, format!("* {peer} joined")));
 
     loop {
         tokio::select! {
             event = ws.next() => match event.transpose()? {
                 Some(Event::TextMessage(m)) => {
-                    let text = format!("{peer}: {}", m.data).into();
                     // Err only when nobody listens, which cannot happen: we hold a receiver.
-                    let _ = posts.send(Post { from: peer, text });
+                    let _ = posts.send(Post::new(peer, format!("{peer}: {}", m.data)));
                 }
                 Some(Event::BytesMessage(_)) => {
                     ws.send(TextMessage::new("binary messages are not relayed").into()).await?;
@@ -99,7 +109,7 @@ async fn serve(
                 None => break,
             },
             post = inbox.recv() => match post {
-                Ok(post) if post.from != peer => ws.send(TextMessage::new(post.text).into()).await?,
+                Ok(post) if post.from != peer => ws.send(post.message.into()).await?,
                 Ok(_) => {}
                 Err(RecvError::Lagged(n)) => {
                     ws.send(TextMessage::new(format!("* {n} messages skipped")).into()).await?;
@@ -108,6 +118,6 @@ async fn serve(
             },
         }
     }
-    let _ = posts.send(Post { from: peer, text: format!("* {peer} left").into() });
+    let _ = posts.send(Post::new(peer, format!("* {peer} left")));
     Ok(())
 }

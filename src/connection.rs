@@ -13,6 +13,7 @@ use crate::frame::decode::FrameDecoder;
 use crate::frame::{FrameHeader, Opcode, Rsv, MAX_CONTROL_PAYLOAD};
 use crate::mask::extend_masked;
 use crate::message::{Assembly, MessageAssembler};
+use crate::prepared::PreparedMessage;
 use crate::role::ConnectionType;
 use crate::state::{ConnectionState, Input, SendKind, StateMachine};
 use crate::utf8::Utf8Bytes;
@@ -282,17 +283,20 @@ impl Connection {
 
     /// Serialises `event` into `dst` and updates the state.
     ///
-    /// Allowed: messages, pings and pongs in OPEN; `CloseConnection` in OPEN (→ LOCAL_CLOSING)
-    /// and in REMOTE_CLOSING (→ CLOSED). Anything else, an over-long control payload, a close
-    /// code that may not be sent, or text and binary mixed in one message is a
-    /// [`LocalProtocolError`] and writes nothing.
+    /// Allowed: messages (text, binary, [`PreparedMessage`]), pings and pongs in OPEN;
+    /// `CloseConnection` in OPEN (→ LOCAL_CLOSING) and in REMOTE_CLOSING (→ CLOSED). Anything
+    /// else, an over-long control payload, a close code that may not be sent, or text and
+    /// binary mixed in one message is a [`LocalProtocolError`] and writes nothing. A prepared
+    /// message is a whole message: it cannot continue a fragmented one
+    /// ([`LocalProtocolError::MessageInProgress`]); its shared frame is copied into `dst`
+    /// ([`send_prepared`](Self::send_prepared) returns it instead).
     // Inlined into the caller (the codec's `encode`): as a call, the event was copied into a
     // new stack slot and its tag then read back, both stalling on store forwarding.
     #[inline]
     pub fn send(&mut self, event: impl Into<Event>, dst: &mut BytesMut) -> Result<(), LocalProtocolError> {
         let event = event.into();
         let kind = match &event {
-            Event::TextMessage(_) | Event::BytesMessage(_) => SendKind::Data,
+            Event::TextMessage(_) | Event::BytesMessage(_) | Event::PreparedMessage(_) => SendKind::Data,
             Event::Ping(_) => SendKind::Ping,
             Event::Pong(_) => SendKind::Pong,
             Event::CloseConnection(_) => SendKind::Close,
@@ -308,6 +312,11 @@ impl Connection {
                 self.send_data(Opcode::Text, m.data.into_bytes(), m.message_finished, dst)?
             }
             Event::BytesMessage(m) => self.send_data(Opcode::Binary, m.data, m.message_finished, dst)?,
+            Event::PreparedMessage(m) => {
+                if let Some(frame) = self.prepared_frame(&m, dst)? {
+                    dst.extend_from_slice(&frame);
+                }
+            }
             Event::Ping(p) => self.send_control(Opcode::Ping, &p.payload, dst)?,
             Event::Pong(p) => self.send_control(Opcode::Pong, &p.payload, dst)?,
             Event::CloseConnection(c) => {
@@ -325,6 +334,75 @@ impl Connection {
         let mut dst = BytesMut::new();
         self.send(event, &mut dst)?;
         Ok(dst.freeze())
+    }
+
+    /// Sends a [`PreparedMessage`] and returns its frame: the bytes shared with every
+    /// connection that negotiated the same encoding (no copy), or, where they cannot be shared
+    /// (a client, compression with context takeover), the message framed for this connection.
+    ///
+    /// This is [`send`](Self::send) for a caller that writes the frame to its transport itself
+    /// (e.g. with `write_all`), without copying it into a buffer first. The same rules apply:
+    /// allowed in OPEN, not while a fragmented message is in progress
+    /// ([`LocalProtocolError::MessageInProgress`]).
+    ///
+    /// ```
+    /// use wsproto::{Config, Connection, ConnectionType, PreparedMessage};
+    ///
+    /// let msg = PreparedMessage::text("to everyone");
+    /// let mut a = Connection::new(ConnectionType::Server, Config::default());
+    /// let mut b = Connection::new(ConnectionType::Server, Config::default());
+    /// let (fa, fb) = (a.send_prepared(&msg)?, b.send_prepared(&msg)?);
+    /// assert_eq!(&fa[..], b"\x81\x0bto everyone");
+    /// assert_eq!(fa.as_ptr(), fb.as_ptr()); // the same bytes
+    /// # Ok::<(), wsproto::LocalProtocolError>(())
+    /// ```
+    pub fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<Bytes, LocalProtocolError> {
+        if !self.state.may_send(SendKind::Data) {
+            return Err(LocalProtocolError::EventNotAllowed {
+                event: "PreparedMessage",
+                state: self.state(),
+            });
+        }
+        let mut dst = BytesMut::new();
+        let frame = match self.prepared_frame(msg, &mut dst)? {
+            Some(frame) => frame,
+            None => dst.freeze(),
+        };
+        self.state.sent(SendKind::Data);
+        Ok(frame)
+    }
+
+    /// The shared frame of `msg` on this connection, or `None` once it is framed into `dst`
+    /// as a normal message (where sharing is not possible).
+    fn prepared_frame(
+        &mut self,
+        msg: &PreparedMessage,
+        dst: &mut BytesMut,
+    ) -> Result<Option<Bytes>, LocalProtocolError> {
+        if self.tx_message.is_some() {
+            return Err(LocalProtocolError::MessageInProgress);
+        }
+        // Client frames are masked with a key of their own: nothing to share.
+        if !self.role.is_client() {
+            match &self.extensions[..] {
+                [] => return Ok(Some(msg.plain_frame().clone())),
+                #[cfg(feature = "deflate")]
+                [ext] => {
+                    use crate::extensions::{PerMessageDeflate, SharedEncoding};
+                    let any: &dyn std::any::Any = &**ext;
+                    match any.downcast_ref::<PerMessageDeflate>().and_then(|d| d.shared_encoding(msg.len())) {
+                        Some(SharedEncoding::Plain) => return Ok(Some(msg.plain_frame().clone())),
+                        Some(SharedEncoding::Compressed { level, bits, pool }) => {
+                            return msg.deflated_frame(level, bits, pool).map(Some)
+                        }
+                        None => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.send_data(msg.opcode(), msg.payload().clone(), true, dst)?;
+        Ok(None)
     }
 
     #[inline]

@@ -55,6 +55,9 @@ pub enum LocalProtocolError {
     ReasonWithoutCode,
     /// A text chunk sent while a binary message was in progress, or the other way round.
     MessageTypeMismatch,
+    /// A whole message ([`PreparedMessage`](crate::PreparedMessage)) sent while a fragmented
+    /// message is in progress: finish that one first.
+    MessageInProgress,
     /// An extension refused to transform an outgoing frame.
     Extension(ExtensionError),
     /// A client received bytes before sending its `Request`.
@@ -129,6 +132,9 @@ impl fmt::Display for LocalProtocolError {
             }
             ReasonWithoutCode => f.write_str("a close reason requires a close code other than 1005"),
             MessageTypeMismatch => f.write_str("Data type mismatch inside message: text and binary mixed"),
+            MessageInProgress => {
+                f.write_str("a whole message cannot be sent while a fragmented message is in progress")
+            }
             Extension(e) => write!(f, "extension failed on an outgoing frame: {e}"),
             RequestNotSent => f.write_str("send the Request before receiving data"),
             RequestAlreadySent => f.write_str("the Request was already sent"),

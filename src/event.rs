@@ -40,6 +40,9 @@ pub enum Event {
     Ping(Ping),
     /// A pong frame.
     Pong(Pong),
+    /// A whole message framed once for many connections (send only: received messages are
+    /// [`TextMessage`]s and [`BytesMessage`]s).
+    PreparedMessage(crate::PreparedMessage),
 }
 
 impl Event {
@@ -55,6 +58,7 @@ impl Event {
             Event::CloseConnection(_) => "CloseConnection",
             Event::Ping(_) => "Ping",
             Event::Pong(_) => "Pong",
+            Event::PreparedMessage(_) => "PreparedMessage",
         }
     }
 }
@@ -407,6 +411,19 @@ into_event! {
     BytesMessage => Event::BytesMessage;
     Ping => Event::Ping;
     Pong => Event::Pong;
+}
+
+impl From<crate::PreparedMessage> for Event {
+    fn from(e: crate::PreparedMessage) -> Event {
+        Event::PreparedMessage(e)
+    }
+}
+
+/// Sends a clone (one reference count): `conn.send(&prepared, &mut buf)`.
+impl From<&crate::PreparedMessage> for Event {
+    fn from(e: &crate::PreparedMessage) -> Event {
+        Event::PreparedMessage(e.clone())
+    }
 }
 
 impl From<Request> for Event {

@@ -5,6 +5,8 @@
 //! * Sans-IO core: [`WsConnection`] (handshake, then frames), or [`handshake::Handshake`] and
 //!   [`Connection`] on their own; [`Event`] and its structs; [`Config`], [`Delivery`],
 //!   [`Limits`].
+//! * Broadcast: [`PreparedMessage`], a message framed (and compressed) once and sent to many
+//!   connections.
 //! * Errors: [`LocalProtocolError`] (our misuse), [`RemoteProtocolError`] (the peer's handshake
 //!   violation), [`PeerViolation`] (the peer's violation after it, inside a received
 //!   [`CloseConnection`]).
@@ -41,6 +43,7 @@ pub mod hyper;
 mod lifecycle;
 mod mask;
 mod message;
+mod prepared;
 mod role;
 #[cfg(feature = "tokio")]
 pub mod session;
@@ -60,6 +63,7 @@ pub use event::{
 };
 pub use lifecycle::{Lifecycle, SessionConfig, Timeout};
 pub use mask::KeySource;
+pub use prepared::PreparedMessage;
 pub use role::ConnectionType;
 pub use state::ConnectionState;
 pub use utf8::Utf8Bytes;

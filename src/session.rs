@@ -19,6 +19,9 @@
 //! * **Graceful shutdown**: sessions registered with a [`Shutdown`] close with 1001 when it
 //!   is triggered; [`Shutdown::graceful`] waits for them up to a deadline.
 //!
+//! To broadcast, send each session a clone of one [`PreparedMessage`](crate::PreparedMessage)
+//! (`session.send(msg.clone().into())`): the frame is built once and shared.
+//!
 //! The stream ends (`None`) once the connection is over: data events, control events and the
 //! received [`CloseConnection`] come out as they arrive, so a loop over
 //! the stream needs no close handling of its own.

@@ -103,7 +103,7 @@ pub async fn serve_yawc(mut stream: TcpStream) -> Result<(), Box<dyn std::error:
 
 /// The first permessage-deflate offer without window-bit parameters, answered with the
 /// context-takeover parameters it asked for.
-fn agree(offers: &str) -> Option<String> {
+pub fn agree(offers: &str) -> Option<String> {
     offers.split(',').find_map(|offer| {
         let mut params = offer.split(';').map(str::trim);
         if params.next()? != "permessage-deflate" {

@@ -1,9 +1,9 @@
 //! `wsbench`: wsproto side by side with tokio-tungstenite, tokio-websockets and
-//! fastwebsockets (decode, encode, loopback echo, permessage-deflate, memory).
+//! fastwebsockets (decode, encode, loopback echo, permessage-deflate, broadcast fan-out, memory).
 //!
 //! ```text
 //! cargo build --release -p wsproto-bench
-//! target/release/wsbench [--quick] [--libs a,b,..] [decode] [encode] [echo] [session] [tls-echo] [deflate] [deflate-echo] [memory]
+//! target/release/wsbench [--quick] [--libs a,b,..] [decode] [encode] [echo] [session] [tls-echo] [deflate] [deflate-echo] [fanout] [memory]
 //! ```
 //!
 //! With no section named, all run. Each section's table is saved under `target/wsbench/`, and
@@ -13,6 +13,7 @@ mod common;
 mod deflate;
 mod deflate_echo;
 mod echo;
+mod fanout;
 mod inmem;
 mod memory;
 mod tls;
@@ -25,8 +26,8 @@ use common::{CountingAlloc, Lib, Settings};
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-const SECTIONS: [&str; 8] =
-    ["decode", "encode", "echo", "session", "tls-echo", "deflate", "deflate-echo", "memory"];
+const SECTIONS: [&str; 9] =
+    ["decode", "encode", "echo", "session", "tls-echo", "deflate", "deflate-echo", "fanout", "memory"];
 
 fn usage() -> ! {
     eprintln!(
@@ -119,6 +120,7 @@ fn main() {
             "tls-echo" => echo::run_tls_echo(settings, &libs),
             "deflate" => deflate::run_deflate(settings),
             "deflate-echo" => deflate_echo::run_deflate_echo(settings),
+            "fanout" => fanout::run_fanout(settings),
             "memory" => memory::run_memory(settings),
             _ => unreachable!(),
         };
@@ -132,7 +134,7 @@ fn main() {
                 } else {
                     5
                 }
-            } else if ["echo", "tls-echo", "deflate-echo", "memory"].contains(&section) {
+            } else if ["echo", "tls-echo", "deflate-echo", "fanout", "memory"].contains(&section) {
                 if quick {
                     1
                 } else {
@@ -197,7 +199,7 @@ const METHOD: &str = r#"
 ## Method
 
 `cargo build --release -p wsproto-bench && target/release/wsbench` (add `--quick` for a short
-run, name sections to run only those: `decode encode echo deflate deflate-echo memory`; `report` only
+run, name sections to run only those: `decode encode echo session tls-echo deflate deflate-echo fanout memory`; `report` only
 rebuilds this file from the saved sections in `target/wsbench/`). Every library runs
 on a current-thread tokio runtime with its default limits (frame 16 MiB / message 64 MiB where
 configurable) through its normal API: wsproto `Framed<T, WsCodec>` with `StreamExt::next` /
@@ -239,6 +241,11 @@ Libraries alternate within each round (rotating the order); each cell is the med
 - **Ratios** are against the fastest peer of each cell. On this 2-core machine two identical
   servers differ by up to ±15% run to run, and the maximum of three peers is biased upwards by
   that noise: echo ratios between about 0.9 and 1.1 are within noise.
+- **Fan-out**: one server task (its own thread, pinned to core 0) holds 1,000 connections and
+  sends each new message to all of them in turn with the library's `send`; neutral readers on
+  core 1 count the messages delivered; the server thread's CPU time per delivered message comes
+  from `CLOCK_THREAD_CPUTIME_ID`. wsproto sends a `PreparedMessage` (framed, and compressed, once
+  per broadcast) or a `TextMessage` per connection; see the section.
 - **Memory**: a fresh server process per measurement; connections are opened through each
   library's own server handshake (wsproto: `upgrade::accept`/`upgrade::server`), each echoes
   one 16 B text message and stays idle; VmRSS of the server from `/proc/<pid>/status` at two

@@ -952,3 +952,71 @@ impl fmt::Debug for DeflatePool {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+// ===== prepared messages =====
+
+/// How a server's whole message may be shared between the connections that negotiated the
+/// same encoding (see [`PreparedMessage`](crate::PreparedMessage)).
+#[derive(Debug)]
+pub(crate) enum SharedEncoding<'a> {
+    /// Sent uncompressed (below the compression threshold).
+    Plain,
+    /// Compressed from a fresh context at this level and window.
+    Compressed { level: Compression, bits: u8, pool: Option<&'a DeflatePool> },
+}
+
+impl PerMessageDeflate {
+    /// How a whole message of `len` bytes that starts now would be encoded, when that depends
+    /// only on the message and the agreement: `None` when the compressor's state carries over
+    /// between messages (context takeover), so the output is this connection's own.
+    pub(crate) fn shared_encoding(&self, len: usize) -> Option<SharedEncoding<'_>> {
+        let params = self.params?;
+        if len < self.settings.threshold {
+            return Some(SharedEncoding::Plain);
+        }
+        if !params.compress_no_context_takeover() {
+            return None;
+        }
+        let bits = params.compress_window_bits();
+        Some(SharedEncoding::Compressed { level: self.settings.level, bits, pool: self.pool.as_ref() })
+    }
+}
+
+/// Compresses a whole message from a fresh context (a compressor from `pool`, or a new one):
+/// the payload [`PerMessageDeflate`] sends for it under no-context-takeover.
+pub(crate) fn compress_message(
+    level: Compression,
+    bits: u8,
+    data: &[u8],
+    pool: Option<&DeflatePool>,
+) -> Result<Bytes, ExtensionError> {
+    let mut compressor = pool
+        .and_then(|pool| pool.take_compressor(level, bits))
+        .unwrap_or_else(|| Compress::new_with_window_bits(level, false, bits));
+    // The loop of `compress`, for a single final frame.
+    let mut out = Vec::with_capacity(data.len() / 4 + 64);
+    let mut input = data;
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity());
+        }
+        let before = compressor.total_in();
+        compressor
+            .compress_vec(input, &mut out, FlushCompress::Sync)
+            .map_err(|_| ExtensionError::new(CloseCode::INTERNAL_ERROR, "compression failed"))?;
+        let consumed = usize::try_from(compressor.total_in() - before).unwrap_or(input.len());
+        input = &input[consumed.min(input.len())..];
+        if input.is_empty() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    } else if out.is_empty() {
+        out.push(0x00);
+    }
+    if let Some(pool) = pool {
+        pool.give_compressor(level, bits, compressor);
+    }
+    Ok(into_bytes(out))
+}

@@ -16,6 +16,8 @@ use crate::role::ConnectionType;
 #[cfg(feature = "deflate")]
 mod deflate;
 #[cfg(feature = "deflate")]
+pub(crate) use deflate::{compress_message, SharedEncoding};
+#[cfg(feature = "deflate")]
 pub use deflate::{DeflateItem, DeflateParams, DeflatePool, PerMessageDeflate};
 
 /// A WebSocket extension, such as permessage-deflate.
