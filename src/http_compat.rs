@@ -81,15 +81,22 @@ pub fn rejection_response(reject: &RejectConnection) -> Result<http::Response<()
 fn build_response(status: StatusCode, headers: &Headers) -> Result<http::Response<()>, LocalProtocolError> {
     let mut response = http::Response::new(());
     *response.status_mut() = status;
+    *response.headers_mut() = header_map(headers)?;
+    Ok(response)
+}
+
+/// `headers` as an `http` header map, checked.
+fn header_map(headers: &Headers) -> Result<HeaderMap, LocalProtocolError> {
+    let mut map = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name).map_err(|_| LocalProtocolError::InvalidHeader {
             name: String::from_utf8_lossy(name).into_owned(),
         })?;
         let value = HeaderValue::from_bytes(value)
             .map_err(|_| LocalProtocolError::InvalidHeader { name: name.to_string() })?;
-        response.headers_mut().append(name, value);
+        map.append(name, value);
     }
-    Ok(response)
+    Ok(map)
 }
 
 impl WsConnection {
@@ -177,7 +184,7 @@ impl WsConnection {
         let handshake = self.client_handshake()?;
         let upgrade = handshake.upgrade_request(request)?;
         let builder = http::Request::get(upgrade.target.as_str()).version(http::Version::HTTP_11);
-        build_request(builder, &upgrade.headers)
+        build_request(builder, &upgrade.target, &upgrade.headers)
     }
 
     /// Client: `request` as an HTTP/2 extended CONNECT (RFC 8441) for an HTTP stack to send,
@@ -212,7 +219,7 @@ impl WsConnection {
             .build()
             .map_err(|_| LocalProtocolError::InvalidHost(host))?;
         let builder = http::Request::connect(uri).version(http::Version::HTTP_2);
-        build_request(builder, &connect.headers)
+        build_request(builder, &connect.path, &connect.headers)
     }
 
     /// Client: the response head the HTTP stack received for the request of
@@ -240,18 +247,13 @@ impl WsConnection {
     }
 }
 
+/// A request with `headers`; `target` names the request in the error if the builder refuses.
 fn build_request(
     builder: http::request::Builder,
+    target: &str,
     headers: &Headers,
 ) -> Result<http::Request<()>, LocalProtocolError> {
-    let mut request = builder.body(()).map_err(|_| LocalProtocolError::InvalidTarget(String::new()))?;
-    for (name, value) in headers {
-        let name = HeaderName::from_bytes(name).map_err(|_| LocalProtocolError::InvalidHeader {
-            name: String::from_utf8_lossy(name).into_owned(),
-        })?;
-        let value = HeaderValue::from_bytes(value)
-            .map_err(|_| LocalProtocolError::InvalidHeader { name: name.to_string() })?;
-        request.headers_mut().append(name, value);
-    }
+    let mut request = builder.body(()).map_err(|_| LocalProtocolError::InvalidTarget(target.to_owned()))?;
+    *request.headers_mut() = header_map(headers)?;
     Ok(request)
 }

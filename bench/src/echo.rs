@@ -663,9 +663,27 @@ pub fn run_echo(settings: Settings, libs: &[Lib]) -> String {
     raise_nofile();
     let servers: Vec<ServerProc> = libs.iter().map(|&l| ServerProc::start(l, false)).collect();
     let rt = current_thread_runtime();
-    let rounds = if settings.quick { 1 } else { 3 };
     let sizes = [16usize, 1 << 10, 16 << 10, 1 << 20];
-    let mut header = vec!["echo: size, window, conns".to_string()];
+    let table = echo_table(settings, libs, &sizes, &[1, 16, 256], "echo", |i, conns, window, size| {
+        echo_cell(&rt, servers[i].port, conns, window, size, settings.echo_measure)
+    });
+    drop(servers);
+    format!("## Echo over loopback TCP (messages per second; median of rounds)\n\n{table}")
+}
+
+/// The table of an echo section: for each size, window and connection count, the median over
+/// rounds of `cell(library index, conns, window, size)` for every library (alternating, the
+/// order rotating each round), and our ratios to the best peer.
+fn echo_table(
+    settings: Settings,
+    libs: &[Lib],
+    sizes: &[usize],
+    conn_counts: &[usize],
+    what: &str,
+    mut cell: impl FnMut(usize, usize, usize, usize) -> f64,
+) -> String {
+    let rounds = if settings.quick { 1 } else { 3 };
+    let mut header = vec![format!("{what}: size, window, conns")];
     header.extend(libs.iter().map(|l| format!("{} msg/s", l.name())));
     let ours: Vec<usize> = (0..libs.len()).filter(|&i| !libs[i].is_peer()).collect();
     for &i in &ours {
@@ -673,16 +691,14 @@ pub fn run_echo(settings: Settings, libs: &[Lib]) -> String {
     }
     let mut table = Table::new(header);
     let has_peer = libs.iter().any(|l| l.is_peer());
-    for size in sizes {
+    for &size in sizes {
         for window in [1usize, 16] {
-            for conns in [1usize, 16, 256] {
+            for &conns in conn_counts {
                 let mut samples: Vec<Vec<f64>> = vec![Vec::new(); libs.len()];
                 for round in 0..rounds {
                     for k in 0..libs.len() {
                         let i = (k + round) % libs.len();
-                        let rate =
-                            echo_cell(&rt, servers[i].port, conns, window, size, settings.echo_measure);
-                        samples[i].push(rate);
+                        samples[i].push(cell(i, conns, window, size));
                     }
                 }
                 let rates: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
@@ -699,10 +715,7 @@ pub fn run_echo(settings: Settings, libs: &[Lib]) -> String {
             }
         }
     }
-    drop(servers);
-    let mut s = String::from("## Echo over loopback TCP (messages per second; median of rounds)\n\n");
-    s.push_str(&table.render());
-    s
+    table.render()
 }
 
 /// Echo over TLS (tokio-rustls on both sides of loopback, TLS 1.3, the ring provider): the
@@ -715,64 +728,23 @@ pub fn run_tls_echo(settings: Settings, libs: &[Lib]) -> String {
     let servers: Vec<ServerProc> =
         libs.iter().map(|&l| ServerProc::start_with(Server::Lib(l), false, true)).collect();
     let rt = current_thread_runtime();
-    let rounds = if settings.quick { 1 } else { 3 };
-    let mut header = vec!["TLS echo: size, window, conns".to_string()];
-    header.extend(libs.iter().map(|l| format!("{} msg/s", l.name())));
-    let ours: Vec<usize> = (0..libs.len()).filter(|&i| !libs[i].is_peer()).collect();
-    for &i in &ours {
-        header.push(format!("{} / best peer", libs[i].name()));
-    }
-    let mut table = Table::new(header);
-    let has_peer = libs.iter().any(|l| l.is_peer());
-    for size in [16usize, 1 << 10, 16 << 10] {
-        for window in [1usize, 16] {
-            for conns in [1usize, 16] {
-                let mut frame = Vec::new();
-                push_frame(&mut frame, OP_BINARY, true, false, &binary_payload(size), true);
-                let mut samples: Vec<Vec<f64>> = vec![Vec::new(); libs.len()];
-                for round in 0..rounds {
-                    for k in 0..libs.len() {
-                        let i = (k + round) % libs.len();
-                        let connector = connector.clone();
-                        let connect = move |port: u16| {
-                            let connector = connector.clone();
-                            async move {
-                                let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
-                                tcp.set_nodelay(true)?;
-                                let tls = connector.connect(crate::tls::server_name(), tcp).await?;
-                                upgrade_on(tls, port, None).await
-                            }
-                        };
-                        let r = frame_cell_on(
-                            &rt,
-                            servers[i].port,
-                            conns,
-                            window,
-                            frame.clone(),
-                            settings.echo_measure,
-                            connect,
-                        );
-                        samples[i].push(r.rate);
-                    }
-                }
-                let rates: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
-                let mut row = vec![format!("{} w{window} c{conns}", fmt_size(size))];
-                row.extend(rates.iter().map(|r| fmt_rate(*r)));
-                if has_peer {
-                    let best = crate::inmem::best_peer(libs, &rates);
-                    for &i in &ours {
-                        row.push(format!("{} ({})", ratio(rates[i], rates[best]), libs[best].name()));
-                    }
-                }
-                println!("  {}", row.join(" | "));
-                table.row(row);
+    let sizes = [16usize, 1 << 10, 16 << 10];
+    let table = echo_table(settings, libs, &sizes, &[1, 16], "TLS echo", |i, conns, window, size| {
+        let mut frame = Vec::new();
+        push_frame(&mut frame, OP_BINARY, true, false, &binary_payload(size), true);
+        let connect = |port: u16| {
+            let connector = connector.clone();
+            async move {
+                let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+                tcp.set_nodelay(true)?;
+                let tls = connector.connect(crate::tls::server_name(), tcp).await?;
+                upgrade_on(tls, port, None).await
             }
-        }
-    }
+        };
+        frame_cell_on(&rt, servers[i].port, conns, window, frame, settings.echo_measure, connect).rate
+    });
     drop(servers);
-    let mut s = String::from(
-        "## Echo over TLS (tokio-rustls 0.26 with ring on both sides of loopback; messages per second; median of rounds)\n\n",
-    );
-    s.push_str(&table.render());
-    s
+    format!(
+        "## Echo over TLS (tokio-rustls 0.26 with ring on both sides of loopback; messages per second; median of rounds)\n\n{table}"
+    )
 }

@@ -11,10 +11,11 @@
 use axum::response::Response;
 use axum::routing::{any, get};
 use axum::Router;
-use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use wsproto::axum::WebSocketUpgrade;
-use wsproto::Event;
+
+#[path = "../../examples/common/session_echo.rs"]
+mod session_echo;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9005";
 
@@ -33,15 +34,8 @@ async fn ws(upgrade: WebSocketUpgrade) -> Response {
     upgrade.on_upgrade(move |mut ws| async move {
         eprintln!("WebSocket over {version:?}");
         // The session answers pings and the close by itself; echo the messages.
-        while let Some(Ok(event)) = ws.next().await {
-            let reply: Event = match event {
-                Event::TextMessage(m) => m.into(),
-                Event::BytesMessage(m) => m.into(),
-                _ => continue,
-            };
-            if ws.send(reply).await.is_err() {
-                break;
-            }
+        if let Err(e) = session_echo::echo(&mut ws).await {
+            eprintln!("WebSocket over {version:?}: {e}");
         }
     })
 }

@@ -21,7 +21,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -35,7 +34,10 @@ use tokio_rustls::TlsAcceptor;
 use wsproto::extensions::PerMessageDeflate;
 use wsproto::hyper::IncomingUpgrade;
 use wsproto::upgrade::UpgradeConfig;
-use wsproto::{AcceptConnection, Event};
+use wsproto::AcceptConnection;
+
+#[path = "../../examples/common/session_echo.rs"]
+mod session_echo;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -122,17 +124,10 @@ async fn handle(mut req: Request<Incoming>, peer: SocketAddr) -> Result<Response
             Err(e) => return eprintln!("{peer}: upgrade failed: {e}"),
         };
         eprintln!("{peer}: WebSocket over {version}");
-        while let Some(Ok(event)) = ws.next().await {
-            let reply: Event = match event {
-                Event::TextMessage(m) => m.into(),
-                Event::BytesMessage(m) => m.into(),
-                _ => continue,
-            };
-            if ws.send(reply).await.is_err() {
-                break;
-            }
+        match session_echo::echo(&mut ws).await {
+            Ok(()) => eprintln!("{peer}: WebSocket over {version} closed"),
+            Err(e) => eprintln!("{peer}: WebSocket over {version}: {e}"),
         }
-        eprintln!("{peer}: WebSocket over {version} closed");
     });
     Ok(response.map(|()| Full::new(Bytes::new())))
 }

@@ -26,6 +26,9 @@ use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
 use wsproto::{BytesMessage, CloseCode, Event, TextMessage};
 
+#[path = "../../examples/common/session_echo.rs"]
+mod session_echo;
+
 async fn within<T>(fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), fut).await.expect("test timed out")
 }
@@ -35,18 +38,8 @@ async fn ws(upgrade: WebSocketUpgrade) -> axum::response::Response {
     let upgrade = upgrade.protocols(["chat.v2", "chat.v1"]);
     let greeting = format!("{:?} {}", upgrade.version(), upgrade.selected_protocol().unwrap_or_default());
     upgrade.on_upgrade(move |mut ws| async move {
-        if ws.send(TextMessage::new(greeting).into()).await.is_err() {
-            return;
-        }
-        while let Some(Ok(event)) = ws.next().await {
-            let reply: Event = match event {
-                Event::TextMessage(m) => m.into(),
-                Event::BytesMessage(m) => m.into(),
-                _ => continue,
-            };
-            if ws.send(reply).await.is_err() {
-                return;
-            }
+        if ws.send(TextMessage::new(greeting).into()).await.is_ok() {
+            let _ = session_echo::echo(&mut ws).await;
         }
     })
 }
