@@ -16,7 +16,7 @@ use crate::role::ConnectionType;
 #[cfg(feature = "deflate")]
 mod deflate;
 #[cfg(feature = "deflate")]
-pub use deflate::{DeflateItem, DeflateParams, DeflatePool, PerMessageDeflate};
+pub use deflate::{DeflateItem, DeflateParams, DeflatePool, IdleState, PerMessageDeflate};
 
 /// A WebSocket extension, such as permessage-deflate.
 ///
