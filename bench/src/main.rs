@@ -86,6 +86,11 @@ fn main() {
             "--quick" => quick = true,
             // Rebuild RESULTS.md from the saved sections only.
             "report" => sections.push("report"),
+            // Only the memory section's in-process deflate table, printed (nothing saved).
+            "deflate-config" => {
+                println!("{}", memory::config_table(Settings::new(quick)));
+                return;
+            }
             "--libs" => {
                 let list = it.next().unwrap_or_else(|| usage());
                 libs = list.split(',').map(|s| Lib::parse(s).unwrap_or_else(|| usage())).collect();

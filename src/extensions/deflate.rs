@@ -37,7 +37,7 @@ const MAX_SPARE: usize = 4 << 10;
 const DEFAULT_MEM_LEVEL: u8 = 8;
 /// The window a server compresses with unless configured (see
 /// [`PerMessageDeflate::compress_window_bits`]); a client uses the negotiated window.
-const DEFAULT_SERVER_COMPRESS_BITS: u8 = 13;
+const DEFAULT_SERVER_COMPRESS_BITS: u8 = 14;
 
 const CLIENT_NO_CONTEXT_TAKEOVER: &str = "client_no_context_takeover";
 const SERVER_NO_CONTEXT_TAKEOVER: &str = "server_no_context_takeover";
@@ -379,7 +379,7 @@ impl PerMessageDeflate {
     /// Compress with a window of at most `bits` (9..=15; 8 is used as 9) even when the
     /// negotiated window is larger; never announced, as a peer inflating with a larger window
     /// decodes it (RFC 7692 §7.1.2: the window parameters are limits). The negotiated window
-    /// still applies when it is smaller. Default: 13 (8 KiB) on a server, the negotiated window
+    /// still applies when it is smaller. Default: 14 (16 KiB) on a server, the negotiated window
     /// on a client. A smaller window makes the compressor smaller (`4 << bits` bytes) and,
     /// with [`IdleState::History`], the history an idle connection keeps (`1 << bits`), at some
     /// cost in ratio when messages repeat content from further back.
@@ -1178,11 +1178,11 @@ mod tests {
             );
             assert_eq!(got, data);
         }
-        // The default on a server: 13 bits, whatever was negotiated; a client uses the
+        // The default on a server: 14 bits, whatever was negotiated; a client uses the
         // negotiated window.
         assert_eq!(server.compress_bits(server.params().unwrap()), 9);
         let (client, server) = pair(PerMessageDeflate::new(), PerMessageDeflate::new());
-        assert_eq!(server.compress_bits(server.params().unwrap()), 13);
+        assert_eq!(server.compress_bits(server.params().unwrap()), 14);
         assert_eq!(client.compress_bits(client.params().unwrap()), 15);
         let (client, server) =
             pair(PerMessageDeflate::new().server_max_window_bits(10), PerMessageDeflate::new());
@@ -1209,10 +1209,10 @@ mod tests {
             assert_eq!(transfer(&mut client, &mut server, &data, 3).1, data);
             assert_eq!(transfer(&mut server, &mut client, &data, 2).1, data);
         }
-        // What is kept is bounded by the windows: 13 bits for the server's compressor, 15 for
+        // What is kept is bounded by the windows: 14 bits for the server's compressor, 15 for
         // the client's inflater, 15 both ways for the client's compressor and server's inflater.
-        assert_eq!(server.tx_history.as_slice().len(), 1 << 13);
-        assert!(server.tx_history.0.capacity() <= 1 << 13);
+        assert_eq!(server.tx_history.as_slice().len(), 1 << 14);
+        assert!(server.tx_history.0.capacity() <= 1 << 14);
         assert_eq!(client.rx_history.as_slice().len(), 1 << 15);
         assert_eq!(server.rx_history.as_slice().len(), 1 << 15);
     }
