@@ -329,8 +329,6 @@ pub struct ConfigResult {
     pub idle_warm: i64,
     /// Compressed payload bytes ÷ raw bytes of the server's echoes of the corpus.
     pub ratio: f64,
-    /// Server time per corpus message (receive + inflate + compress + send), microseconds.
-    pub us_per_msg: f64,
 }
 
 /// The server (configured by `spec`) echoes a 16 B JSON message, then every message of
@@ -339,50 +337,73 @@ pub fn measure_config(
     spec: Option<&str>,
     pool: Option<&wsproto::extensions::DeflatePool>,
     corpus: &[wsproto::Utf8Bytes],
-    rounds: usize,
 ) -> ConfigResult {
     use wsproto::{Event, TextMessage, Utf8Bytes};
-    let mut times = Vec::new();
-    let mut result = None;
-    for _ in 0..rounds.max(1) {
-        let (mut client, mut server) = deflate_pair(spec, pool);
-        let mut input = BytesMut::new();
-        client.send(TextMessage::new(Utf8Bytes::from(json_payload(16))), &mut input).expect("send");
-        let first = input.split();
-        for text in corpus {
-            client.send(TextMessage::new(text.clone()), &mut input).expect("client send");
+    let (mut client, mut server) = deflate_pair(spec, pool);
+    let mut input = BytesMut::new();
+    client.send(TextMessage::new(Utf8Bytes::from(json_payload(16))), &mut input).expect("send");
+    let mut first = input.split();
+    for text in corpus {
+        client.send(TextMessage::new(text.clone()), &mut input).expect("client send");
+    }
+    let mut dst = BytesMut::with_capacity(1 << 20);
+    let echo = |server: &mut wsproto::Connection, input: &mut BytesMut, dst: &mut BytesMut| -> (u64, u64) {
+        let (mut raw, mut z) = (0u64, 0u64);
+        while let Some(event) = server.decode(input) {
+            let Event::TextMessage(m) = event else { panic!("unexpected {event:?}") };
+            assert!(m.message_finished);
+            raw += m.data.len() as u64;
+            server.send(TextMessage::new(m.data), dst).expect("echo");
+            z += payload_len(dst) as u64;
+            dst.clear();
         }
-        let mut first = first;
+        (raw, z)
+    };
+    let h0 = heap_live().0;
+    echo(&mut server, &mut first, &mut dst);
+    let h1 = heap_live().0;
+    let (raw, z) = echo(&mut server, &mut input, &mut dst);
+    let h2 = heap_live().0;
+    ConfigResult { idle_cold: h1 - h0, idle_warm: h2 - h0, ratio: z as f64 / raw as f64 }
+}
+
+/// Server time per corpus message (µs, median of `rounds`) when message `k` of the corpus goes
+/// to connection `k % conns` (a broadcast pattern: with more connections than the pool holds,
+/// `History` states are taken by other connections between a connection's messages).
+pub fn time_interleaved(
+    spec: Option<&str>,
+    pool: Option<&wsproto::extensions::DeflatePool>,
+    corpus: &[wsproto::Utf8Bytes],
+    conns: usize,
+    rounds: usize,
+) -> f64 {
+    use wsproto::{Event, TextMessage};
+    let mut times = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let mut pairs: Vec<_> = (0..conns).map(|_| deflate_pair(spec, pool)).collect();
+        let mut frames: Vec<BytesMut> = corpus
+            .iter()
+            .enumerate()
+            .map(|(k, text)| {
+                let mut b = BytesMut::new();
+                pairs[k % conns].0.send(TextMessage::new(text.clone()), &mut b).expect("client send");
+                b
+            })
+            .collect();
         let mut dst = BytesMut::with_capacity(1 << 20);
-        let echo =
-            |server: &mut wsproto::Connection, input: &mut BytesMut, dst: &mut BytesMut| -> (u64, u64) {
-                let (mut raw, mut z) = (0u64, 0u64);
-                while let Some(event) = server.decode(input) {
+        let (secs, ()) = time(|| {
+            for (k, frame) in frames.iter_mut().enumerate() {
+                let server = &mut pairs[k % conns].1;
+                while let Some(event) = server.decode(frame) {
                     let Event::TextMessage(m) = event else { panic!("unexpected {event:?}") };
-                    assert!(m.message_finished);
-                    raw += m.data.len() as u64;
-                    server.send(TextMessage::new(m.data), dst).expect("echo");
-                    z += payload_len(dst) as u64;
+                    server.send(TextMessage::new(m.data), &mut dst).expect("echo");
                     dst.clear();
                 }
-                (raw, z)
-            };
-        let h0 = heap_live().0;
-        echo(&mut server, &mut first, &mut dst);
-        let h1 = heap_live().0;
-        let (secs, (raw, z)) = time(|| echo(&mut server, &mut input, &mut dst));
-        let h2 = heap_live().0;
-        times.push(secs / corpus.len() as f64 * 1e6);
-        result = Some(ConfigResult {
-            idle_cold: h1 - h0,
-            idle_warm: h2 - h0,
-            ratio: z as f64 / raw as f64,
-            us_per_msg: 0.0,
+            }
         });
+        times.push(secs / corpus.len() as f64 * 1e6);
     }
-    let mut r = result.expect("a round");
-    r.us_per_msg = median(&mut times);
-    r
+    median(&mut times)
 }
 
 /// Server configurations of the memory table: (label, spec).
@@ -415,24 +436,35 @@ pub fn config_table(settings: Settings) -> String {
         "heap kept after the corpus (windows full)",
         "ratio on the chat corpus",
         "÷ old default",
-        "server µs per message (echo), no pool",
+        "server µs per message, 1 connection, no pool",
         "÷ old default",
-        "with a `DeflatePool`",
+        "1 connection, `DeflatePool::new()`",
+        "÷ old default",
+        "64 connections in turn, no pool",
+        "÷ old default",
+        "64 connections in turn, `DeflatePool::new()`",
         "÷ old default",
     ]);
     let results: Vec<ConfigResult> =
-        CONFIGS.iter().map(|(_, spec)| measure_config(*spec, None, &corpus, rounds)).collect();
-    let pooled: Vec<ConfigResult> = CONFIGS
+        CONFIGS.iter().map(|(_, spec)| measure_config(*spec, None, &corpus)).collect();
+    let times: Vec<[f64; 4]> = CONFIGS
         .iter()
         .map(|(_, spec)| {
-            measure_config(*spec, Some(&wsproto::extensions::DeflatePool::new()), &corpus, rounds)
+            let pool = wsproto::extensions::DeflatePool::new();
+            [
+                time_interleaved(*spec, None, &corpus, 1, rounds),
+                time_interleaved(*spec, Some(&pool), &corpus, 1, rounds),
+                time_interleaved(*spec, None, &corpus, 64, rounds),
+                time_interleaved(*spec, Some(&pool), &corpus, 64, rounds),
+            ]
         })
         .collect();
     let old = &results[0];
-    for (((label, _), r), p) in CONFIGS.iter().zip(&results).zip(&pooled) {
+    let old_t = times[0];
+    for (((label, _), r), t) in CONFIGS.iter().zip(&results).zip(&times) {
         println!(
-            "  config {label}: cold {} B, warm {} B, ratio {:.4}, {:.2} µs/msg",
-            r.idle_cold, r.idle_warm, r.ratio, r.us_per_msg
+            "  config {label}: cold {} B, warm {} B, ratio {:.4}, µs/msg {t:.2?}",
+            r.idle_cold, r.idle_warm, r.ratio
         );
         table.row(vec![
             label.to_string(),
@@ -440,14 +472,18 @@ pub fn config_table(settings: Settings) -> String {
             format!("{:.1} KiB", r.idle_warm as f64 / 1024.0),
             format!("{:.4}", r.ratio),
             format!("{:.3}×", r.ratio / old.ratio),
-            format!("{:.2}", r.us_per_msg),
-            format!("{:.2}×", r.us_per_msg / old.us_per_msg),
-            format!("{:.2}", p.us_per_msg),
-            format!("{:.2}×", p.us_per_msg / old.us_per_msg),
+            format!("{:.2}", t[0]),
+            format!("{:.2}×", t[0] / old_t[0]),
+            format!("{:.2}", t[1]),
+            format!("{:.2}×", t[1] / old_t[0]),
+            format!("{:.2}", t[2]),
+            format!("{:.2}×", t[2] / old_t[2]),
+            format!("{:.2}", t[3]),
+            format!("{:.2}×", t[3] / old_t[2]),
         ]);
     }
     let mut s = format!(
-        "\n### permessage-deflate memory by configuration (in-process, server side, context takeover)\n\nA sans-IO server `Connection` with `PerMessageDeflate` configured as listed and a default client. The server echoes one 16 B JSON text message, then a deterministic chat corpus (`chat_corpus`: {} JSON events, {:.0} KiB, {:.0} B on average: messages of 3–32 words with user, room, avatar URL and timestamp, plus typing, presence and reaction events), each received compressed from the client. Heap = bytes the server's connection still holds (its inflater/compressor state or histories); ratio = the server's compressed payload bytes ÷ raw bytes over the corpus; time = median of {rounds} round(s) of the whole corpus echo, divided by its messages, without a pool (each `History` message allocates its state) and with one `DeflatePool` (states reset and reused). The old default is what every release before this change did.\n\n",
+        "\n### permessage-deflate memory by configuration (in-process, server side, context takeover)\n\nA sans-IO server `Connection` with `PerMessageDeflate` configured as listed and a default client. The server echoes one 16 B JSON text message, then a deterministic chat corpus (`chat_corpus`: {} JSON events, {:.0} KiB, {:.0} B on average: messages of 3–32 words with user, room, avatar URL and timestamp, plus typing, presence and reaction events), each received compressed from the client. Heap = bytes the server's connection still holds (its inflater/compressor state or histories); ratio = the server's compressed payload bytes ÷ raw bytes over the corpus; time = server time to receive and echo the corpus, per message, median of {rounds} round(s): over one connection, and over 64 connections taking the messages in turn (message k to connection k mod 64, as a broadcast would; each connection's messages are then 64 apart, so a pool of 4 has lent its states to others in between), each without a pool (`History` then allocates a state per message) and with a `DeflatePool::new()` (4 states of each kind; `History` takes back its own state untouched when nobody took it, else primes a reset one). The ÷ columns compare with the old default in the same setting without a pool (it never uses the pool under context takeover). The old default is what every release before this change did.\n\n",
         corpus.len(),
         raw as f64 / 1024.0,
         raw as f64 / corpus.len() as f64,

@@ -239,8 +239,11 @@ pub enum IdleState {
 /// ```
 pub struct PerMessageDeflate {
     settings: Settings,
-    /// Where states of a no-context-takeover direction go between messages, if anywhere.
+    /// Where released states go between messages, if anywhere.
     pool: Option<DeflatePool>,
+    /// Tags the states this connection gives to the pool with its context still in them
+    /// ([`IdleState::History`]), so it can take them back unprimed if nobody else took them.
+    owner: u64,
     params: Option<DeflateParams>,
     compressor: Option<Compressor>,
     decompressor: Option<Decompress>,
@@ -283,6 +286,7 @@ impl PerMessageDeflate {
                 idle: IdleState::History,
             },
             pool: None,
+            owner: next_owner(),
             params: None,
             compressor: None,
             decompressor: None,
@@ -434,9 +438,11 @@ impl PerMessageDeflate {
         let compressor = match &mut self.compressor {
             Some(compressor) => compressor,
             slot @ None => {
-                let pooled = self.pool.as_ref().and_then(|pool| pool.take_compressor(key));
-                let mut compressor = pooled.unwrap_or_else(|| Compressor::new(key));
-                if keep_history && !self.tx_history.is_empty() {
+                let owner = keep_history.then_some(self.owner);
+                let pooled = self.pool.as_ref().and_then(|pool| pool.take_compressor(key, owner));
+                let (mut compressor, ours) = pooled.unwrap_or_else(|| (Compressor::new(key), false));
+                // Our own state, back untouched, already holds the context.
+                if keep_history && !ours && !self.tx_history.is_empty() {
                     compressor.prime(self.tx_history.as_slice())?;
                 }
                 slot.insert(compressor)
@@ -458,7 +464,7 @@ impl PerMessageDeflate {
             }
             if params.compress_no_context_takeover() || keep_history {
                 if let (Some(compressor), Some(pool)) = (self.compressor.take(), &self.pool) {
-                    pool.give_compressor(compressor);
+                    pool.give_compressor(compressor, keep_history.then_some(self.owner));
                 }
             }
         }
@@ -484,10 +490,12 @@ impl PerMessageDeflate {
         let decompressor = match &mut self.decompressor {
             Some(decompressor) => decompressor,
             slot @ None => {
-                let pooled = self.pool.as_ref().and_then(|pool| pool.take_decompressor(bits));
-                let mut decompressor =
-                    pooled.unwrap_or_else(|| Decompress::new_with_window_bits(false, bits));
-                if keep_history && !self.rx_history.is_empty() {
+                let owner = keep_history.then_some(self.owner);
+                let pooled = self.pool.as_ref().and_then(|pool| pool.take_decompressor(bits, owner));
+                let (mut decompressor, ours) =
+                    pooled.unwrap_or_else(|| (Decompress::new_with_window_bits(false, bits), false));
+                // Our own state, back untouched, already holds the context.
+                if keep_history && !ours && !self.rx_history.is_empty() {
                     decompressor.set_dictionary(self.rx_history.as_slice()).map_err(|_| {
                         ExtensionError::new(CloseCode::INTERNAL_ERROR, "priming the inflater failed")
                     })?;
@@ -549,10 +557,12 @@ impl PerMessageDeflate {
         }
         let history = self.settings.idle == IdleState::History;
         if reset || self.rx_stream_ended || history {
+            // Kept as ours (context in it) only if the context continues.
+            let owner = (history && !reset && !self.rx_stream_ended).then_some(self.owner);
             if let (Some(decompressor), Some(params), Some(pool)) =
                 (self.decompressor.take(), self.params, &self.pool)
             {
-                pool.give_decompressor(params.inflate_window_bits(), decompressor);
+                pool.give_decompressor(params.inflate_window_bits(), decompressor, owner);
             }
         }
         self.rx_stream_ended = false;
@@ -660,6 +670,7 @@ impl PerMessageDeflate {
     /// Forgets any negotiation and compression state.
     fn reset_state(&mut self, params: DeflateParams) {
         self.params = Some(params);
+        self.owner = next_owner();
         self.compressor = None;
         self.decompressor = None;
         self.tx_history = History::default();
@@ -1266,6 +1277,59 @@ mod tests {
     }
 
     #[test]
+    fn a_pooled_state_comes_back_to_its_owner_with_its_context() {
+        // One connection with a pool: it takes back its own compressor and inflater untouched,
+        // so it compresses exactly as if it had kept them (IdleState::Live).
+        let pool = DeflatePool::new();
+        let (mut c1, mut pooled) =
+            pair(PerMessageDeflate::new(), PerMessageDeflate::new().pool(pool.clone()));
+        let (mut c2, mut live) =
+            pair(PerMessageDeflate::new(), PerMessageDeflate::new().idle_state(IdleState::Live));
+        for i in 0..30 {
+            let data = chat(i, 300 + 97 * i as usize);
+            let a = pooled.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from(data.clone()), true).unwrap();
+            let b = live.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from(data.clone()), true).unwrap();
+            assert_eq!(a, b, "message {i}");
+            assert_eq!(transfer(&mut c1, &mut pooled, &data, 2).1, data);
+            assert_eq!(transfer(&mut c2, &mut live, &data, 2).1, data);
+        }
+        assert_eq!(pooled.state_allocated(), (false, false));
+        assert_eq!(pool.len(), (1, 1));
+    }
+
+    #[test]
+    fn pooled_states_interleaved_across_connections_keep_each_context() {
+        // More connections than the pool holds, in an irregular order: states are taken back
+        // by their owner, taken by others (reset and primed), or evicted.
+        for capacity in [0, 1, 2, 3, 8] {
+            let pool = DeflatePool::with_capacity(capacity);
+            let mut conns: Vec<_> = (0..5)
+                .map(|i| {
+                    let server = PerMessageDeflate::new().pool(pool.clone());
+                    let server = if i == 4 { server.server_no_context_takeover(true) } else { server };
+                    pair(PerMessageDeflate::new().pool(pool.clone()), server)
+                })
+                .collect();
+            let mut x = 12345u32;
+            for step in 0..200u32 {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let (client, server) = &mut conns[(x >> 16) as usize % 5];
+                let data = chat(step, 50 + (x >> 8) as usize % 3000);
+                if x & 1 == 0 {
+                    assert_eq!(
+                        transfer(server, client, &data, 1 + step as usize % 2).1,
+                        data,
+                        "cap {capacity}"
+                    );
+                } else {
+                    assert_eq!(transfer(client, server, &data, 1).1, data, "cap {capacity}");
+                }
+            }
+            assert!(pool.len().0 <= capacity && pool.len().1 <= capacity);
+        }
+    }
+
+    #[test]
     fn history_keeps_the_last_window() {
         let mut h = History::default();
         h.push(b"abc", 8);
@@ -1307,10 +1371,10 @@ pub struct DeflatePool(Arc<PoolInner>);
 
 struct PoolInner {
     capacity: usize,
-    /// Reset compressors (each knows its level, window bits and memory level).
-    compressors: Mutex<Vec<Compressor>>,
-    /// Reset inflaters, by window bits.
-    decompressors: Mutex<Vec<(u8, Decompress)>>,
+    /// Compressors (each knows its level, window bits and memory level), oldest first.
+    compressors: Mutex<Vec<Pooled<Compressor>>>,
+    /// Inflaters, by window bits, oldest first.
+    decompressors: Mutex<Vec<Pooled<(u8, Decompress)>>>,
 }
 
 impl Default for DeflatePool {
@@ -1344,33 +1408,68 @@ impl DeflatePool {
         self.len() == (0, 0)
     }
 
-    fn take_compressor(&self, key: CompressorKey) -> Option<Compressor> {
-        let mut pool = lock(&self.0.compressors);
-        let i = pool.iter().position(|c| c.key == key)?;
-        Some(pool.swap_remove(i))
-    }
-
-    fn give_compressor(&self, mut compressor: Compressor) {
-        compressor.reset();
-        let mut pool = lock(&self.0.compressors);
-        if pool.len() < self.0.capacity {
-            pool.push(compressor);
+    /// A compressor for `key`: `owner`'s own (context intact, `true`) if still here, else a
+    /// reset one.
+    fn take_compressor(&self, key: CompressorKey, owner: Option<u64>) -> Option<(Compressor, bool)> {
+        let (mut compressor, ours) = take(&self.0.compressors, owner, |c| c.key == key)?;
+        if !ours {
+            compressor.reset();
         }
+        Some((compressor, ours))
     }
 
-    fn take_decompressor(&self, bits: u8) -> Option<Decompress> {
-        let mut pool = lock(&self.0.decompressors);
-        let i = pool.iter().position(|(b, _)| *b == bits)?;
-        Some(pool.swap_remove(i).1)
+    /// Keeps `compressor` for reuse: reset later by whoever takes it, unless `owner` takes it
+    /// back first.
+    fn give_compressor(&self, compressor: Compressor, owner: Option<u64>) {
+        give(&self.0.compressors, self.0.capacity, compressor, owner);
     }
 
-    fn give_decompressor(&self, bits: u8, mut decompressor: Decompress) {
-        decompressor.reset(false);
-        let mut pool = lock(&self.0.decompressors);
-        if pool.len() < self.0.capacity {
-            pool.push((bits, decompressor));
+    fn take_decompressor(&self, bits: u8, owner: Option<u64>) -> Option<(Decompress, bool)> {
+        let ((_, mut decompressor), ours) = take(&self.0.decompressors, owner, |(b, _)| *b == bits)?;
+        if !ours {
+            decompressor.reset(false);
         }
+        Some((decompressor, ours))
     }
+
+    fn give_decompressor(&self, bits: u8, decompressor: Decompress, owner: Option<u64>) {
+        give(&self.0.decompressors, self.0.capacity, (bits, decompressor), owner);
+    }
+}
+
+/// A state in a pool, with the connection whose context it still holds, if any.
+struct Pooled<T> {
+    owner: Option<u64>,
+    state: T,
+}
+
+/// Takes `owner`'s own matching state (`true`), else the oldest matching one not tagged with
+/// `owner` (`false`, to be reset by the caller).
+fn take<T>(list: &Mutex<Vec<Pooled<T>>>, owner: Option<u64>, fits: impl Fn(&T) -> bool) -> Option<(T, bool)> {
+    let mut list = lock(list);
+    if let Some(i) = owner.and_then(|o| list.iter().position(|p| p.owner == Some(o) && fits(&p.state))) {
+        return Some((list.remove(i).state, true));
+    }
+    let i = list.iter().position(|p| fits(&p.state))?;
+    Some((list.remove(i).state, false))
+}
+
+/// Adds a state (newest last); a full pool drops its oldest.
+fn give<T>(list: &Mutex<Vec<Pooled<T>>>, capacity: usize, state: T, owner: Option<u64>) {
+    if capacity == 0 {
+        return;
+    }
+    let mut list = lock(list);
+    if list.len() >= capacity {
+        drop(list.remove(0));
+    }
+    list.push(Pooled { owner, state });
+}
+
+/// A fresh owner tag for [`Pooled`] states (unique per negotiation in this process).
+fn next_owner() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl fmt::Debug for DeflatePool {
