@@ -429,7 +429,7 @@ pub fn config_table(settings: Settings) -> String {
     let corpus: Vec<wsproto::Utf8Bytes> =
         chat_corpus(5000).into_iter().map(wsproto::Utf8Bytes::from).collect();
     let raw: usize = corpus.iter().map(|m| m.len()).sum();
-    let rounds = if settings.quick { 1 } else { 5 };
+    let rounds = if settings.quick { 1 } else { 7 };
     let mut table = Table::new([
         "server configuration (`IdleState`, compress window, memory level)",
         "heap kept after one 16 B echo",
@@ -447,18 +447,19 @@ pub fn config_table(settings: Settings) -> String {
     ]);
     let results: Vec<ConfigResult> =
         CONFIGS.iter().map(|(_, spec)| measure_config(*spec, None, &corpus)).collect();
-    let times: Vec<[f64; 4]> = CONFIGS
-        .iter()
-        .map(|(_, spec)| {
+    // Rounds outermost, every configuration and setting once per round, medians: the machine's
+    // noise comes in bursts, which this spreads over all cells.
+    let mut samples: Vec<[Vec<f64>; 4]> = (0..CONFIGS.len()).map(|_| Default::default()).collect();
+    for _ in 0..rounds {
+        for ((_, spec), cell) in CONFIGS.iter().zip(samples.iter_mut()) {
             let pool = wsproto::extensions::DeflatePool::new();
-            [
-                time_interleaved(*spec, None, &corpus, 1, rounds),
-                time_interleaved(*spec, Some(&pool), &corpus, 1, rounds),
-                time_interleaved(*spec, None, &corpus, 64, rounds),
-                time_interleaved(*spec, Some(&pool), &corpus, 64, rounds),
-            ]
-        })
-        .collect();
+            cell[0].push(time_interleaved(*spec, None, &corpus, 1, 1));
+            cell[1].push(time_interleaved(*spec, Some(&pool), &corpus, 1, 1));
+            cell[2].push(time_interleaved(*spec, None, &corpus, 64, 1));
+            cell[3].push(time_interleaved(*spec, Some(&pool), &corpus, 64, 1));
+        }
+    }
+    let times: Vec<[f64; 4]> = samples.iter_mut().map(|c| c.each_mut().map(|v| median(v))).collect();
     let old = &results[0];
     let old_t = times[0];
     for (((label, _), r), t) in CONFIGS.iter().zip(&results).zip(&times) {
@@ -483,7 +484,7 @@ pub fn config_table(settings: Settings) -> String {
         ]);
     }
     let mut s = format!(
-        "\n### permessage-deflate memory by configuration (in-process, server side, context takeover)\n\nA sans-IO server `Connection` with `PerMessageDeflate` configured as listed and a default client. The server echoes one 16 B JSON text message, then a deterministic chat corpus (`chat_corpus`: {} JSON events, {:.0} KiB, {:.0} B on average: messages of 3–32 words with user, room, avatar URL and timestamp, plus typing, presence and reaction events), each received compressed from the client. Heap = bytes the server's connection still holds (its inflater/compressor state or histories); ratio = the server's compressed payload bytes ÷ raw bytes over the corpus; time = server time to receive and echo the corpus, per message, median of {rounds} round(s): over one connection, and over 64 connections taking the messages in turn (message k to connection k mod 64, as a broadcast would; each connection's messages are then 64 apart, so a pool of 4 has lent its states to others in between), each without a pool (`History` then allocates a state per message) and with a `DeflatePool::new()` (4 states of each kind; `History` takes back its own state untouched when nobody took it, else primes a reset one). The ÷ columns compare with the old default in the same setting without a pool (it never uses the pool under context takeover). The old default is what every release before this change did.\n\n",
+        "\n### permessage-deflate memory by configuration (in-process, server side, context takeover)\n\nA sans-IO server `Connection` with `PerMessageDeflate` configured as listed and a default client. The server echoes one 16 B JSON text message, then a deterministic chat corpus (`chat_corpus`: {} JSON events, {:.0} KiB, {:.0} B on average: messages of 3–32 words with user, room, avatar URL and timestamp, plus typing, presence and reaction events), each received compressed from the client. Heap = bytes the server's connection still holds (its inflater/compressor state or histories); ratio = the server's compressed payload bytes ÷ raw bytes over the corpus; time = server time to receive and echo the corpus, per message, median of {rounds} round(s): over one connection, and over 64 connections taking the messages in turn (message k to connection k mod 64, as a broadcast would; each connection's messages are then 64 apart, so a pool of 4 has lent its states to others in between), each without a pool (`History` then allocates a state per message) and with a `DeflatePool::new()` (4 states of each kind; `History` takes back its own state untouched when nobody took it, else primes a reset one). The ÷ columns compare with the old default in the same setting without a pool. `Live` never uses the pool under context takeover, so its two columns of a setting differ by noise alone: on this shared 2-core VM, read time differences below about 1.5× as noise. The old default is what every release before this change did.\n\n",
         corpus.len(),
         raw as f64 / 1024.0,
         raw as f64 / corpus.len() as f64,
