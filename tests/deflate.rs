@@ -979,7 +979,7 @@ fn memory_table_holds() {
     // 14 bits, 32 KiB received from a 15-bit client).
     let (mut client, server) = negotiate(PerMessageDeflate::new(), PerMessageDeflate::new());
     let mut server = server;
-    let mut echo = |client: &mut PerMessageDeflate, server: &mut PerMessageDeflate, data: &[u8]| {
+    let echo = |client: &mut PerMessageDeflate, server: &mut PerMessageDeflate, data: &[u8]| {
         let (rsv, payload) =
             client.frame_outbound(Opcode::Binary, Rsv::NONE, Bytes::copy_from_slice(data), true).unwrap();
         let (_, _, retained) = measure(|| {

@@ -161,7 +161,7 @@ fn main() {
     println!("wrote {}", path.display());
 }
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     dir.canonicalize().unwrap_or(dir)
 }

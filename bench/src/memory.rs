@@ -493,6 +493,32 @@ pub fn config_table(settings: Settings) -> String {
     s
 }
 
+/// Python `websockets`' RSS per idle connection, by `bench/scripts/python_websockets_memory.py`
+/// (skipped when `python3` cannot import `websockets`).
+fn python_websockets() -> String {
+    let script = crate::workspace().join("bench/scripts/python_websockets_memory.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["500", "2500"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    let out = match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        _ => {
+            eprintln!("python3 with websockets not available: no Python figures");
+            return String::new();
+        }
+    };
+    println!("{out}");
+    let mut lines = out.lines();
+    let version = lines.next().unwrap_or_default();
+    let rows: Vec<&str> = lines.filter(|l| l.starts_with('|')).collect();
+    format!(
+        "\n### Python `websockets` for comparison ({version})\n\nBy `bench/scripts/python_websockets_memory.py`: its asyncio server with default settings (permessage-deflate: server window 12 bits, memLevel 5; a client offering `client_max_window_bits` gets 12 too), the same measurement (RSS slope, one echoed 16 B message, or 64 KiB of chat JSON in 4 messages each way), fewer connections.\n\n| server | RSS per idle connection | RSS |\n|---|---|---|\n{}\n",
+        rows.join("\n")
+    )
+}
+
 pub fn run_memory(settings: Settings) -> String {
     pin_to(1);
     let limit = raise_nofile();
@@ -596,6 +622,7 @@ pub fn run_memory(settings: Settings) -> String {
         std::mem::size_of::<tokio_util::codec::Framed<tokio::net::TcpStream, wsproto::codec::WsCodec>>(),
     ));
     s.push_str(&config_table(settings));
+    s.push_str(&python_websockets());
     for whole in [false, true] {
         let steps = probe_ours(whole);
         println!("  probe whole={whole}: {steps:?}");

@@ -197,28 +197,72 @@ pub enum IdleState {
 ///
 /// Nothing is allocated until a message is actually compressed or inflated: a connection that
 /// did not negotiate permessage-deflate, or never sends (receives) a compressed message, pays
-/// nothing for the compressor (decompressor). Once used, the state is kept between messages
-/// when context takeover is on (that is what makes later messages compress better), and it is
-/// dropped at the end of every message when no-context-takeover applies to that direction, so
-/// an idle connection then holds no compression memory at all (give connections a shared
-/// [`DeflatePool`] so such messages reuse states instead of building one each). Per connection and direction,
-/// measured with flate2 1.1's zlib-rs backend (memLevel 8; independent of the level):
+/// nothing for the compressor (decompressor). What a direction keeps between messages:
 ///
-/// | window bits | compressor (sending) | decompressor (receiving) |
-/// |------------:|---------------------:|-------------------------:|
-/// | 8 (as 9)    | 245 KiB (251,008 B)  | 46 KiB (47,552 B)        |
-/// | 9           | 245 KiB (251,008 B)  | 46 KiB (47,552 B)        |
-/// | 10          | 247 KiB (253,056 B)  | 46 KiB (47,552 B)        |
-/// | 11          | 251 KiB (257,152 B)  | 46 KiB (47,552 B)        |
-/// | 12          | 259 KiB (265,344 B)  | 46 KiB (47,552 B)        |
-/// | 13          | 275 KiB (281,728 B)  | 46 KiB (47,552 B)        |
-/// | 14          | 307 KiB (314,496 B)  | 46 KiB (47,552 B)        |
-/// | 15          | 371 KiB (380,032 B)  | 46 KiB (47,552 B)        |
+/// * **No context takeover**: nothing; the state is released at the end of each message (to
+///   the [`DeflatePool`] if one is set).
+/// * **Context takeover, [`IdleState::History`] (the default)**: the last window of the
+///   direction's data, at most `1 << bits` bytes and less until that much went through: what
+///   we sent, up to our compress window (16 KiB at a server's default 14 bits), and what we
+///   received, up to the peer's window (32 KiB unless negotiated smaller). The compressor and
+///   inflater are released at the end of each message and rebuilt at the next, primed with
+///   that data, so the context is taken over exactly as negotiated.
+/// * **Context takeover, [`IdleState::Live`]**: the compressor and inflater themselves (table
+///   below): the previous default.
 ///
-/// The compressor costs about `4 << bits` bytes (window and chain) plus a fixed ~243 KiB
-/// (hash table and symbol buffers); zlib-rs allocates the inflater's 32 KiB window whatever
-/// the negotiated size. Per message, the output buffers are transient: compressing needs about
-/// the compressed size, inflating at most the remaining message budget.
+/// State sizes (zlib-rs, independent of the compression level): the compressor takes
+/// `(4 << bits) + (7 << (memory_level + 6)) + 128 KiB + ~3 KiB` bytes (window and chains,
+/// block buffers, zlib-rs's fixed hash table); the inflater 46 KiB (47,552 B: zlib-rs
+/// allocates its 32 KiB window whatever the negotiated size).
+///
+/// | compress window bits | memory level 1 | 4 | 5 | 8 (default) | 9 |
+/// |---------------------:|--------:|--------:|--------:|--------:|--------:|
+/// | 9                    | 134 KiB | 140 KiB | 147 KiB | 245 KiB | 357 KiB |
+/// | 10                   | 136 KiB | 142 KiB | 149 KiB | 247 KiB | 359 KiB |
+/// | 11                   | 140 KiB | 146 KiB | 153 KiB | 251 KiB | 363 KiB |
+/// | 12                   | 148 KiB | 154 KiB | 161 KiB | 259 KiB | 371 KiB |
+/// | 13                   | 164 KiB | 170 KiB | 177 KiB | 275 KiB | 387 KiB |
+/// | 14 (server default)  | 196 KiB | 202 KiB | 209 KiB | 307 KiB | 419 KiB |
+/// | 15                   | 260 KiB | 266 KiB | 273 KiB | 371 KiB | 483 KiB |
+///
+/// Per idle server connection (context takeover both ways, a client compressing with 15
+/// bits; measured by the repository's `bench`, whose `RESULTS.md` has the details):
+///
+/// | configuration | after one small message each way | once both windows are full | ratio on a chat corpus |
+/// |---|---:|---:|---:|
+/// | default (`History`, 14 bits) | 0 KiB | 48 KiB | 1.04× the `Live` 15-bit size |
+/// | `History`, [`compress_window_bits(15)`](Self::compress_window_bits) | 0 KiB | 64 KiB | 1.00× |
+/// | `History`, `compress_window_bits(12)` | 0 KiB | 36 KiB | 1.24× |
+/// | `Live`, 15 bits, memory level 8 (the previous default) | 418 KiB | 418 KiB | 1.00× |
+/// | `Live`, 12 bits, memory level 5 | 208 KiB | 208 KiB | 1.25× |
+/// | no context takeover | 0 KiB | 0 KiB | (each message alone) |
+///
+/// The connection's codec buffers come on top: about 4 KiB on a quiet connection, up to about
+/// 30 KiB kept after a burst of larger messages (the read buffer keeps its size while reads
+/// are not small; `bench/RESULTS.md`).
+///
+/// # Choosing
+///
+/// `History` trades CPU for memory: a message on a connection whose state was released
+/// costs a state (allocated, or reset from a pool) and the priming, which for the compressor
+/// means hashing up to a window of data, a few to a few tens of microseconds. Give the
+/// connections of a server a shared [`DeflatePool`]: a connection then takes back its own
+/// state untouched when no other connection took it in between, so a busy connection costs
+/// what `Live` costs, and idle ones keep only their history. Without a pool each message
+/// allocates its state. Choose:
+///
+/// * many connections, mostly idle (chat, notifications): the default, with a pool;
+/// * a few busy connections, CPU first: [`idle_state(IdleState::Live)`](Self::idle_state),
+///   possibly with a smaller [`memory_level`](Self::memory_level) (4 or 5 cost little ratio on
+///   small messages) and [`compress_window_bits`](Self::compress_window_bits);
+/// * the best ratio: `compress_window_bits(15)` (16 KiB more per idle connection in
+///   `History`);
+/// * a smaller inflate side: a server's [`client_max_window_bits`](Self::client_max_window_bits)
+///   asks clients for a smaller window (negotiated: only if the client offers the parameter,
+///   as browsers do), which shrinks the received history.
+///
+/// Per message, the output buffers are transient: compressing needs about the compressed
+/// size, inflating at most the remaining message budget.
 ///
 /// # Configuration
 ///
@@ -357,8 +401,9 @@ impl PerMessageDeflate {
         self
     }
 
-    /// Reuses compression states through `pool` under no-context-takeover (see
-    /// [`DeflatePool`]); without a pool each such message builds its own.
+    /// Reuses compression states through `pool` (see [`DeflatePool`]) when no live state is
+    /// kept between messages (no-context-takeover, or [`IdleState::History`]); without a pool
+    /// each such message builds its own.
     pub fn pool(mut self, pool: DeflatePool) -> Self {
         self.pool = Some(pool);
         self
@@ -1348,22 +1393,25 @@ mod tests {
 /// A pool of compression states that connections share, reused across messages: explicit,
 /// never global.
 ///
-/// Under no-context-takeover a connection gives its compression state back after each message,
-/// so an idle connection holds none. Creating a state per message allocates and zeroes about
-/// 380 KB (compressor with a 15-bit window), which profiling of a compressed 1 KiB echo showed
-/// as about 12% of the server's time. With a pool, a state is reset (cheaper than a fresh one)
-/// and handed to the next message of any connection holding the same pool. Without one
-/// (the default), each message of a no-context-takeover direction builds its own state.
+/// A connection gives its compression state back at the end of each message when it keeps no
+/// live state between messages: under no-context-takeover, and under context takeover with
+/// [`IdleState::History`] (the default). Creating a state per message allocates and zeroes
+/// up to about 380 KB (a compressor with a 15-bit window), which profiling of a compressed
+/// 1 KiB echo showed as about 12% of the server's time. With a pool, the next message of any
+/// connection holding the same pool takes a state from it: its own, untouched, if no other
+/// connection took it in between (the context is still in it: no priming), else one that is
+/// reset (cheaper than a fresh one) and, under context takeover, primed with the connection's
+/// history. Without one (the default), each such message builds its own state.
 ///
-/// A pool keeps at most its capacity of states of each kind (compressors, inflaters): with the
-/// default of 4 and 15-bit windows, about 1.5 MB of compressors. It is `Clone` (a shared
-/// handle) and `Send + Sync`; hand one to every connection of a server:
+/// A pool keeps at most its capacity of states of each kind (compressors, inflaters), dropping
+/// the oldest: with the default of 4 and 15-bit windows, about 1.5 MB of compressors. It is
+/// `Clone` (a shared handle) and `Send + Sync`; hand one to every connection of a server:
 ///
 /// ```
 /// use wsproto::extensions::{DeflatePool, PerMessageDeflate};
 ///
 /// let pool = DeflatePool::new();
-/// let for_each_connection = move || PerMessageDeflate::new().server_no_context_takeover(true).pool(pool.clone());
+/// let for_each_connection = move || PerMessageDeflate::new().pool(pool.clone());
 /// # let _ = for_each_connection();
 /// ```
 #[derive(Clone)]
