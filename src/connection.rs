@@ -392,8 +392,8 @@ impl Connection {
                     let any: &dyn std::any::Any = &**ext;
                     match any.downcast_ref::<PerMessageDeflate>().and_then(|d| d.shared_encoding(msg.len())) {
                         Some(SharedEncoding::Plain) => return Ok(Some(msg.plain_frame().clone())),
-                        Some(SharedEncoding::Compressed { level, bits, pool }) => {
-                            return msg.deflated_frame(level, bits, pool).map(Some)
+                        Some(SharedEncoding::Compressed { key, pool }) => {
+                            return msg.deflated_frame(key, pool).map(Some)
                         }
                         None => {}
                     }

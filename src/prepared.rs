@@ -26,8 +26,8 @@ use crate::utf8::Utf8Bytes;
 ///   [compression threshold](crate::extensions::PerMessageDeflate::compression_threshold).
 /// * **Compressed**: a server connection whose permessage-deflate agreement has
 ///   `server_no_context_takeover` (each message is compressed from a fresh context, so the
-///   compressed bytes depend only on the message, the compression level and the window bits):
-///   one encoding per (level, window bits).
+///   compressed bytes depend only on the message and the compressor's settings):
+///   one encoding per (level, window bits, memory level).
 ///
 /// Everything else frames the message as a normal send would, per connection, with the same
 /// bytes on the wire: a server compressing **with context takeover** (the compressor's state
@@ -75,7 +75,7 @@ struct Inner {
     payload: Bytes,
     /// The unmasked frame with the payload as it is.
     plain: OnceLock<Bytes>,
-    /// Compressed frames, by (level, window bits): the first one lock-free, the others (a
+    /// Compressed frames, by (level, window bits, memory level): the first one lock-free, the others (a
     /// server with several configurations) behind a lock.
     #[cfg(feature = "deflate")]
     deflated: OnceLock<(DeflateKey, Bytes)>,
@@ -83,9 +83,9 @@ struct Inner {
     more_deflated: std::sync::Mutex<Vec<(DeflateKey, Bytes)>>,
 }
 
-/// A compressed encoding: compression level and window bits.
+/// A compressed encoding: compression level, window bits and memory level.
 #[cfg(feature = "deflate")]
-type DeflateKey = (u32, u8);
+type DeflateKey = crate::extensions::SharedKey;
 
 impl PreparedMessage {
     /// A prepared text message.
@@ -170,18 +170,16 @@ impl PreparedMessage {
         self.inner.plain.get_or_init(|| frame(self.inner.opcode, Rsv::NONE, &self.inner.payload))
     }
 
-    /// The unmasked frame compressed with a fresh context at `level` and `bits`, built on first
-    /// use (with a compressor from `pool` if there is one).
+    /// The unmasked frame compressed with a fresh context with `key`'s settings, built on
+    /// first use (with a compressor from `pool` if there is one).
     #[cfg(feature = "deflate")]
     pub(crate) fn deflated_frame(
         &self,
-        level: flate2::Compression,
-        bits: u8,
+        key: DeflateKey,
         pool: Option<&crate::extensions::DeflatePool>,
     ) -> Result<Bytes, crate::LocalProtocolError> {
-        let key = (level.level(), bits);
         let build = || {
-            let payload = crate::extensions::compress_message(level, bits, &self.inner.payload, pool)
+            let payload = crate::extensions::compress_message(key, &self.inner.payload, pool)
                 .map_err(crate::LocalProtocolError::Extension)?;
             Ok::<_, crate::LocalProtocolError>(frame(self.inner.opcode, Rsv::RSV1, &payload))
         };

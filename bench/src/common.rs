@@ -267,6 +267,55 @@ pub fn json_payload_seeded(len: usize, seed: u32) -> String {
     s
 }
 
+/// A deterministic chat corpus: `n` JSON events as a chat server broadcasts them (mostly
+/// messages of a few to a few dozen words, some typing, presence and reaction events).
+pub fn chat_corpus(n: usize) -> Vec<String> {
+    const USERS: [&str; 12] = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+        "oscar",
+    ];
+    const ROOMS: [&str; 4] = ["general", "random", "dev-backend", "support"];
+    const WORDS: [&str; 64] = [
+        "the", "a", "to", "and", "is", "it", "of", "in", "for", "on", "that", "this", "with", "you", "we",
+        "i", "can", "just", "not", "be", "are", "have", "do", "so", "but", "if", "deploy", "build", "test",
+        "merge", "branch", "review", "lunch", "meeting", "today", "tomorrow", "thanks", "ok", "sure", "yes",
+        "no", "maybe", "server", "client", "latency", "bug", "fix", "release", "docs", "coffee", "later",
+        "please", "looks", "good", "ship", "it!", "broken", "again", "works", "now", "😀", "👍", "ci",
+        "prod",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut ts: u64 = 1_764_489_600_000;
+    (0..n)
+        .map(|i| {
+            let r = next();
+            ts += r % 5000;
+            let user_i = (r >> 8) as usize % USERS.len();
+            let user = USERS[user_i];
+            let room = ROOMS[(r >> 16) as usize % ROOMS.len()];
+            match (r >> 24) % 10 {
+                0 => format!("{{\"type\":\"typing\",\"room\":\"{room}\",\"user\":{{\"id\":{},\"name\":\"{user}\"}},\"ts\":{ts}}}", 1000 + user_i),
+                1 => format!("{{\"type\":\"presence\",\"user\":{{\"id\":{},\"name\":\"{user}\"}},\"status\":\"{}\",\"ts\":{ts}}}", 1000 + user_i, ["online", "away", "offline"][(r >> 32) as usize % 3]),
+                2 => format!("{{\"type\":\"reaction\",\"room\":\"{room}\",\"message_id\":\"m{:06}\",\"user\":{{\"id\":{},\"name\":\"{user}\"}},\"emoji\":\"{}\",\"ts\":{ts}}}", i.saturating_sub((r >> 40) as usize % 20), 1000 + user_i, ["👍", "🎉", "😂", "❤️"][(r >> 44) as usize % 4]),
+                _ => {
+                    let words = 3 + (next() % 30) as usize;
+                    let text: Vec<&str> = (0..words).map(|_| WORDS[(next() % WORDS.len() as u64) as usize]).collect();
+                    format!(
+                        "{{\"type\":\"message\",\"id\":\"m{i:06}\",\"room\":\"{room}\",\"user\":{{\"id\":{},\"name\":\"{user}\",\"avatar\":\"https://cdn.example.com/avatars/{user}.png\"}},\"text\":\"{}\",\"ts\":{ts},\"edited\":false,\"reply_to\":null}}",
+                        1000 + user_i,
+                        text.join(" ")
+                    )
+                }
+            }
+        })
+        .collect()
+}
+
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     let n = values.len();

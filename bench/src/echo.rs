@@ -145,6 +145,25 @@ where
     drop(tokio::spawn(future));
 }
 
+/// `WSBENCH_DEFLATE="history|live,<compress window bits>,<memory level>"` configures the
+/// server's permessage-deflate (the memory section's variants); unset: the defaults.
+pub fn deflate_from_env(ext: PerMessageDeflate) -> PerMessageDeflate {
+    let Ok(spec) = std::env::var("WSBENCH_DEFLATE") else { return ext };
+    apply_deflate_spec(ext, &spec)
+}
+
+/// See [`deflate_from_env`].
+pub fn apply_deflate_spec(ext: PerMessageDeflate, spec: &str) -> PerMessageDeflate {
+    let mut it = spec.split(',');
+    let idle = match it.next() {
+        Some("live") => wsproto::extensions::IdleState::Live,
+        _ => wsproto::extensions::IdleState::History,
+    };
+    let bits: u8 = it.next().and_then(|b| b.parse().ok()).unwrap_or(15);
+    let mem: u8 = it.next().and_then(|b| b.parse().ok()).unwrap_or(8);
+    ext.idle_state(idle).compress_window_bits(bits).memory_level(mem)
+}
+
 async fn serve_ours<S: Io>(stream: S, whole: bool, deflate: bool) -> Result<(), wsproto::upgrade::Error> {
     let delivery = if whole { wsproto::Delivery::Messages } else { wsproto::Delivery::DEFAULT_CHUNKS };
     let mut config = UpgradeConfig::default().delivery(delivery);
@@ -154,9 +173,12 @@ async fn serve_ours<S: Io>(stream: S, whole: bool, deflate: bool) -> Result<(), 
         // `WSBENCH_NO_POOL=1` measures without the pool (a state built per message).
         static POOL: std::sync::LazyLock<Option<DeflatePool>> =
             std::sync::LazyLock::new(|| std::env::var_os("WSBENCH_NO_POOL").is_none().then(DeflatePool::new));
-        config = config.extension(|| match &*POOL {
-            Some(pool) => PerMessageDeflate::new().pool(pool.clone()),
-            None => PerMessageDeflate::new(),
+        config = config.extension(|| {
+            let ext = deflate_from_env(PerMessageDeflate::new());
+            match &*POOL {
+                Some(pool) => ext.pool(pool.clone()),
+                None => ext,
+            }
         });
     }
     // `_` (not a named binding): the request is dropped now, not kept for the connection.
@@ -292,12 +314,17 @@ impl ServerProc {
     }
 
     pub fn start_server(server: Server, deflate: bool) -> ServerProc {
-        Self::start_with(server, deflate, false)
+        Self::start_with(server, deflate, false, None)
     }
 
-    pub fn start_with(server: Server, deflate: bool, tls: bool) -> ServerProc {
+    /// A server, over TLS if `tls`, whose permessage-deflate is configured by `spec` (see
+    /// [`deflate_from_env`]).
+    pub fn start_with(server: Server, deflate: bool, tls: bool, spec: Option<&str>) -> ServerProc {
         let exe = std::env::current_exe().expect("current exe");
         let mut cmd = Command::new(exe);
+        if let Some(spec) = spec {
+            cmd.env("WSBENCH_DEFLATE", spec);
+        }
         cmd.arg("server").arg(server.name());
         if deflate {
             cmd.arg("--deflate");
@@ -726,7 +753,7 @@ pub fn run_tls_echo(settings: Settings, libs: &[Lib]) -> String {
     // First: the certificate is made here, before the servers read it.
     let connector = crate::tls::connector();
     let servers: Vec<ServerProc> =
-        libs.iter().map(|&l| ServerProc::start_with(Server::Lib(l), false, true)).collect();
+        libs.iter().map(|&l| ServerProc::start_with(Server::Lib(l), false, true, None)).collect();
     let rt = current_thread_runtime();
     let sizes = [16usize, 1 << 10, 16 << 10];
     let table = echo_table(settings, libs, &sizes, &[1, 16], "TLS echo", |i, conns, window, size| {

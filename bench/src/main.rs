@@ -89,6 +89,11 @@ fn main() {
             "--quick" => quick = true,
             // Rebuild RESULTS.md from the saved sections only.
             "report" => sections.push("report"),
+            // Only the memory section's in-process deflate table, printed (nothing saved).
+            "deflate-config" => {
+                println!("{}", memory::config_table(Settings::new(quick)));
+                return;
+            }
             "--libs" => {
                 let list = it.next().unwrap_or_else(|| usage());
                 libs = list.split(',').map(|s| Lib::parse(s).unwrap_or_else(|| usage())).collect();
@@ -161,7 +166,7 @@ fn main() {
     println!("wrote {}", path.display());
 }
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     dir.canonicalize().unwrap_or(dir)
 }

@@ -18,21 +18,81 @@ pub struct Variant {
     pub label: &'static str,
     /// The `Sec-WebSocket-Extensions` offer, if any (only our server accepts it).
     pub offer: Option<&'static str>,
+    /// Our server's permessage-deflate configuration (`WSBENCH_DEFLATE`), if not the default.
+    pub spec: Option<&'static str>,
+    /// Each connection echoes 64 KiB of chat JSON (4 messages) instead of one 16 B message,
+    /// so the compression windows are full.
+    pub warm: bool,
 }
 
-pub const VARIANTS: [Variant; 7] = [
-    Variant { lib: Lib::Ours, label: "wsproto", offer: None },
-    Variant { lib: Lib::OursWhole, label: "wsproto-whole", offer: None },
-    Variant { lib: Lib::Ours, label: "wsproto + deflate", offer: Some("permessage-deflate") },
+const fn v(lib: Lib, label: &'static str, offer: Option<&'static str>) -> Variant {
+    Variant { lib, label, offer, spec: None, warm: false }
+}
+
+const DEFLATE: Option<&str> = Some("permessage-deflate");
+
+pub const VARIANTS: [Variant; 11] = [
+    v(Lib::Ours, "wsproto", None),
+    v(Lib::OursWhole, "wsproto-whole", None),
+    v(Lib::Ours, "wsproto + deflate", DEFLATE),
+    Variant { warm: true, ..v(Lib::Ours, "wsproto + deflate, after 64 KiB each way", DEFLATE) },
     Variant {
-        lib: Lib::Ours,
-        label: "wsproto + deflate, no context takeover",
-        offer: Some("permessage-deflate; client_no_context_takeover; server_no_context_takeover"),
+        spec: Some("live,15,8"),
+        ..v(Lib::Ours, "wsproto + deflate, IdleState::Live 15 bits memLevel 8 (the old default)", DEFLATE)
     },
-    Variant { lib: Lib::Tungstenite, label: "tokio-tungstenite", offer: None },
-    Variant { lib: Lib::TokioWs, label: "tokio-websockets", offer: None },
-    Variant { lib: Lib::Fws, label: "fastwebsockets", offer: None },
+    Variant {
+        spec: Some("live,12,5"),
+        ..v(Lib::Ours, "wsproto + deflate, IdleState::Live 12 bits memLevel 5", DEFLATE)
+    },
+    v(
+        Lib::Ours,
+        "wsproto + deflate, no context takeover",
+        Some("permessage-deflate; client_no_context_takeover; server_no_context_takeover"),
+    ),
+    Variant {
+        warm: true,
+        ..v(
+            Lib::Ours,
+            "wsproto + deflate, no context takeover, after 64 KiB each way",
+            Some("permessage-deflate; client_no_context_takeover; server_no_context_takeover"),
+        )
+    },
+    v(Lib::Tungstenite, "tokio-tungstenite", None),
+    v(Lib::TokioWs, "tokio-websockets", None),
+    v(Lib::Fws, "fastwebsockets", None),
 ];
+
+/// The warm-up of [`Variant::warm`]: 4 client frames of 16 KiB of chat JSON each, compressed
+/// with context takeover (or without, as the offer says).
+fn warm_frames(no_context_takeover: bool) -> Vec<u8> {
+    let corpus = chat_corpus(2000);
+    let mut text = String::new();
+    let mut out = Vec::new();
+    let mut c = Compress::new(Compression::default(), false);
+    let mut messages = corpus.iter();
+    for _ in 0..4 {
+        text.clear();
+        text.push('[');
+        for m in messages.by_ref() {
+            if text.len() + m.len() + 1 >= 16 << 10 {
+                break;
+            }
+            text.push_str(m);
+            text.push(',');
+        }
+        text.pop();
+        text.push(']');
+        if no_context_takeover {
+            c.reset();
+        }
+        let mut z = Vec::with_capacity(16 << 10);
+        c.compress_vec(text.as_bytes(), &mut z, FlushCompress::Sync).expect("deflate");
+        assert!(z.ends_with(&[0, 0, 0xff, 0xff]));
+        z.truncate(z.len() - 4);
+        push_frame(&mut out, OP_TEXT, true, true, &z, true);
+    }
+    out
+}
 
 /// The one message each connection echoes: 16 B of JSON, compressed when deflate is offered.
 fn first_frame(deflate: bool) -> Vec<u8> {
@@ -52,24 +112,36 @@ fn first_frame(deflate: bool) -> Vec<u8> {
 }
 
 async fn echo_once(s: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
-    s.write_all(frame).await?;
+    echo_n(s, frame, 1).await
+}
+
+/// Writes `frames` (holding `n` messages) and reads until `n` echoes are back.
+async fn echo_n(s: &mut TcpStream, frames: &[u8], n: usize) -> std::io::Result<()> {
+    s.write_all(frames).await?;
     let mut buf = BytesMut::with_capacity(256);
     let mut parser = EchoParser::default();
+    let mut got = 0;
     loop {
+        buf.reserve(4096);
         if s.read_buf(&mut buf).await? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        if parser.feed(&mut buf) > 0 {
+        got += parser.feed(&mut buf);
+        if got >= n {
             return Ok(());
         }
     }
 }
 
 async fn open_idle(port: u16, v: Variant, n: usize, conns: &mut Vec<TcpStream>) {
-    let frame = first_frame(v.offer.is_some());
+    let (frames, count) = if v.warm {
+        (warm_frames(v.offer.is_some_and(|o| o.contains("no_context_takeover"))), 4)
+    } else {
+        (first_frame(v.offer.is_some()), 1)
+    };
     for _ in 0..n {
         let mut s = connect(port, v.offer).await.expect("connect");
-        echo_once(&mut s, &frame).await.expect("echo");
+        echo_n(&mut s, &frames, count).await.expect("echo");
         conns.push(s);
     }
 }
@@ -113,7 +185,8 @@ fn mem(server: &mut ServerProc) -> Mem {
 
 /// Server memory at `n1` and `n2` idle connections, after one echo on each.
 pub fn idle_mem(rt: &tokio::runtime::Runtime, v: Variant, n1: usize, n2: usize) -> (Mem, Mem) {
-    let mut server = ServerProc::start(v.lib, v.offer.is_some());
+    let mut server =
+        ServerProc::start_with(crate::echo::Server::Lib(v.lib), v.offer.is_some(), false, v.spec);
     let port = server.port;
     let result = rt.block_on(async {
         let mut conns = Vec::with_capacity(n2);
@@ -208,6 +281,243 @@ pub fn probe_ours(whole: bool) -> Vec<(String, i64)> {
         step!(ws, "after small message echoed");
         steps
     })
+}
+
+/// A client (defaults) and a server (`spec`, see [`crate::echo::apply_deflate_spec`]; `None`:
+/// defaults) with permessage-deflate negotiated, sans-IO.
+fn deflate_pair(
+    spec: Option<&str>,
+    pool: Option<&wsproto::extensions::DeflatePool>,
+) -> (wsproto::Connection, wsproto::Connection) {
+    use wsproto::extensions::PerMessageDeflate;
+    use wsproto::{AcceptConnection, ConnectionType, Event, Request, WsConnection};
+    let server_ext = match spec {
+        Some(spec) => crate::echo::apply_deflate_spec(PerMessageDeflate::new(), spec),
+        None => PerMessageDeflate::new(),
+    };
+    let server_ext = match pool {
+        Some(pool) => server_ext.pool(pool.clone()),
+        None => server_ext,
+    };
+    let mut client = WsConnection::new(ConnectionType::Client).with_extension(PerMessageDeflate::new());
+    let mut server = WsConnection::new(ConnectionType::Server).with_extension(server_ext);
+    let request = client.send_bytes(Request::new("localhost", "/")).expect("request");
+    server.receive_data(&request).expect("request in");
+    assert!(matches!(server.next_event(), Some(Event::Request(_))));
+    let response = server.send_bytes(AcceptConnection::new()).expect("accept");
+    client.receive_data(&response).expect("response in");
+    assert!(matches!(client.next_event(), Some(Event::AcceptConnection(_))));
+    let client = client.into_connection().expect("client open");
+    let server = server.into_connection().expect("server open");
+    assert_eq!(server.extensions().len(), 1, "deflate negotiated");
+    (client, server)
+}
+
+/// The payload length of the unmasked frame at the start of `frame`.
+fn payload_len(frame: &[u8]) -> usize {
+    match frame[1] & 0x7f {
+        126 => u16::from_be_bytes([frame[2], frame[3]]) as usize,
+        127 => u64::from_be_bytes(frame[2..10].try_into().expect("8 bytes")) as usize,
+        n => n as usize,
+    }
+}
+
+/// One server configuration measured in-process on the chat corpus.
+pub struct ConfigResult {
+    /// Heap the server's connection gained over one 16 B echo (what an idle connection keeps).
+    pub idle_cold: i64,
+    /// Heap the server's connection holds after echoing the whole corpus (windows full).
+    pub idle_warm: i64,
+    /// Compressed payload bytes ÷ raw bytes of the server's echoes of the corpus.
+    pub ratio: f64,
+}
+
+/// The server (configured by `spec`) echoes a 16 B JSON message, then every message of
+/// `corpus`, each received compressed from a default client.
+pub fn measure_config(
+    spec: Option<&str>,
+    pool: Option<&wsproto::extensions::DeflatePool>,
+    corpus: &[wsproto::Utf8Bytes],
+) -> ConfigResult {
+    use wsproto::{Event, TextMessage, Utf8Bytes};
+    let (mut client, mut server) = deflate_pair(spec, pool);
+    let mut input = BytesMut::new();
+    client.send(TextMessage::new(Utf8Bytes::from(json_payload(16))), &mut input).expect("send");
+    let mut first = input.split();
+    for text in corpus {
+        client.send(TextMessage::new(text.clone()), &mut input).expect("client send");
+    }
+    let mut dst = BytesMut::with_capacity(1 << 20);
+    let echo = |server: &mut wsproto::Connection, input: &mut BytesMut, dst: &mut BytesMut| -> (u64, u64) {
+        let (mut raw, mut z) = (0u64, 0u64);
+        while let Some(event) = server.decode(input) {
+            let Event::TextMessage(m) = event else { panic!("unexpected {event:?}") };
+            assert!(m.message_finished);
+            raw += m.data.len() as u64;
+            server.send(TextMessage::new(m.data), dst).expect("echo");
+            z += payload_len(dst) as u64;
+            dst.clear();
+        }
+        (raw, z)
+    };
+    let h0 = heap_live().0;
+    echo(&mut server, &mut first, &mut dst);
+    let h1 = heap_live().0;
+    let (raw, z) = echo(&mut server, &mut input, &mut dst);
+    let h2 = heap_live().0;
+    ConfigResult { idle_cold: h1 - h0, idle_warm: h2 - h0, ratio: z as f64 / raw as f64 }
+}
+
+/// Server time per corpus message (µs, median of `rounds`) when message `k` of the corpus goes
+/// to connection `k % conns` (a broadcast pattern: with more connections than the pool holds,
+/// `History` states are taken by other connections between a connection's messages).
+pub fn time_interleaved(
+    spec: Option<&str>,
+    pool: Option<&wsproto::extensions::DeflatePool>,
+    corpus: &[wsproto::Utf8Bytes],
+    conns: usize,
+    rounds: usize,
+) -> f64 {
+    use wsproto::{Event, TextMessage};
+    let mut times = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let mut pairs: Vec<_> = (0..conns).map(|_| deflate_pair(spec, pool)).collect();
+        let mut frames: Vec<BytesMut> = corpus
+            .iter()
+            .enumerate()
+            .map(|(k, text)| {
+                let mut b = BytesMut::new();
+                pairs[k % conns].0.send(TextMessage::new(text.clone()), &mut b).expect("client send");
+                b
+            })
+            .collect();
+        let mut dst = BytesMut::with_capacity(1 << 20);
+        let (secs, ()) = time(|| {
+            for (k, frame) in frames.iter_mut().enumerate() {
+                let server = &mut pairs[k % conns].1;
+                while let Some(event) = server.decode(frame) {
+                    let Event::TextMessage(m) = event else { panic!("unexpected {event:?}") };
+                    server.send(TextMessage::new(m.data), &mut dst).expect("echo");
+                    dst.clear();
+                }
+            }
+        });
+        times.push(secs / corpus.len() as f64 * 1e6);
+    }
+    median(&mut times)
+}
+
+/// Server configurations of the memory table: (label, spec).
+const CONFIGS: [(&str, Option<&str>); 14] = [
+    ("Live, 15 bits, memLevel 8 (the old default)", Some("live,15,8")),
+    ("Live, 15 bits, memLevel 4", Some("live,15,4")),
+    ("Live, 14 bits, memLevel 8", Some("live,14,8")),
+    ("Live, 12 bits, memLevel 5", Some("live,12,5")),
+    ("Live, 9 bits, memLevel 1", Some("live,9,1")),
+    ("History, 15 bits, memLevel 8", Some("history,15,8")),
+    ("**History, 14 bits, memLevel 8 (default)**", None),
+    ("History, 14 bits, memLevel 4", Some("history,14,4")),
+    ("History, 14 bits, memLevel 1", Some("history,14,1")),
+    ("History, 13 bits, memLevel 8", Some("history,13,8")),
+    ("History, 12 bits, memLevel 8", Some("history,12,8")),
+    ("History, 11 bits, memLevel 8", Some("history,11,8")),
+    ("History, 10 bits, memLevel 8", Some("history,10,8")),
+    ("History, 9 bits, memLevel 8", Some("history,9,8")),
+];
+
+/// The in-process table of server memory, ratio and time per configuration.
+pub fn config_table(settings: Settings) -> String {
+    let corpus: Vec<wsproto::Utf8Bytes> =
+        chat_corpus(5000).into_iter().map(wsproto::Utf8Bytes::from).collect();
+    let raw: usize = corpus.iter().map(|m| m.len()).sum();
+    let rounds = if settings.quick { 1 } else { 7 };
+    let mut table = Table::new([
+        "server configuration (`IdleState`, compress window, memory level)",
+        "heap kept after one 16 B echo",
+        "heap kept after the corpus (windows full)",
+        "ratio on the chat corpus",
+        "÷ old default",
+        "server µs per message, 1 connection, no pool",
+        "÷ old default",
+        "1 connection, `DeflatePool::new()`",
+        "÷ old default",
+        "64 connections in turn, no pool",
+        "÷ old default",
+        "64 connections in turn, `DeflatePool::new()`",
+        "÷ old default",
+    ]);
+    let results: Vec<ConfigResult> =
+        CONFIGS.iter().map(|(_, spec)| measure_config(*spec, None, &corpus)).collect();
+    // Rounds outermost, every configuration and setting once per round, medians: the machine's
+    // noise comes in bursts, which this spreads over all cells.
+    let mut samples: Vec<[Vec<f64>; 4]> = (0..CONFIGS.len()).map(|_| Default::default()).collect();
+    for _ in 0..rounds {
+        for ((_, spec), cell) in CONFIGS.iter().zip(samples.iter_mut()) {
+            let pool = wsproto::extensions::DeflatePool::new();
+            cell[0].push(time_interleaved(*spec, None, &corpus, 1, 1));
+            cell[1].push(time_interleaved(*spec, Some(&pool), &corpus, 1, 1));
+            cell[2].push(time_interleaved(*spec, None, &corpus, 64, 1));
+            cell[3].push(time_interleaved(*spec, Some(&pool), &corpus, 64, 1));
+        }
+    }
+    let times: Vec<[f64; 4]> = samples.iter_mut().map(|c| c.each_mut().map(|v| median(v))).collect();
+    let old = &results[0];
+    let old_t = times[0];
+    for (((label, _), r), t) in CONFIGS.iter().zip(&results).zip(&times) {
+        println!(
+            "  config {label}: cold {} B, warm {} B, ratio {:.4}, µs/msg {t:.2?}",
+            r.idle_cold, r.idle_warm, r.ratio
+        );
+        table.row(vec![
+            label.to_string(),
+            format!("{:.1} KiB", r.idle_cold as f64 / 1024.0),
+            format!("{:.1} KiB", r.idle_warm as f64 / 1024.0),
+            format!("{:.4}", r.ratio),
+            format!("{:.3}×", r.ratio / old.ratio),
+            format!("{:.2}", t[0]),
+            format!("{:.2}×", t[0] / old_t[0]),
+            format!("{:.2}", t[1]),
+            format!("{:.2}×", t[1] / old_t[0]),
+            format!("{:.2}", t[2]),
+            format!("{:.2}×", t[2] / old_t[2]),
+            format!("{:.2}", t[3]),
+            format!("{:.2}×", t[3] / old_t[2]),
+        ]);
+    }
+    let mut s = format!(
+        "\n### permessage-deflate memory by configuration (in-process, server side, context takeover)\n\nA sans-IO server `Connection` with `PerMessageDeflate` configured as listed and a default client. The server echoes one 16 B JSON text message, then a deterministic chat corpus (`chat_corpus`: {} JSON events, {:.0} KiB, {:.0} B on average: messages of 3–32 words with user, room, avatar URL and timestamp, plus typing, presence and reaction events), each received compressed from the client. Heap = bytes the server's connection still holds (its inflater/compressor state or histories); ratio = the server's compressed payload bytes ÷ raw bytes over the corpus; time = server time to receive and echo the corpus, per message, median of {rounds} round(s): over one connection, and over 64 connections taking the messages in turn (message k to connection k mod 64, as a broadcast would; each connection's messages are then 64 apart, so a pool of 4 has lent its states to others in between), each without a pool (`History` then allocates a state per message) and with a `DeflatePool::new()` (4 states of each kind; `History` takes back its own state untouched when nobody took it, else primes a reset one). The ÷ columns compare with the old default in the same setting without a pool. `Live` never uses the pool under context takeover, so its two columns of a setting differ by noise alone: on this shared 2-core VM, read time differences below about 1.5× as noise. The old default is what every release before this change did.\n\n",
+        corpus.len(),
+        raw as f64 / 1024.0,
+        raw as f64 / corpus.len() as f64,
+    );
+    s.push_str(&table.render());
+    s
+}
+
+/// Python `websockets`' RSS per idle connection, by `bench/scripts/python_websockets_memory.py`
+/// (skipped when `python3` cannot import `websockets`).
+fn python_websockets() -> String {
+    let script = crate::workspace().join("bench/scripts/python_websockets_memory.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["500", "2500"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    let out = match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        _ => {
+            eprintln!("python3 with websockets not available: no Python figures");
+            return String::new();
+        }
+    };
+    println!("{out}");
+    let mut lines = out.lines();
+    let version = lines.next().unwrap_or_default();
+    let rows: Vec<&str> = lines.filter(|l| l.starts_with('|')).collect();
+    format!(
+        "\n### Python `websockets` for comparison ({version})\n\nBy `bench/scripts/python_websockets_memory.py`: its asyncio server with default settings (permessage-deflate: server window 12 bits, memLevel 5; a client offering `client_max_window_bits` gets 12 too), the same measurement (RSS slope, one echoed 16 B message, or 64 KiB of chat JSON in 4 messages each way), fewer connections.\n\n| server | RSS per idle connection | RSS |\n|---|---|---|\n{}\n",
+        rows.join("\n")
+    )
 }
 
 pub fn run_memory(settings: Settings) -> String {
@@ -312,6 +622,8 @@ pub fn run_memory(settings: Settings) -> String {
         std::mem::size_of::<wsproto::Connection>(),
         std::mem::size_of::<tokio_util::codec::Framed<tokio::net::TcpStream, wsproto::codec::WsCodec>>(),
     ));
+    s.push_str(&config_table(settings));
+    s.push_str(&python_websockets());
     for whole in [false, true] {
         let steps = probe_ours(whole);
         println!("  probe whole={whole}: {steps:?}");

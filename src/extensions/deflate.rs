@@ -7,7 +7,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Compression, Decompress, FlushDecompress, Status};
+use zlib_rs::{Deflate, DeflateConfig, DeflateFlush};
 
 use crate::close::CloseCode;
 use crate::error::ExtensionError;
@@ -31,6 +32,12 @@ const MIN_ZLIB_WINDOW_BITS: u8 = 9;
 const INFLATE_FIRST_STEP: (usize, usize) = (4 << 10, 64 << 10);
 /// Spare capacity above which an output buffer is shrunk before being handed out.
 const MAX_SPARE: usize = 4 << 10;
+/// The memory level our compressor uses unless configured (see
+/// [`PerMessageDeflate::memory_level`]).
+const DEFAULT_MEM_LEVEL: u8 = 8;
+/// The window a server compresses with unless configured (see
+/// [`PerMessageDeflate::compress_window_bits`]); a client uses the negotiated window.
+const DEFAULT_SERVER_COMPRESS_BITS: u8 = 14;
 
 const CLIENT_NO_CONTEXT_TAKEOVER: &str = "client_no_context_takeover";
 const SERVER_NO_CONTEXT_TAKEOVER: &str = "server_no_context_takeover";
@@ -107,6 +114,31 @@ struct Settings {
     server_max_window_bits: Option<u8>,
     level: Compression,
     threshold: usize,
+    mem_level: u8,
+    compress_window_bits: Option<u8>,
+    idle: IdleState,
+}
+
+/// What a connection keeps of a context-takeover direction between two messages (see
+/// [`PerMessageDeflate::idle_state`]).
+///
+/// Either way the compression context is taken over from message to message, as negotiated:
+/// the bytes on the wire are valid for any peer. The difference is memory against CPU.
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, PartialEq)]
+#[non_exhaustive]
+pub enum IdleState {
+    /// Keep only the last window's worth of the direction's data (at most `1 << bits` bytes,
+    /// less until that much was sent or received). The compressor or inflater is released at
+    /// the end of each message (to the [`DeflatePool`] if one is set) and rebuilt at the next
+    /// one, primed with that data as its dictionary. Idle connections are small; each message
+    /// costs a state (from the pool, or allocated) and the priming, which for the compressor
+    /// means hashing up to a window of data.
+    #[default]
+    History,
+    /// Keep the compressor and the inflater allocated between messages: no per-message setup
+    /// (the fastest for busy connections), but several hundred KiB per idle connection (see
+    /// the table in [`PerMessageDeflate`]).
+    Live,
 }
 
 /// The permessage-deflate extension (RFC 7692).
@@ -165,28 +197,72 @@ struct Settings {
 ///
 /// Nothing is allocated until a message is actually compressed or inflated: a connection that
 /// did not negotiate permessage-deflate, or never sends (receives) a compressed message, pays
-/// nothing for the compressor (decompressor). Once used, the state is kept between messages
-/// when context takeover is on (that is what makes later messages compress better), and it is
-/// dropped at the end of every message when no-context-takeover applies to that direction, so
-/// an idle connection then holds no compression memory at all (give connections a shared
-/// [`DeflatePool`] so such messages reuse states instead of building one each). Per connection and direction,
-/// measured with flate2 1.1's zlib-rs backend (memLevel 8; independent of the level):
+/// nothing for the compressor (decompressor). What a direction keeps between messages:
 ///
-/// | window bits | compressor (sending) | decompressor (receiving) |
-/// |------------:|---------------------:|-------------------------:|
-/// | 8 (as 9)    | 245 KiB (251,008 B)  | 46 KiB (47,552 B)        |
-/// | 9           | 245 KiB (251,008 B)  | 46 KiB (47,552 B)        |
-/// | 10          | 247 KiB (253,056 B)  | 46 KiB (47,552 B)        |
-/// | 11          | 251 KiB (257,152 B)  | 46 KiB (47,552 B)        |
-/// | 12          | 259 KiB (265,344 B)  | 46 KiB (47,552 B)        |
-/// | 13          | 275 KiB (281,728 B)  | 46 KiB (47,552 B)        |
-/// | 14          | 307 KiB (314,496 B)  | 46 KiB (47,552 B)        |
-/// | 15          | 371 KiB (380,032 B)  | 46 KiB (47,552 B)        |
+/// * **No context takeover**: nothing; the state is released at the end of each message (to
+///   the [`DeflatePool`] if one is set).
+/// * **Context takeover, [`IdleState::History`] (the default)**: the last window of the
+///   direction's data, at most `1 << bits` bytes and less until that much went through: what
+///   we sent, up to our compress window (16 KiB at a server's default 14 bits), and what we
+///   received, up to the peer's window (32 KiB unless negotiated smaller). The compressor and
+///   inflater are released at the end of each message and rebuilt at the next, primed with
+///   that data, so the context is taken over exactly as negotiated.
+/// * **Context takeover, [`IdleState::Live`]**: the compressor and inflater themselves (table
+///   below): the previous default.
 ///
-/// The compressor costs about `4 << bits` bytes (window and chain) plus a fixed ~243 KiB
-/// (hash table and symbol buffers); zlib-rs allocates the inflater's 32 KiB window whatever
-/// the negotiated size. Per message, the output buffers are transient: compressing needs about
-/// the compressed size, inflating at most the remaining message budget.
+/// State sizes (zlib-rs, independent of the compression level): the compressor takes
+/// `(4 << bits) + (7 << (memory_level + 6)) + 128 KiB + ~3 KiB` bytes (window and chains,
+/// block buffers, zlib-rs's fixed hash table); the inflater 46 KiB (47,552 B: zlib-rs
+/// allocates its 32 KiB window whatever the negotiated size).
+///
+/// | compress window bits | memory level 1 | 4 | 5 | 8 (default) | 9 |
+/// |---------------------:|--------:|--------:|--------:|--------:|--------:|
+/// | 9                    | 134 KiB | 140 KiB | 147 KiB | 245 KiB | 357 KiB |
+/// | 10                   | 136 KiB | 142 KiB | 149 KiB | 247 KiB | 359 KiB |
+/// | 11                   | 140 KiB | 146 KiB | 153 KiB | 251 KiB | 363 KiB |
+/// | 12                   | 148 KiB | 154 KiB | 161 KiB | 259 KiB | 371 KiB |
+/// | 13                   | 164 KiB | 170 KiB | 177 KiB | 275 KiB | 387 KiB |
+/// | 14 (server default)  | 196 KiB | 202 KiB | 209 KiB | 307 KiB | 419 KiB |
+/// | 15                   | 260 KiB | 266 KiB | 273 KiB | 371 KiB | 483 KiB |
+///
+/// Per idle server connection (context takeover both ways, a client compressing with 15
+/// bits; measured by the repository's `bench`, whose `RESULTS.md` has the details):
+///
+/// | configuration | after one small message each way | once both windows are full | ratio on a chat corpus |
+/// |---|---:|---:|---:|
+/// | default (`History`, 14 bits) | 0 KiB | 48 KiB | 1.04× the `Live` 15-bit size |
+/// | `History`, [`compress_window_bits(15)`](Self::compress_window_bits) | 0 KiB | 64 KiB | 1.00× |
+/// | `History`, `compress_window_bits(12)` | 0 KiB | 36 KiB | 1.24× |
+/// | `Live`, 15 bits, memory level 8 (the previous default) | 418 KiB | 418 KiB | 1.00× |
+/// | `Live`, 12 bits, memory level 5 | 208 KiB | 208 KiB | 1.25× |
+/// | no context takeover | 0 KiB | 0 KiB | (each message alone) |
+///
+/// The connection's codec buffers come on top: about 4 KiB on a quiet connection, up to about
+/// 30 KiB kept after a burst of larger messages (the read buffer keeps its size while reads
+/// are not small; `bench/RESULTS.md`).
+///
+/// # Choosing
+///
+/// `History` trades CPU for memory: a message on a connection whose state was released
+/// costs a state (allocated, or reset from a pool) and the priming, which for the compressor
+/// means hashing up to a window of data, a few to a few tens of microseconds. Give the
+/// connections of a server a shared [`DeflatePool`]: a connection then takes back its own
+/// state untouched when no other connection took it in between, so a busy connection costs
+/// what `Live` costs, and idle ones keep only their history. Without a pool each message
+/// allocates its state. Choose:
+///
+/// * many connections, mostly idle (chat, notifications): the default, with a pool;
+/// * a few busy connections, CPU first: [`idle_state(IdleState::Live)`](Self::idle_state),
+///   possibly with a smaller [`memory_level`](Self::memory_level) (4 or 5 cost little ratio on
+///   small messages) and [`compress_window_bits`](Self::compress_window_bits);
+/// * the best ratio: `compress_window_bits(15)` (16 KiB more per idle connection in
+///   `History`);
+/// * a smaller inflate side: a server's [`client_max_window_bits`](Self::client_max_window_bits)
+///   asks clients for a smaller window (negotiated: only if the client offers the parameter,
+///   as browsers do), which shrinks the received history.
+///
+/// Per message, the output buffers are transient: compressing needs about the compressed
+/// size, inflating at most the remaining message budget.
 ///
 /// # Configuration
 ///
@@ -207,11 +283,18 @@ struct Settings {
 /// ```
 pub struct PerMessageDeflate {
     settings: Settings,
-    /// Where states of a no-context-takeover direction go between messages, if anywhere.
+    /// Where released states go between messages, if anywhere.
     pool: Option<DeflatePool>,
+    /// Tags the states this connection gives to the pool with its context still in them
+    /// ([`IdleState::History`]), so it can take them back unprimed if nobody else took them.
+    owner: u64,
     params: Option<DeflateParams>,
-    compressor: Option<Compress>,
+    compressor: Option<Compressor>,
     decompressor: Option<Decompress>,
+    /// The last window of data we compressed ([`IdleState::History`], context takeover).
+    tx_history: History,
+    /// The last window of data we inflated ([`IdleState::History`], context takeover).
+    rx_history: History,
     /// The outgoing message in progress is compressed.
     tx_compressed: bool,
     /// The incoming message in progress is compressed (set from RSV1 of its first frame;
@@ -242,11 +325,17 @@ impl PerMessageDeflate {
                 server_max_window_bits: None,
                 level: Compression::default(),
                 threshold: 0,
+                mem_level: DEFAULT_MEM_LEVEL,
+                compress_window_bits: None,
+                idle: IdleState::History,
             },
             pool: None,
+            owner: next_owner(),
             params: None,
             compressor: None,
             decompressor: None,
+            tx_history: History::default(),
+            rx_history: History::default(),
             tx_compressed: false,
             rx_compressed: false,
             rx_stream_ended: false,
@@ -312,11 +401,63 @@ impl PerMessageDeflate {
         self
     }
 
-    /// Reuses compression states through `pool` under no-context-takeover (see
-    /// [`DeflatePool`]); without a pool each such message builds its own.
+    /// Reuses compression states through `pool` (see [`DeflatePool`]) when no live state is
+    /// kept between messages (no-context-takeover, or [`IdleState::History`]); without a pool
+    /// each such message builds its own.
     pub fn pool(mut self, pool: DeflatePool) -> Self {
         self.pool = Some(pool);
         self
+    }
+
+    /// zlib's `memLevel` for our compressor, 1..=9 (default 8): the size of its block buffers,
+    /// `7 << (level + 6)` bytes (112 KiB at 8, 14 KiB at 5, 896 B at 1). Lower levels end
+    /// DEFLATE blocks sooner, which costs a little ratio on messages larger than the buffer;
+    /// messages shorter than `1 << (level + 6)` bytes compress the same. Not negotiated: it
+    /// only changes how we compress. (zlib-rs's 128 KiB hash table does not depend on it,
+    /// unlike zlib's.)
+    ///
+    /// # Panics
+    ///
+    /// If `level` is not in 1..=9.
+    pub fn memory_level(mut self, level: u8) -> Self {
+        assert!((1..=9).contains(&level), "memory level must be in 1..=9, got {level}");
+        self.settings.mem_level = level;
+        self
+    }
+
+    /// Compress with a window of at most `bits` (9..=15; 8 is used as 9) even when the
+    /// negotiated window is larger; never announced, as a peer inflating with a larger window
+    /// decodes it (RFC 7692 §7.1.2: the window parameters are limits). The negotiated window
+    /// still applies when it is smaller. Default: 14 (16 KiB) on a server, the negotiated window
+    /// on a client. A smaller window makes the compressor smaller (`4 << bits` bytes) and,
+    /// with [`IdleState::History`], the history an idle connection keeps (`1 << bits`), at some
+    /// cost in ratio when messages repeat content from further back.
+    ///
+    /// # Panics
+    ///
+    /// If `bits` is not in 8..=15.
+    pub fn compress_window_bits(mut self, bits: u8) -> Self {
+        assert!(valid_bits(bits), "window bits must be in 8..=15, got {bits}");
+        self.settings.compress_window_bits = Some(bits);
+        self
+    }
+
+    /// What a context-takeover direction keeps between messages (default
+    /// [`IdleState::History`]). No-context-takeover directions keep nothing either way.
+    pub fn idle_state(mut self, idle: IdleState) -> Self {
+        self.settings.idle = idle;
+        self
+    }
+
+    /// The window bits our compressor actually uses: the negotiated window, capped by
+    /// [`compress_window_bits`](Self::compress_window_bits) (or the server default).
+    fn compress_bits(&self, params: DeflateParams) -> u8 {
+        let cap = match (self.settings.compress_window_bits, params.role) {
+            (Some(bits), _) => bits,
+            (None, ConnectionType::Server) => DEFAULT_SERVER_COMPRESS_BITS,
+            (None, ConnectionType::Client) => MAX_WINDOW_BITS,
+        };
+        params.compress_window_bits().min(cap.max(MIN_ZLIB_WINDOW_BITS))
     }
 
     /// The negotiated parameters, once [`enabled`](Extension::enabled).
@@ -332,42 +473,41 @@ impl PerMessageDeflate {
     }
 
     /// Compresses one outgoing frame's data; a final frame loses its `00 00 ff ff` tail.
+    /// The settings our compressor is made with.
+    fn compressor_key(&self, params: DeflateParams) -> CompressorKey {
+        CompressorKey {
+            level: self.settings.level.level(),
+            bits: self.compress_bits(params),
+            mem_level: self.settings.mem_level,
+        }
+    }
+
     fn compress(&mut self, params: DeflateParams, data: &[u8], fin: bool) -> Result<Bytes, ExtensionError> {
-        let level = self.settings.level;
-        let compressor = self.compressor.get_or_insert_with(|| {
-            let bits = params.compress_window_bits();
-            let pooled = self.pool.as_ref().and_then(|pool| pool.take_compressor(level, bits));
-            pooled.unwrap_or_else(|| Compress::new_with_window_bits(level, false, bits))
-        });
+        let key = self.compressor_key(params);
+        let keep_history = self.settings.idle == IdleState::History && !params.compress_no_context_takeover();
+        let compressor = match &mut self.compressor {
+            Some(compressor) => compressor,
+            slot @ None => {
+                let owner = keep_history.then_some(self.owner);
+                let pooled = self.pool.as_ref().and_then(|pool| pool.take_compressor(key, owner));
+                let (mut compressor, ours) = pooled.unwrap_or_else(|| (Compressor::new(key), false));
+                // Our own state, back untouched, already holds the context.
+                if keep_history && !ours && !self.tx_history.is_empty() {
+                    compressor.prime(self.tx_history.as_slice())?;
+                }
+                slot.insert(compressor)
+            }
+        };
         let mut out = Vec::with_capacity(data.len() / 4 + 64);
-        let mut input = data;
-        loop {
-            if out.len() == out.capacity() {
-                out.reserve(out.capacity());
-            }
-            let before = compressor.total_in();
-            compressor
-                .compress_vec(input, &mut out, FlushCompress::Sync)
-                .map_err(|_| ExtensionError::new(CloseCode::INTERNAL_ERROR, "compression failed"))?;
-            let consumed = usize::try_from(compressor.total_in() - before).unwrap_or(input.len());
-            input = &input[consumed.min(input.len())..];
-            // Done when all input is in and the flush did not run out of room.
-            if input.is_empty() && out.len() < out.capacity() {
-                break;
-            }
+        compressor.compress_sync(data, &mut out)?;
+        if keep_history {
+            self.tx_history.push(data, 1 << key.bits);
         }
         if fin {
-            if out.ends_with(&TAIL) {
-                out.truncate(out.len() - TAIL.len());
-            } else if out.is_empty() {
-                // Nothing was written since the last flush (an empty message, or an empty final
-                // fragment): the flush produced no empty stored block, so send the start of
-                // one, `00`, which the receiver's `00 00 ff ff` completes (RFC 7692 §7.2.3.6).
-                out.push(0x00);
-            }
-            if params.compress_no_context_takeover() {
+            end_message(&mut out);
+            if params.compress_no_context_takeover() || keep_history {
                 if let (Some(compressor), Some(pool)) = (self.compressor.take(), &self.pool) {
-                    pool.give_compressor(level, params.compress_window_bits(), compressor);
+                    pool.give_compressor(compressor, keep_history.then_some(self.owner));
                 }
             }
         }
@@ -388,11 +528,24 @@ impl PerMessageDeflate {
             // The DEFLATE stream ended (BFINAL): what follows is ignored.
             return Ok(Bytes::new());
         }
-        let decompressor = self.decompressor.get_or_insert_with(|| {
-            let bits = params.inflate_window_bits();
-            let pooled = self.pool.as_ref().and_then(|pool| pool.take_decompressor(bits));
-            pooled.unwrap_or_else(|| Decompress::new_with_window_bits(false, bits))
-        });
+        let bits = params.inflate_window_bits();
+        let keep_history = self.settings.idle == IdleState::History && !params.inflate_no_context_takeover();
+        let decompressor = match &mut self.decompressor {
+            Some(decompressor) => decompressor,
+            slot @ None => {
+                let owner = keep_history.then_some(self.owner);
+                let pooled = self.pool.as_ref().and_then(|pool| pool.take_decompressor(bits, owner));
+                let (mut decompressor, ours) =
+                    pooled.unwrap_or_else(|| (Decompress::new_with_window_bits(false, bits), false));
+                // Our own state, back untouched, already holds the context.
+                if keep_history && !ours && !self.rx_history.is_empty() {
+                    decompressor.set_dictionary(self.rx_history.as_slice()).map_err(|_| {
+                        ExtensionError::new(CloseCode::INTERNAL_ERROR, "priming the inflater failed")
+                    })?;
+                }
+                slot.insert(decompressor)
+            }
+        };
         // One byte more than allowed, to tell "exactly the budget" from "more".
         let limit = max_output.saturating_add(1);
         let mut out: Vec<u8> = Vec::new();
@@ -432,6 +585,9 @@ impl PerMessageDeflate {
                 }
             }
         }
+        if keep_history {
+            self.rx_history.push(&out, 1 << bits);
+        }
         Ok(into_bytes(out))
     }
 
@@ -439,10 +595,17 @@ impl PerMessageDeflate {
     fn end_inbound_message(&mut self) {
         let reset = self.params.is_some_and(|p| p.inflate_no_context_takeover());
         if reset || self.rx_stream_ended {
+            // A new DEFLATE stream follows: nothing to carry over.
+            self.rx_history.clear();
+        }
+        let history = self.settings.idle == IdleState::History;
+        if reset || self.rx_stream_ended || history {
+            // Kept as ours (context in it) only if the context continues.
+            let owner = (history && !reset && !self.rx_stream_ended).then_some(self.owner);
             if let (Some(decompressor), Some(params), Some(pool)) =
                 (self.decompressor.take(), self.params, &self.pool)
             {
-                pool.give_decompressor(params.inflate_window_bits(), decompressor);
+                pool.give_decompressor(params.inflate_window_bits(), decompressor, owner);
             }
         }
         self.rx_stream_ended = false;
@@ -550,8 +713,11 @@ impl PerMessageDeflate {
     /// Forgets any negotiation and compression state.
     fn reset_state(&mut self, params: DeflateParams) {
         self.params = Some(params);
+        self.owner = next_owner();
         self.compressor = None;
         self.decompressor = None;
+        self.tx_history = History::default();
+        self.rx_history = History::default();
         self.tx_compressed = false;
         self.rx_compressed = false;
         self.rx_stream_ended = false;
@@ -692,6 +858,9 @@ impl fmt::Debug for PerMessageDeflate {
             .field("server_max_window_bits", &s.server_max_window_bits)
             .field("level", &s.level.level())
             .field("threshold", &s.threshold)
+            .field("memory_level", &s.mem_level)
+            .field("compress_window_bits", &s.compress_window_bits)
+            .field("idle_state", &s.idle)
             .field("params", &self.params)
             .field("compressor", &self.compressor.is_some())
             .field("decompressor", &self.decompressor.is_some())
@@ -781,6 +950,125 @@ fn into_bytes(mut out: Vec<u8>) -> Bytes {
     Bytes::from(out)
 }
 
+/// Ends a message's compressed data: the sync flush's `00 00 ff ff` tail is removed (RFC 7692
+/// §7.2.1). When nothing was written since the last flush (an empty message, or an empty final
+/// fragment) the flush produced no empty stored block: send the start of one, `00`, which the
+/// receiver's `00 00 ff ff` completes (§7.2.3.6).
+fn end_message(out: &mut Vec<u8>) {
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    } else if out.is_empty() {
+        out.push(0x00);
+    }
+}
+
+/// What makes two compressors interchangeable (a pooled one is reused only for the same key).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+struct CompressorKey {
+    level: u32,
+    bits: u8,
+    mem_level: u8,
+}
+
+/// Our compressor: zlib-rs's safe `Deflate` used directly (rather than through flate2, whose
+/// `Compress` cannot set the memory level), raw DEFLATE.
+struct Compressor {
+    key: CompressorKey,
+    inner: Deflate,
+}
+
+impl Compressor {
+    fn new(key: CompressorKey) -> Compressor {
+        let config = DeflateConfig {
+            level: i32::try_from(key.level).unwrap_or(6),
+            // Negative: raw DEFLATE, no zlib header.
+            window_bits: -i32::from(key.bits),
+            mem_level: i32::from(key.mem_level),
+            ..DeflateConfig::default()
+        };
+        Compressor { key, inner: Deflate::new_with_config(config) }
+    }
+
+    /// Makes `history` (at most one window, the last data the peer inflated from us) the
+    /// context the next data may refer to.
+    fn prime(&mut self, history: &[u8]) -> Result<(), ExtensionError> {
+        self.inner
+            .set_dictionary(history)
+            .map(drop)
+            .map_err(|_| ExtensionError::new(CloseCode::INTERNAL_ERROR, "priming the compressor failed"))
+    }
+
+    /// Compresses all of `data` into `out`, ending with a sync flush.
+    fn compress_sync(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ExtensionError> {
+        let mut input = data;
+        loop {
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity().max(64));
+            }
+            // Safe code only: expose the spare capacity zeroed (cheap next to compressing).
+            let start = out.len();
+            out.resize(out.capacity(), 0);
+            let (in_before, out_before) = (self.inner.total_in(), self.inner.total_out());
+            let result = self.inner.compress(input, &mut out[start..], DeflateFlush::SyncFlush);
+            let written = usize::try_from(self.inner.total_out() - out_before).unwrap_or(0);
+            out.truncate(start + written);
+            result.map_err(|_| ExtensionError::new(CloseCode::INTERNAL_ERROR, "compression failed"))?;
+            let consumed = usize::try_from(self.inner.total_in() - in_before).unwrap_or(input.len());
+            input = &input[consumed.min(input.len())..];
+            // Done when all input is in and the flush did not run out of room.
+            if input.is_empty() && out.len() < out.capacity() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+}
+
+/// The last bytes of one direction's data, at most a window: what the peer's (or our)
+/// LZ77 window holds, kept to prime the next message's compressor or inflater.
+#[derive(Default)]
+struct History(Vec<u8>);
+
+impl History {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn clear(&mut self) {
+        // Free it: an idle connection should not keep a window it will not use.
+        self.0 = Vec::new();
+    }
+
+    /// Appends `data`, keeping the last `limit` bytes; the capacity never exceeds `limit`.
+    fn push(&mut self, data: &[u8], limit: usize) {
+        let buf = &mut self.0;
+        if data.len() >= limit {
+            buf.clear();
+            buf.reserve_exact(limit);
+            buf.extend_from_slice(&data[data.len() - limit..]);
+            return;
+        }
+        let total = buf.len() + data.len();
+        if total > limit {
+            let drop = total - limit;
+            buf.copy_within(drop.., 0);
+            buf.truncate(buf.len() - drop);
+        }
+        if buf.capacity() < buf.len() + data.len() {
+            let want = (buf.len() + data.len()).max(buf.capacity() * 2).min(limit);
+            buf.reserve_exact(want - buf.len());
+        }
+        buf.extend_from_slice(data);
+    }
+}
+
 fn valid_bits(bits: u8) -> bool {
     (MIN_WINDOW_BITS..=MAX_WINDOW_BITS).contains(&bits)
 }
@@ -837,33 +1125,306 @@ mod tests {
 
     #[test]
     fn lazily_allocated() {
-        let mut server = PerMessageDeflate::new();
+        let mut server = PerMessageDeflate::new().idle_state(IdleState::Live);
         server.accept("permessage-deflate").unwrap();
         assert_eq!(server.state_allocated(), (false, false));
         server.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from_static(b"Hello"), true).unwrap();
         assert_eq!(server.state_allocated(), (true, false));
+    }
+
+    /// A negotiated client/server pair with the given configurations.
+    fn pair(client: PerMessageDeflate, server: PerMessageDeflate) -> (PerMessageDeflate, PerMessageDeflate) {
+        let (mut client, mut server) = (client, server);
+        let offer = client.offer().unwrap();
+        let response = server.accept(&format!("permessage-deflate; {offer}")).unwrap();
+        let response = if response.is_empty() { NAME.to_owned() } else { format!("{NAME}; {response}") };
+        client.finalize(&response).unwrap();
+        (client, server)
+    }
+
+    /// Sends one message from `tx` to `rx` in `fragments` frames; returns the compressed size
+    /// and what `rx` delivered.
+    fn transfer(
+        tx: &mut PerMessageDeflate,
+        rx: &mut PerMessageDeflate,
+        data: &[u8],
+        fragments: usize,
+    ) -> (usize, Vec<u8>) {
+        let role = rx.params().unwrap().role;
+        let step = data.len().div_ceil(fragments.max(1)).max(1);
+        let chunks: Vec<&[u8]> = if data.is_empty() { vec![data] } else { data.chunks(step).collect() };
+        let (mut wire, mut out) = (0, Vec::new());
+        for (i, chunk) in chunks.iter().enumerate() {
+            let opcode = if i == 0 { Opcode::Binary } else { Opcode::Continuation };
+            let fin = i + 1 == chunks.len();
+            let (rsv, payload) =
+                tx.frame_outbound(opcode, Rsv::NONE, Bytes::copy_from_slice(chunk), fin).unwrap();
+            wire += payload.len();
+            rx.frame_inbound_header(role, opcode, rsv, payload.len() as u64).unwrap();
+            out.extend_from_slice(&rx.frame_inbound_payload_data(payload, usize::MAX / 2).unwrap());
+            if let Some(tail) = rx.frame_inbound_complete(fin, usize::MAX / 2).unwrap() {
+                out.extend_from_slice(&tail);
+            }
+        }
+        (wire, out)
+    }
+
+    /// Deterministic chat-like text: repeats from near and far back.
+    fn chat(seed: u32, len: usize) -> Vec<u8> {
+        let words =
+            ["hello", "room", "general", "alice", "bob", "message", "typing", "ok", "lunch?", "deploy"];
+        let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+        let mut s = Vec::new();
+        while s.len() < len {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            s.extend_from_slice(
+                format!(
+                    "{{\"user\":\"{}\",\"n\":{},\"text\":\"{} {}\"}}",
+                    words[x as usize % 10],
+                    x % 977,
+                    words[(x >> 8) as usize % 10],
+                    x % 31
+                )
+                .as_bytes(),
+            );
+        }
+        s.truncate(len);
+        s
+    }
+
+    #[test]
+    fn every_memory_level_and_window_round_trips() {
+        for mem_level in 1..=9 {
+            for bits in [8, 9, 12, 15] {
+                for idle in [IdleState::History, IdleState::Live] {
+                    let (mut client, mut server) = pair(
+                        PerMessageDeflate::new().idle_state(idle),
+                        PerMessageDeflate::new()
+                            .memory_level(mem_level)
+                            .compress_window_bits(bits)
+                            .idle_state(idle),
+                    );
+                    for (i, len) in [0, 1, 100, 5000, 70_000, 300].into_iter().enumerate() {
+                        let data = chat(i as u32 + u32::from(mem_level), len);
+                        let (_, got) = transfer(&mut server, &mut client, &data, 1 + i % 3);
+                        assert!(
+                            got == data,
+                            "server -> client, memLevel {mem_level}, {bits} bits, {idle:?}, {len} B"
+                        );
+                        let (_, got) = transfer(&mut client, &mut server, &data, 2);
+                        assert!(got == data, "client -> server, {idle:?}, {len} B");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn compressing_with_a_smaller_window_is_inflated_by_a_15_bit_peer() {
+        // Negotiated: 15 bits both ways. The server silently compresses with 9.
+        let (mut client, mut server) =
+            pair(PerMessageDeflate::new(), PerMessageDeflate::new().compress_window_bits(9));
+        assert_eq!(client.params().unwrap().server_max_window_bits, 15);
+        let mut raw = Decompress::new_with_window_bits(false, 15);
+        for i in 0..20 {
+            let data = chat(i, 3000);
+            let (rsv, payload) =
+                server.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from(data.clone()), true).unwrap();
+            assert!(rsv.rsv1());
+            // A plain 15-bit inflater (as any peer has) decodes it.
+            let mut input = payload.to_vec();
+            input.extend_from_slice(&TAIL);
+            let mut out = Vec::with_capacity(data.len() + 64);
+            raw.decompress_vec(&input, &mut out, FlushDecompress::Sync).unwrap();
+            assert_eq!(out, data);
+            // And so does the client, which negotiated 15.
+            client.frame_inbound_header(ConnectionType::Client, Opcode::Text, rsv, 0).unwrap();
+            let mut got = client.frame_inbound_payload_data(payload, usize::MAX / 2).unwrap().to_vec();
+            got.extend_from_slice(
+                &client.frame_inbound_complete(true, usize::MAX / 2).unwrap().unwrap_or_default(),
+            );
+            assert_eq!(got, data);
+        }
+        // The default on a server: 14 bits, whatever was negotiated; a client uses the
+        // negotiated window.
+        assert_eq!(server.compress_bits(server.params().unwrap()), 9);
+        let (client, server) = pair(PerMessageDeflate::new(), PerMessageDeflate::new());
+        assert_eq!(server.compress_bits(server.params().unwrap()), 14);
+        assert_eq!(client.compress_bits(client.params().unwrap()), 15);
+        let (client, server) =
+            pair(PerMessageDeflate::new().server_max_window_bits(10), PerMessageDeflate::new());
+        assert_eq!(server.compress_bits(server.params().unwrap()), 10, "a smaller negotiated window wins");
+        assert_eq!(client.params().unwrap().inflate_window_bits(), 10);
+    }
+
+    #[test]
+    fn history_keeps_the_context_and_releases_the_states() {
+        let (mut client, mut server) = pair(PerMessageDeflate::new(), PerMessageDeflate::new());
+        let data = chat(7, 2000);
+        let (first, got) = transfer(&mut server, &mut client, &data, 1);
+        assert_eq!(got, data);
+        assert_eq!(server.state_allocated(), (false, false), "compressor released after the message");
+        assert_eq!(client.state_allocated(), (false, false), "inflater released after the message");
+        assert_eq!((server.tx_history.as_slice(), client.rx_history.as_slice()), (&data[..], &data[..]));
+        // The same message again: the context was taken over, so it refers to the first.
+        let (second, got) = transfer(&mut server, &mut client, &data, 1);
+        assert_eq!(got, data);
+        assert!(second * 10 < first, "second message {second} B, first {first} B");
+        // Fragmented messages too, and the client's direction.
+        for i in 0..10 {
+            let data = chat(100 + i, 10_000);
+            assert_eq!(transfer(&mut client, &mut server, &data, 3).1, data);
+            assert_eq!(transfer(&mut server, &mut client, &data, 2).1, data);
+        }
+        // What is kept is bounded by the windows: 14 bits for the server's compressor, 15 for
+        // the client's inflater, 15 both ways for the client's compressor and server's inflater.
+        assert_eq!(server.tx_history.as_slice().len(), 1 << 14);
+        assert!(server.tx_history.0.capacity() <= 1 << 14);
+        assert_eq!(client.rx_history.as_slice().len(), 1 << 15);
+        assert_eq!(server.rx_history.as_slice().len(), 1 << 15);
+    }
+
+    #[test]
+    fn no_context_takeover_keeps_no_history() {
+        let (mut client, mut server) = pair(
+            PerMessageDeflate::new().client_no_context_takeover(true).server_no_context_takeover(true),
+            PerMessageDeflate::new(),
+        );
+        let data = chat(3, 5000);
+        assert_eq!(transfer(&mut server, &mut client, &data, 1).1, data);
+        assert_eq!(transfer(&mut client, &mut server, &data, 2).1, data);
+        for side in [&client, &server] {
+            assert_eq!(side.state_allocated(), (false, false));
+            assert!(side.tx_history.is_empty() && side.rx_history.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_server_that_only_receives_never_allocates_a_compressor() {
+        for idle in [IdleState::History, IdleState::Live] {
+            let (mut client, mut server) =
+                pair(PerMessageDeflate::new(), PerMessageDeflate::new().idle_state(idle));
+            for i in 0..3 {
+                let data = chat(i, 1000);
+                assert_eq!(transfer(&mut client, &mut server, &data, 1).1, data);
+            }
+            assert_eq!(server.state_allocated(), (false, idle == IdleState::Live), "{idle:?}");
+            assert!(server.tx_history.is_empty());
+        }
+    }
+
+    #[test]
+    fn history_pooled_states_are_primed_per_connection() {
+        // Two connections share one pool: a state released by one and taken by the other
+        // must carry no context across (it is reset, then primed with the taker's history).
+        let pool = DeflatePool::with_capacity(1);
+        let mk = || PerMessageDeflate::new().pool(pool.clone());
+        let (mut c1, mut s1) = pair(PerMessageDeflate::new(), mk());
+        let (mut c2, mut s2) = pair(PerMessageDeflate::new(), mk());
+        for i in 0..20 {
+            let a = chat(i, 700);
+            let b = chat(1000 + i, 900);
+            assert_eq!(transfer(&mut s1, &mut c1, &a, 1).1, a);
+            assert_eq!(transfer(&mut s2, &mut c2, &b, 1).1, b);
+            assert_eq!(transfer(&mut c1, &mut s1, &b, 1).1, b);
+            assert_eq!(transfer(&mut c2, &mut s2, &a, 2).1, a);
+        }
+        assert_eq!(pool.len(), (1, 1));
+    }
+
+    #[test]
+    fn a_pooled_state_comes_back_to_its_owner_with_its_context() {
+        // One connection with a pool: it takes back its own compressor and inflater untouched,
+        // so it compresses exactly as if it had kept them (IdleState::Live).
+        let pool = DeflatePool::new();
+        let (mut c1, mut pooled) =
+            pair(PerMessageDeflate::new(), PerMessageDeflate::new().pool(pool.clone()));
+        let (mut c2, mut live) =
+            pair(PerMessageDeflate::new(), PerMessageDeflate::new().idle_state(IdleState::Live));
+        for i in 0..30 {
+            let data = chat(i, 300 + 97 * i as usize);
+            let a = pooled.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from(data.clone()), true).unwrap();
+            let b = live.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from(data.clone()), true).unwrap();
+            assert_eq!(a, b, "message {i}");
+            assert_eq!(transfer(&mut c1, &mut pooled, &data, 2).1, data);
+            assert_eq!(transfer(&mut c2, &mut live, &data, 2).1, data);
+        }
+        assert_eq!(pooled.state_allocated(), (false, false));
+        assert_eq!(pool.len(), (1, 1));
+    }
+
+    #[test]
+    fn pooled_states_interleaved_across_connections_keep_each_context() {
+        // More connections than the pool holds, in an irregular order: states are taken back
+        // by their owner, taken by others (reset and primed), or evicted.
+        for capacity in [0, 1, 2, 3, 8] {
+            let pool = DeflatePool::with_capacity(capacity);
+            let mut conns: Vec<_> = (0..5)
+                .map(|i| {
+                    let server = PerMessageDeflate::new().pool(pool.clone());
+                    let server = if i == 4 { server.server_no_context_takeover(true) } else { server };
+                    pair(PerMessageDeflate::new().pool(pool.clone()), server)
+                })
+                .collect();
+            let mut x = 12345u32;
+            for step in 0..200u32 {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let (client, server) = &mut conns[(x >> 16) as usize % 5];
+                let data = chat(step, 50 + (x >> 8) as usize % 3000);
+                if x & 1 == 0 {
+                    assert_eq!(
+                        transfer(server, client, &data, 1 + step as usize % 2).1,
+                        data,
+                        "cap {capacity}"
+                    );
+                } else {
+                    assert_eq!(transfer(client, server, &data, 1).1, data, "cap {capacity}");
+                }
+            }
+            assert!(pool.len().0 <= capacity && pool.len().1 <= capacity);
+        }
+    }
+
+    #[test]
+    fn history_keeps_the_last_window() {
+        let mut h = History::default();
+        h.push(b"abc", 8);
+        h.push(b"defgh", 8);
+        assert_eq!(h.as_slice(), b"abcdefgh");
+        h.push(b"ij", 8);
+        assert_eq!(h.as_slice(), b"cdefghij");
+        h.push(b"0123456789", 8);
+        assert_eq!(h.as_slice(), b"23456789");
+        assert!(h.0.capacity() <= 8);
+        h.clear();
+        assert!(h.is_empty() && h.0.capacity() == 0);
     }
 }
 
 /// A pool of compression states that connections share, reused across messages: explicit,
 /// never global.
 ///
-/// Under no-context-takeover a connection gives its compression state back after each message,
-/// so an idle connection holds none. Creating a state per message allocates and zeroes about
-/// 380 KB (compressor with a 15-bit window), which profiling of a compressed 1 KiB echo showed
-/// as about 12% of the server's time. With a pool, a state is reset (cheaper than a fresh one)
-/// and handed to the next message of any connection holding the same pool. Without one
-/// (the default), each message of a no-context-takeover direction builds its own state.
+/// A connection gives its compression state back at the end of each message when it keeps no
+/// live state between messages: under no-context-takeover, and under context takeover with
+/// [`IdleState::History`] (the default). Creating a state per message allocates and zeroes
+/// up to about 380 KB (a compressor with a 15-bit window), which profiling of a compressed
+/// 1 KiB echo showed as about 12% of the server's time. With a pool, the next message of any
+/// connection holding the same pool takes a state from it: its own, untouched, if no other
+/// connection took it in between (the context is still in it: no priming), else one that is
+/// reset (cheaper than a fresh one) and, under context takeover, primed with the connection's
+/// history. Without one (the default), each such message builds its own state.
 ///
-/// A pool keeps at most its capacity of states of each kind (compressors, inflaters): with the
-/// default of 4 and 15-bit windows, about 1.5 MB of compressors. It is `Clone` (a shared
-/// handle) and `Send + Sync`; hand one to every connection of a server:
+/// A pool keeps at most its capacity of states of each kind (compressors, inflaters), dropping
+/// the oldest: with the default of 4 and 15-bit windows, about 1.5 MB of compressors. It is
+/// `Clone` (a shared handle) and `Send + Sync`; hand one to every connection of a server:
 ///
 /// ```
 /// use wsproto::extensions::{DeflatePool, PerMessageDeflate};
 ///
 /// let pool = DeflatePool::new();
-/// let for_each_connection = move || PerMessageDeflate::new().server_no_context_takeover(true).pool(pool.clone());
+/// let for_each_connection = move || PerMessageDeflate::new().pool(pool.clone());
 /// # let _ = for_each_connection();
 /// ```
 #[derive(Clone)]
@@ -871,10 +1432,10 @@ pub struct DeflatePool(Arc<PoolInner>);
 
 struct PoolInner {
     capacity: usize,
-    /// Reset compressors, by level and window bits.
-    compressors: Mutex<Vec<(u32, u8, Compress)>>,
-    /// Reset inflaters, by window bits.
-    decompressors: Mutex<Vec<(u8, Decompress)>>,
+    /// Compressors (each knows its level, window bits and memory level), oldest first.
+    compressors: Mutex<Vec<Pooled<Compressor>>>,
+    /// Inflaters, by window bits, oldest first.
+    decompressors: Mutex<Vec<Pooled<(u8, Decompress)>>>,
 }
 
 impl Default for DeflatePool {
@@ -908,33 +1469,68 @@ impl DeflatePool {
         self.len() == (0, 0)
     }
 
-    fn take_compressor(&self, level: Compression, bits: u8) -> Option<Compress> {
-        let mut pool = lock(&self.0.compressors);
-        let i = pool.iter().position(|(l, b, _)| *l == level.level() && *b == bits)?;
-        Some(pool.swap_remove(i).2)
-    }
-
-    fn give_compressor(&self, level: Compression, bits: u8, mut compressor: Compress) {
-        compressor.reset();
-        let mut pool = lock(&self.0.compressors);
-        if pool.len() < self.0.capacity {
-            pool.push((level.level(), bits, compressor));
+    /// A compressor for `key`: `owner`'s own (context intact, `true`) if still here, else a
+    /// reset one.
+    fn take_compressor(&self, key: CompressorKey, owner: Option<u64>) -> Option<(Compressor, bool)> {
+        let (mut compressor, ours) = take(&self.0.compressors, owner, |c| c.key == key)?;
+        if !ours {
+            compressor.reset();
         }
+        Some((compressor, ours))
     }
 
-    fn take_decompressor(&self, bits: u8) -> Option<Decompress> {
-        let mut pool = lock(&self.0.decompressors);
-        let i = pool.iter().position(|(b, _)| *b == bits)?;
-        Some(pool.swap_remove(i).1)
+    /// Keeps `compressor` for reuse: reset later by whoever takes it, unless `owner` takes it
+    /// back first.
+    fn give_compressor(&self, compressor: Compressor, owner: Option<u64>) {
+        give(&self.0.compressors, self.0.capacity, compressor, owner);
     }
 
-    fn give_decompressor(&self, bits: u8, mut decompressor: Decompress) {
-        decompressor.reset(false);
-        let mut pool = lock(&self.0.decompressors);
-        if pool.len() < self.0.capacity {
-            pool.push((bits, decompressor));
+    fn take_decompressor(&self, bits: u8, owner: Option<u64>) -> Option<(Decompress, bool)> {
+        let ((_, mut decompressor), ours) = take(&self.0.decompressors, owner, |(b, _)| *b == bits)?;
+        if !ours {
+            decompressor.reset(false);
         }
+        Some((decompressor, ours))
     }
+
+    fn give_decompressor(&self, bits: u8, decompressor: Decompress, owner: Option<u64>) {
+        give(&self.0.decompressors, self.0.capacity, (bits, decompressor), owner);
+    }
+}
+
+/// A state in a pool, with the connection whose context it still holds, if any.
+struct Pooled<T> {
+    owner: Option<u64>,
+    state: T,
+}
+
+/// Takes `owner`'s own matching state (`true`), else the oldest matching one not tagged with
+/// `owner` (`false`, to be reset by the caller).
+fn take<T>(list: &Mutex<Vec<Pooled<T>>>, owner: Option<u64>, fits: impl Fn(&T) -> bool) -> Option<(T, bool)> {
+    let mut list = lock(list);
+    if let Some(i) = owner.and_then(|o| list.iter().position(|p| p.owner == Some(o) && fits(&p.state))) {
+        return Some((list.remove(i).state, true));
+    }
+    let i = list.iter().position(|p| fits(&p.state))?;
+    Some((list.remove(i).state, false))
+}
+
+/// Adds a state (newest last); a full pool drops its oldest.
+fn give<T>(list: &Mutex<Vec<Pooled<T>>>, capacity: usize, state: T, owner: Option<u64>) {
+    if capacity == 0 {
+        return;
+    }
+    let mut list = lock(list);
+    if list.len() >= capacity {
+        drop(list.remove(0));
+    }
+    list.push(Pooled { owner, state });
+}
+
+/// A fresh owner tag for [`Pooled`] states (unique per negotiation in this process).
+fn next_owner() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl fmt::Debug for DeflatePool {
@@ -961,9 +1557,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) enum SharedEncoding<'a> {
     /// Sent uncompressed (below the compression threshold).
     Plain,
-    /// Compressed from a fresh context at this level and window.
-    Compressed { level: Compression, bits: u8, pool: Option<&'a DeflatePool> },
+    /// Compressed from a fresh context with these settings.
+    Compressed { key: SharedKey, pool: Option<&'a DeflatePool> },
 }
+
+/// The settings a whole message compressed from a fresh context depends on.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) struct SharedKey(CompressorKey);
 
 impl PerMessageDeflate {
     /// How a whole message of `len` bytes that starts now would be encoded, when that depends
@@ -977,46 +1577,28 @@ impl PerMessageDeflate {
         if !params.compress_no_context_takeover() {
             return None;
         }
-        let bits = params.compress_window_bits();
-        Some(SharedEncoding::Compressed { level: self.settings.level, bits, pool: self.pool.as_ref() })
+        Some(SharedEncoding::Compressed {
+            key: SharedKey(self.compressor_key(params)),
+            pool: self.pool.as_ref(),
+        })
     }
 }
 
 /// Compresses a whole message from a fresh context (a compressor from `pool`, or a new one):
 /// the payload [`PerMessageDeflate`] sends for it under no-context-takeover.
 pub(crate) fn compress_message(
-    level: Compression,
-    bits: u8,
+    key: SharedKey,
     data: &[u8],
     pool: Option<&DeflatePool>,
 ) -> Result<Bytes, ExtensionError> {
-    let mut compressor = pool
-        .and_then(|pool| pool.take_compressor(level, bits))
-        .unwrap_or_else(|| Compress::new_with_window_bits(level, false, bits));
-    // The loop of `compress`, for a single final frame.
+    let (mut compressor, _) = pool
+        .and_then(|pool| pool.take_compressor(key.0, None))
+        .unwrap_or_else(|| (Compressor::new(key.0), false));
     let mut out = Vec::with_capacity(data.len() / 4 + 64);
-    let mut input = data;
-    loop {
-        if out.len() == out.capacity() {
-            out.reserve(out.capacity());
-        }
-        let before = compressor.total_in();
-        compressor
-            .compress_vec(input, &mut out, FlushCompress::Sync)
-            .map_err(|_| ExtensionError::new(CloseCode::INTERNAL_ERROR, "compression failed"))?;
-        let consumed = usize::try_from(compressor.total_in() - before).unwrap_or(input.len());
-        input = &input[consumed.min(input.len())..];
-        if input.is_empty() && out.len() < out.capacity() {
-            break;
-        }
-    }
-    if out.ends_with(&TAIL) {
-        out.truncate(out.len() - TAIL.len());
-    } else if out.is_empty() {
-        out.push(0x00);
-    }
+    compressor.compress_sync(data, &mut out)?;
+    end_message(&mut out);
     if let Some(pool) = pool {
-        pool.give_compressor(level, bits, compressor);
+        pool.give_compressor(compressor, None);
     }
     Ok(into_bytes(out))
 }

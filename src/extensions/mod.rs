@@ -16,9 +16,9 @@ use crate::role::ConnectionType;
 #[cfg(feature = "deflate")]
 mod deflate;
 #[cfg(feature = "deflate")]
-pub(crate) use deflate::{compress_message, SharedEncoding};
+pub(crate) use deflate::{compress_message, SharedEncoding, SharedKey};
 #[cfg(feature = "deflate")]
-pub use deflate::{DeflateItem, DeflateParams, DeflatePool, PerMessageDeflate};
+pub use deflate::{DeflateItem, DeflateParams, DeflatePool, IdleState, PerMessageDeflate};
 
 /// A WebSocket extension, such as permessage-deflate.
 ///
