@@ -265,8 +265,9 @@ impl UpgradeConfig {
     }
 
     /// The subprotocol a server selects for `request`: the first of ours the client offered.
+    #[cfg(feature = "hyper")]
     pub(crate) fn select_subprotocol(&self, request: &Request) -> Option<String> {
-        self.subprotocols.iter().find(|p| request.subprotocols.contains(p)).cloned()
+        first_offered(&self.subprotocols, request)
     }
 
     /// The request a client sends for `url`, offering our subprotocols.
@@ -316,6 +317,11 @@ impl UpgradeConfig {
     }
 }
 
+/// The first of `ours` (in our order of preference) that `request` offers.
+fn first_offered(ours: &[String], request: &Request) -> Option<String> {
+    ours.iter().find(|p| request.subprotocols.contains(p)).cloned()
+}
+
 /// An HTTP rejection: what a client received, or what a server's callback decided.
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct Rejection {
@@ -359,18 +365,21 @@ pub enum Decision {
 ///
 /// Returns the transport and the server's [`AcceptConnection`] (negotiated subprotocol and
 /// extensions), or [`Error::Rejected`] with the status, headers and body of a rejection.
-pub async fn client<T>(
+pub fn client<T>(
     io: T,
     request: Request,
     config: UpgradeConfig,
-) -> Result<(WebSocket<T>, AcceptConnection), Error>
+) -> impl Future<Output = Result<(WebSocket<T>, AcceptConnection), Error>>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let timeout = config.handshake_timeout;
-    // Boxed: the handshake state lives on the heap only while the handshake runs, instead of
-    // enlarging every connection's future for its whole life.
-    with_timeout(timeout, Box::pin(client_handshake(io, request, config))).await
+    // Boxed whole (the timer, the settings, the handshake state): while the handshake runs,
+    // the caller's future holds one pointer, instead of being enlarged by all of it for the
+    // connection's whole life.
+    Box::pin(async move {
+        let timeout = config.handshake_timeout;
+        with_timeout(timeout, client_handshake(io, request, config)).await
+    })
 }
 
 async fn client_handshake<T>(
@@ -442,29 +451,39 @@ fn rejected(rejection: Option<Rejection>) -> Error {
 /// answered with the suggested rejection (400, 426 or 431) and returned as
 /// [`Error::Remote`]; a request `decide` rejects is answered and returned as
 /// [`Error::Rejected`].
-pub async fn server<T, F>(io: T, decide: F, config: UpgradeConfig) -> Result<(WebSocket<T>, Request), Error>
+pub fn server<T, F>(
+    io: T,
+    decide: F,
+    config: UpgradeConfig,
+) -> impl Future<Output = Result<(WebSocket<T>, Request), Error>>
 where
     T: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Decision,
 {
-    let timeout = config.handshake_timeout;
-    // Boxed for the same reason as in `client`.
-    with_timeout(timeout, Box::pin(server_handshake(io, decide, config))).await
+    // Boxed whole, as in `client`: an idle server connection's task does not keep room for
+    // the handshake.
+    Box::pin(async move {
+        let timeout = config.handshake_timeout;
+        with_timeout(timeout, server_handshake(io, decide, config)).await
+    })
 }
 
 /// [`server`] accepting every valid request, with the first of `config`'s
 /// [`subprotocols`](UpgradeConfig::subprotocols) the client offered, and `config`'s extensions.
-pub async fn accept<T>(io: T, config: UpgradeConfig) -> Result<(WebSocket<T>, Request), Error>
+pub fn accept<T>(io: T, config: UpgradeConfig) -> impl Future<Output = Result<(WebSocket<T>, Request), Error>>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let select = config.clone();
-    let decide = move |request: &Request| {
-        let mut accept = AcceptConnection::new();
-        accept.subprotocol = select.select_subprotocol(request);
-        Decision::Accept(accept)
-    };
-    server(io, decide, config).await
+    Box::pin(async move {
+        let timeout = config.handshake_timeout;
+        let select = config.subprotocols.clone();
+        let decide = move |request: &Request| {
+            let mut accept = AcceptConnection::new();
+            accept.subprotocol = first_offered(&select, request);
+            Decision::Accept(accept)
+        };
+        with_timeout(timeout, server_handshake(io, decide, config)).await
+    })
 }
 
 async fn server_handshake<T, F>(
@@ -528,13 +547,16 @@ where
 
 /// [`accept`], with the connection's lifecycle handled: a [`Session`] configured by
 /// `config.session` (replies, keepalive, timeouts, clean close).
-pub async fn accept_session<T>(io: T, config: UpgradeConfig) -> Result<Session<T>, Error>
+pub fn accept_session<T>(io: T, config: UpgradeConfig) -> impl Future<Output = Result<Session<T>, Error>>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let session = config.session.clone();
-    let (ws, _request) = accept(io, config).await?;
-    Ok(Session::new(ws, session))
+    let accepted = accept(io, config);
+    async move {
+        let (ws, _request) = accepted.await?;
+        Ok(Session::new(ws, session))
+    }
 }
 
 /// [`connect`], with the connection's lifecycle handled (a [`Session`] with the default
