@@ -10,7 +10,7 @@ use std::cell::Cell;
 use bytes::{Bytes, BytesMut};
 use flate2::{Compress, Compression, FlushCompress};
 use support::{masked, normalize, unmasked, Norm, KEY};
-use wsproto::extensions::{DeflateParams, Extension};
+use wsproto::extensions::{DeflateParams, DeflatePool, Extension};
 use wsproto::extensions::{IdleState, PerMessageDeflate};
 use wsproto::frame::{Opcode, Rsv};
 use wsproto::Delivery;
@@ -99,8 +99,14 @@ fn item(params: &str) -> String {
     }
 }
 
+/// A server that keeps its states itself (a pool of capacity 0: the measurements of memory
+/// held count the connection alone, not this thread's pool).
 fn negotiated_server() -> PerMessageDeflate {
-    negotiate(PerMessageDeflate::new(), PerMessageDeflate::new()).1
+    negotiate(PerMessageDeflate::new(), unpooled()).1
+}
+
+fn unpooled() -> PerMessageDeflate {
+    PerMessageDeflate::new().pool(DeflatePool::with_capacity(0))
 }
 
 fn negotiated_client() -> PerMessageDeflate {
@@ -977,7 +983,7 @@ fn memory_table_holds() {
     // History (the default): after a 16 B message each way, the server keeps 16 B per
     // direction; after more than a window each way, the windows (16 KiB sent at the default
     // 14 bits, 32 KiB received from a 15-bit client).
-    let (mut client, server) = negotiate(PerMessageDeflate::new(), PerMessageDeflate::new());
+    let (mut client, server) = negotiate(PerMessageDeflate::new(), unpooled());
     let mut server = server;
     let echo = |client: &mut PerMessageDeflate, server: &mut PerMessageDeflate, data: &[u8]| {
         let (rsv, payload) =
@@ -1384,5 +1390,35 @@ mod prop {
             }
             prop_assert_eq!(normalize(pair.deliver(from_client, &wire, chunk)), expected);
         }
+    }
+}
+
+/// Without a pool of its own, a busy connection gives its states to this thread's pool at the
+/// end of each message and takes them back untouched at the next: no state is allocated or
+/// primed per message, and the context carries over.
+#[test]
+fn a_busy_connection_takes_its_states_back_from_the_thread_pool() {
+    let (mut client, mut server) = negotiate(PerMessageDeflate::new(), PerMessageDeflate::new());
+    let message =
+        |n: u32| Bytes::from(format!("{{\"seq\":{n},\"text\":\"the same words again and again\"}}"));
+    let echo = |client: &mut PerMessageDeflate, server: &mut PerMessageDeflate, n: u32| {
+        let (rsv, payload) = client.frame_outbound(Opcode::Text, Rsv::NONE, message(n), true).unwrap();
+        let ((), peak, _) = measure(|| {
+            server.frame_inbound_header(Server, Opcode::Text, rsv, payload.len() as u64).unwrap();
+            let mut data = server.frame_inbound_payload_data(payload.clone(), 1 << 20).unwrap();
+            if let Some(rest) = server.frame_inbound_complete(true, 1 << 20).unwrap() {
+                data = [data, rest].concat().into();
+            }
+            assert_eq!(data, message(n));
+            let (_, out) = server.frame_outbound(Opcode::Text, Rsv::NONE, message(n), true).unwrap();
+            assert!(!out.is_empty());
+        });
+        peak
+    };
+    let first = echo(&mut client, &mut server, 0);
+    assert!(first > 100_000, "the first message builds the states: {first} B");
+    for n in 1..20 {
+        let peak = echo(&mut client, &mut server, n);
+        assert!(peak < 32_000, "message {n} allocated {peak} B: a state was built again");
     }
 }

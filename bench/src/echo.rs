@@ -168,18 +168,14 @@ async fn serve_ours<S: Io>(stream: S, whole: bool, deflate: bool) -> Result<(), 
     let delivery = if whole { wsproto::Delivery::Messages } else { wsproto::Delivery::DEFAULT_CHUNKS };
     let mut config = UpgradeConfig::default().delivery(delivery);
     if deflate {
-        // Compression states shared by the server's connections (no-context-takeover
-        // messages reuse them instead of building one per message).
-        // `WSBENCH_NO_POOL=1` measures without the pool (a state built per message).
-        static POOL: std::sync::LazyLock<Option<DeflatePool>> =
-            std::sync::LazyLock::new(|| std::env::var_os("WSBENCH_NO_POOL").is_none().then(DeflatePool::new));
-        config = config.extension(|| {
-            let ext = deflate_from_env(PerMessageDeflate::new());
-            match &*POOL {
-                Some(pool) => ext.pool(pool.clone()),
-                None => ext,
-            }
+        // Compression states shared by the server's connections (messages reuse them instead
+        // of building one per message). `WSBENCH_NO_POOL=1` measures without any pool (a pool
+        // of capacity 0: a state built per message).
+        static POOL: std::sync::LazyLock<DeflatePool> = std::sync::LazyLock::new(|| {
+            let capacity = if std::env::var_os("WSBENCH_NO_POOL").is_some() { 0 } else { 4 };
+            DeflatePool::with_capacity(capacity)
         });
+        config = config.extension(|| deflate_from_env(PerMessageDeflate::new()).pool(POOL.clone()));
     }
     // `_` (not a named binding): the request is dropped now, not kept for the connection.
     let (mut ws, _) = upgrade::accept(stream, config).await?;
