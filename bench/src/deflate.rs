@@ -17,8 +17,13 @@ const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 
 /// A client and a server connection with permessage-deflate negotiated (defaults).
 fn pair() -> (Connection, Connection) {
+    pair_with(PerMessageDeflate::new())
+}
+
+/// A client (defaults) and a server (`server_ext`) with permessage-deflate negotiated, sans-IO.
+pub fn pair_with(server_ext: PerMessageDeflate) -> (Connection, Connection) {
     let mut client = WsConnection::new(ConnectionType::Client).with_extension(PerMessageDeflate::new());
-    let mut server = WsConnection::new(ConnectionType::Server).with_extension(PerMessageDeflate::new());
+    let mut server = WsConnection::new(ConnectionType::Server).with_extension(server_ext);
     let request = client.send_bytes(Request::new("localhost", "/")).expect("request");
     server.receive_data(&request).expect("request in");
     assert!(matches!(server.next_event(), Some(Event::Request(_))));

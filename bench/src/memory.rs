@@ -290,7 +290,6 @@ fn deflate_pair(
     pool: Option<&wsproto::extensions::DeflatePool>,
 ) -> (wsproto::Connection, wsproto::Connection) {
     use wsproto::extensions::PerMessageDeflate;
-    use wsproto::{AcceptConnection, ConnectionType, Event, Request, WsConnection};
     let server_ext = match spec {
         Some(spec) => crate::echo::apply_deflate_spec(PerMessageDeflate::new(), spec),
         None => PerMessageDeflate::new(),
@@ -300,18 +299,7 @@ fn deflate_pair(
         Some(pool) => server_ext.pool(pool.clone()),
         None => server_ext.pool(wsproto::extensions::DeflatePool::with_capacity(0)),
     };
-    let mut client = WsConnection::new(ConnectionType::Client).with_extension(PerMessageDeflate::new());
-    let mut server = WsConnection::new(ConnectionType::Server).with_extension(server_ext);
-    let request = client.send_bytes(Request::new("localhost", "/")).expect("request");
-    server.receive_data(&request).expect("request in");
-    assert!(matches!(server.next_event(), Some(Event::Request(_))));
-    let response = server.send_bytes(AcceptConnection::new()).expect("accept");
-    client.receive_data(&response).expect("response in");
-    assert!(matches!(client.next_event(), Some(Event::AcceptConnection(_))));
-    let client = client.into_connection().expect("client open");
-    let server = server.into_connection().expect("server open");
-    assert_eq!(server.extensions().len(), 1, "deflate negotiated");
-    (client, server)
+    crate::deflate::pair_with(server_ext)
 }
 
 /// The payload length of the unmasked frame at the start of `frame`.
