@@ -474,16 +474,13 @@ pub fn accept<T>(io: T, config: UpgradeConfig) -> impl Future<Output = Result<(W
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    Box::pin(async move {
-        let timeout = config.handshake_timeout;
-        let select = config.subprotocols.clone();
-        let decide = move |request: &Request| {
-            let mut accept = AcceptConnection::new();
-            accept.subprotocol = first_offered(&select, request);
-            Decision::Accept(accept)
-        };
-        with_timeout(timeout, server_handshake(io, decide, config)).await
-    })
+    let select = config.subprotocols.clone();
+    let decide = move |request: &Request| {
+        let mut accept = AcceptConnection::new();
+        accept.subprotocol = first_offered(&select, request);
+        Decision::Accept(accept)
+    };
+    server(io, decide, config)
 }
 
 async fn server_handshake<T, F>(
