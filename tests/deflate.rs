@@ -1422,3 +1422,60 @@ fn a_busy_connection_takes_its_states_back_from_the_thread_pool() {
         assert!(peak < 32_000, "message {n} allocated {peak} B: a state was built again");
     }
 }
+
+/// A connection whose messages run on different threads gives its states to different
+/// threads' pools; a state it gave earlier holds an older context and must not be taken back
+/// as its own (the messages sent and received on the other thread would be missing from it).
+#[test]
+fn states_left_in_another_threads_pool_are_not_taken_back_as_current() {
+    let (mut client, server) = negotiate(PerMessageDeflate::new(), PerMessageDeflate::new());
+    let mut server = Some(server);
+    for n in 0..12u32 {
+        let text = format!("{{\"seq\":{n},\"text\":\"the same words again and again, message {n}\"}}");
+        let (rsv, payload) =
+            client.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from(text.clone()), true).unwrap();
+        // Alternate between this thread and one long-lived helper thread, each with its pool.
+        let mut s = server.take().unwrap();
+        let run = move || {
+            s.frame_inbound_header(Server, Opcode::Text, rsv, payload.len() as u64).unwrap();
+            let mut data = s.frame_inbound_payload_data(payload, 1 << 20).unwrap();
+            if let Some(rest) = s.frame_inbound_complete(true, 1 << 20).unwrap() {
+                data = [data, rest].concat().into();
+            }
+            let (rsv, out) = s.frame_outbound(Opcode::Text, Rsv::NONE, data.clone(), true).unwrap();
+            (s, data, rsv, out)
+        };
+        let (s, data, rsv, out) = if n % 2 == 0 { run() } else { HELPER.with(|h| h.run(run)) };
+        assert_eq!(data, text.as_bytes(), "message {n} inflated by the server");
+        client.frame_inbound_header(Client, Opcode::Text, rsv, out.len() as u64).unwrap();
+        let mut echo = client.frame_inbound_payload_data(out, 1 << 20).unwrap();
+        if let Some(rest) = client.frame_inbound_complete(true, 1 << 20).unwrap() {
+            echo = [echo, rest].concat().into();
+        }
+        assert_eq!(echo, text.as_bytes(), "message {n} compressed by the server");
+        server = Some(s);
+    }
+}
+
+/// One long-lived helper thread (its thread-local pool lives as long as it does).
+struct Helper(std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>);
+
+impl Helper {
+    fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.0.send(Box::new(move || drop(tx.send(f())))).unwrap();
+        rx.recv().unwrap()
+    }
+}
+
+thread_local! {
+    static HELPER: Helper = {
+        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        std::thread::spawn(move || {
+            for job in rx {
+                job();
+            }
+        });
+        Helper(tx)
+    };
+}

@@ -286,9 +286,12 @@ pub struct PerMessageDeflate {
     settings: Settings,
     /// Where released states go between messages, if anywhere.
     pool: Option<DeflatePool>,
-    /// Tags the states this connection gives to the pool with its context still in them
-    /// ([`IdleState::History`]), so it can take them back unprimed if nobody else took them.
-    owner: u64,
+    /// The tags of the last compressor and inflater this connection gave to a pool with its
+    /// context still in them ([`IdleState::History`]), so it can take them back unprimed if
+    /// nobody else took them. Fresh at every give: a state given earlier (say, to another
+    /// thread's pool) holds an older context and must never be taken back as current.
+    tx_tag: u64,
+    rx_tag: u64,
     params: Option<DeflateParams>,
     compressor: Option<Compressor>,
     decompressor: Option<Decompress>,
@@ -331,7 +334,8 @@ impl PerMessageDeflate {
                 idle: IdleState::History,
             },
             pool: None,
-            owner: next_owner(),
+            tx_tag: next_owner(),
+            rx_tag: next_owner(),
             params: None,
             compressor: None,
             decompressor: None,
@@ -489,7 +493,7 @@ impl PerMessageDeflate {
         let compressor = match &mut self.compressor {
             Some(compressor) => compressor,
             slot @ None => {
-                let owner = keep_history.then_some(self.owner);
+                let owner = keep_history.then_some(self.tx_tag);
                 let pooled = with_pool(self.pool.as_ref(), |pool| pool.take_compressor(key, owner)).flatten();
                 let (mut compressor, ours) = pooled.unwrap_or_else(|| (Compressor::new(key), false));
                 // Our own state, back untouched, already holds the context.
@@ -508,7 +512,8 @@ impl PerMessageDeflate {
             end_message(&mut out);
             if params.compress_no_context_takeover() || keep_history {
                 if let Some(compressor) = self.compressor.take() {
-                    let owner = keep_history.then_some(self.owner);
+                    self.tx_tag = next_owner();
+                    let owner = keep_history.then_some(self.tx_tag);
                     with_pool(self.pool.as_ref(), |pool| pool.give_compressor(compressor, owner));
                 }
             }
@@ -535,7 +540,7 @@ impl PerMessageDeflate {
         let decompressor = match &mut self.decompressor {
             Some(decompressor) => decompressor,
             slot @ None => {
-                let owner = keep_history.then_some(self.owner);
+                let owner = keep_history.then_some(self.rx_tag);
                 let pooled =
                     with_pool(self.pool.as_ref(), |pool| pool.take_decompressor(bits, owner)).flatten();
                 let (mut decompressor, ours) =
@@ -604,7 +609,8 @@ impl PerMessageDeflate {
         let history = self.settings.idle == IdleState::History;
         if reset || self.rx_stream_ended || history {
             // Kept as ours (context in it) only if the context continues.
-            let owner = (history && !reset && !self.rx_stream_ended).then_some(self.owner);
+            self.rx_tag = next_owner();
+            let owner = (history && !reset && !self.rx_stream_ended).then_some(self.rx_tag);
             if let (Some(decompressor), Some(params)) = (self.decompressor.take(), self.params) {
                 with_pool(self.pool.as_ref(), |pool| {
                     pool.give_decompressor(params.inflate_window_bits(), decompressor, owner)
@@ -716,7 +722,8 @@ impl PerMessageDeflate {
     /// Forgets any negotiation and compression state.
     fn reset_state(&mut self, params: DeflateParams) {
         self.params = Some(params);
-        self.owner = next_owner();
+        self.tx_tag = next_owner();
+        self.rx_tag = next_owner();
         self.compressor = None;
         self.decompressor = None;
         self.tx_history = History::default();
