@@ -295,18 +295,9 @@ impl Connection {
     #[inline]
     pub fn send(&mut self, event: impl Into<Event>, dst: &mut BytesMut) -> Result<(), LocalProtocolError> {
         let event = event.into();
-        let kind = match &event {
-            Event::TextMessage(_) | Event::BytesMessage(_) | Event::PreparedMessage(_) => SendKind::Data,
-            Event::Ping(_) => SendKind::Ping,
-            Event::Pong(_) => SendKind::Pong,
-            Event::CloseConnection(_) => SendKind::Close,
-            other => {
-                return Err(LocalProtocolError::EventNotAllowed { event: other.name(), state: self.state() })
-            }
-        };
-        if !self.state.may_send(kind) {
+        let Some(kind) = SendKind::of(&event).filter(|&kind| self.state.may_send(kind)) else {
             return Err(LocalProtocolError::EventNotAllowed { event: event.name(), state: self.state() });
-        }
+        };
         match event {
             Event::TextMessage(m) => {
                 self.send_data(Opcode::Text, m.data.into_bytes(), m.message_finished, dst)?

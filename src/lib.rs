@@ -61,7 +61,7 @@ pub use event::{
     AcceptConnection, BytesMessage, CloseConnection, CloseSource, Event, Headers, Ping, Pong,
     RejectConnection, RejectData, Request, TextMessage,
 };
-pub use lifecycle::{Lifecycle, SessionConfig, Timeout};
+pub use lifecycle::{Lifecycle, LifecyclePhase, SessionConfig, Timeout};
 pub use mask::KeySource;
 pub use prepared::PreparedMessage;
 pub use role::ConnectionType;

@@ -50,6 +50,31 @@ pub(crate) enum SendKind {
     Close,
 }
 
+impl SendKind {
+    /// What sending `event` is to the state machine; `None` for events that are not sent after
+    /// the handshake (handshake events).
+    pub(crate) fn of(event: &crate::event::Event) -> Option<SendKind> {
+        use crate::event::Event;
+        match event {
+            Event::TextMessage(_) | Event::BytesMessage(_) | Event::PreparedMessage(_) => {
+                Some(SendKind::Data)
+            }
+            Event::Ping(_) => Some(SendKind::Ping),
+            Event::Pong(_) => Some(SendKind::Pong),
+            Event::CloseConnection(_) => Some(SendKind::Close),
+            _ => None,
+        }
+    }
+}
+
+impl ConnectionState {
+    /// Whether `kind` may be sent in this state (the one send table, below).
+    #[inline]
+    pub(crate) fn may_send(self, kind: SendKind) -> bool {
+        after_send(self, kind).is_some()
+    }
+}
+
 /// What to do with bytes the transport delivered.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub(crate) enum Input {
@@ -103,7 +128,7 @@ impl StateMachine {
     /// Whether `kind` may be sent now.
     #[inline]
     pub(crate) fn may_send(&self, kind: SendKind) -> bool {
-        after_send(self.state, kind).is_some()
+        self.state.may_send(kind)
     }
 
     /// `kind` was sent (after [`may_send`](Self::may_send) allowed it).

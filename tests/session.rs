@@ -234,6 +234,68 @@ async fn graceful_shutdown_of_a_thousand_sessions_within_the_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn graceful_shutdown_mid_traffic_completes_every_closing_handshake_under_an_echo_loop() {
+    // The echo loop as the README writes it (`send(..).await?`): messages that arrive after the
+    // shutdown's close was sent are still echoed, and those sends must not end the loop before
+    // the closing handshake.
+    const WINDOW: usize = 4;
+    let shutdown = Shutdown::new();
+    let (mut servers, mut peers) = (Vec::new(), Vec::new());
+    for _ in 0..1000 {
+        let (session, mut peer) = pair(SessionConfig::default());
+        let mut ws = session.with_shutdown(&shutdown);
+        servers.push(tokio::spawn(async move {
+            while let Some(event) = ws.next().await {
+                match event? {
+                    Event::TextMessage(m) => ws.send(m.into()).await?,
+                    Event::BytesMessage(m) => ws.send(m.into()).await?,
+                    _ => {}
+                }
+            }
+            Ok::<_, Error>(())
+        }));
+        peers.push(tokio::spawn(async move {
+            let (mut sent, mut echoed) = (0usize, 0usize);
+            for _ in 0..WINDOW {
+                peer.send(TextMessage::new(format!("message {sent}")).into()).await.unwrap();
+                sent += 1;
+            }
+            loop {
+                match peer.next().await {
+                    Some(Ok(Event::TextMessage(m))) => {
+                        assert_eq!(m.data, format!("message {echoed}"), "echoes byte for byte, in order");
+                        echoed += 1;
+                        if peer.send(TextMessage::new(format!("message {sent}")).into()).await.is_ok() {
+                            sent += 1;
+                        }
+                    }
+                    Some(Ok(Event::CloseConnection(close))) => {
+                        if let Some(reply) = close.reply() {
+                            peer.send(reply.into()).await.unwrap();
+                        }
+                        return (close.code, echoed);
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return (CloseCode::ABNORMAL_CLOSURE, echoed),
+                }
+            }
+        }));
+    }
+    // Let traffic flow, then shut down with every connection mid-exchange.
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(shutdown.graceful(Duration::from_secs(5)).await, 0);
+    for server in servers {
+        server.await.unwrap().expect("the echo loop ends cleanly, after the closing handshake");
+    }
+    for peer in peers {
+        let (code, _echoed) = peer.await.unwrap();
+        assert_eq!(code, CloseCode::GOING_AWAY);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn split_halves_keep_replies_working_under_concurrent_pings_and_reunite() {
     let (session, mut peer) = pair(SessionConfig::default());
     let (mut reader, mut writer) = session.split();

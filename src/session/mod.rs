@@ -1,0 +1,479 @@
+//! Sessions: the connection's lifecycle handled for you, over a `Framed<T, WsCodec>`.
+//!
+//! A [`Session`] is a `Stream` of received [`Event`]s and a `Sink` of events to send, like the
+//! `Framed` it wraps, that also does what every application otherwise writes by hand (the
+//! decisions are the sans-IO [`Lifecycle`]'s; the session only does the I/O and the timing):
+//!
+//! * **Replies**: pings are answered with pongs and the peer's close with the close frame owed,
+//!   while the stream is polled, so a reader that only reads stays connected.
+//! * **Keepalive**: a ping after 20 s without one; no pong within 20 s fails the connection
+//!   with 1011 and [`Error::Timeout`]. The last round trip is [`Session::rtt`].
+//! * **Timeouts**: idle (nothing received, off by default), send (the peer does not read: the
+//!   session gives up instead of holding the connection), close (the peer does not answer our
+//!   close).
+//! * **Clean close**: [`Session::close`] (and `SinkExt::close`, with 1000) sends the close
+//!   frame, waits (bounded) for the reply, and shuts the transport down (`poll_shutdown`: TLS
+//!   sends `close_notify`). After a failure, and as a client after the closing handshake, the
+//!   stream drains and discards input for a bounded time before it ends, so a peer still
+//!   sending reads our close code rather than a reset.
+//! * **Sending while closing**: once the close has begun (ours sent or queued, or the peer's
+//!   received), messages sent are discarded rather than refused, so an echo or broadcast loop
+//!   keeps running until the stream ends and the closing handshake completes.
+//! * **Graceful shutdown**: sessions registered with a [`Shutdown`] close with 1001 when it
+//!   is triggered; [`Shutdown::graceful`] waits for them up to a deadline.
+//!
+//! To broadcast, send each session a clone of one [`PreparedMessage`](crate::PreparedMessage)
+//! (`session.send(msg.clone().into())`): the frame is built once and shared.
+//!
+//! The stream ends (`None`) once the connection is over: data events, control events and the
+//! received [`CloseConnection`] come out as they arrive, so a loop over
+//! the stream needs no close handling of its own.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), wsproto::upgrade::Error> {
+//! use futures_util::{SinkExt, StreamExt};
+//! use wsproto::Event;
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! let (stream, _) = listener.accept().await?;
+//! let mut ws = wsproto::upgrade::accept_session(stream, Default::default()).await?;
+//! while let Some(event) = ws.next().await {
+//!     match event? {
+//!         Event::TextMessage(m) => ws.send(m.into()).await?,
+//!         Event::BytesMessage(m) => ws.send(m.into()).await?,
+//!         _ => {} // pings, pongs and the close are handled by the session
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
+use tokio_util::codec::Framed;
+
+use crate::close::CloseCode;
+use crate::codec::{self, WsCodec};
+use crate::error::LocalProtocolError;
+use crate::event::{CloseConnection, Event};
+use crate::lifecycle::{Lifecycle, LifecyclePhase, SessionConfig, Timeout};
+use crate::state::ConnectionState;
+
+mod shutdown;
+mod split;
+
+pub use shutdown::Shutdown;
+use shutdown::ShutdownMember;
+pub use split::{SessionReader, SessionWriter};
+
+/// Errors of a [`Session`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport failed.
+    Io(io::Error),
+    /// We misused the API (e.g. sent a message after Close).
+    Local(LocalProtocolError),
+    /// A timeout ended the connection (see [`Timeout`]).
+    Timeout(Timeout),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Local(e) => write!(f, "local protocol error: {e}"),
+            Error::Timeout(t) => write!(f, "session ended: {t}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Local(e) => Some(e),
+            Error::Timeout(_) => None,
+        }
+    }
+}
+
+crate::error::wrap_errors!(Error { Error::Io: io::Error, Error::Local: LocalProtocolError, Error::Timeout: Timeout });
+
+impl From<codec::Error> for Error {
+    fn from(e: codec::Error) -> Self {
+        match e {
+            codec::Error::Io(e) => Error::Io(e),
+            codec::Error::Local(e) => Error::Local(e),
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Io(e) => e,
+            Error::Local(e) => io::Error::new(io::ErrorKind::InvalidInput, e),
+            Error::Timeout(t) => io::Error::new(io::ErrorKind::TimedOut, t.to_string()),
+        }
+    }
+}
+
+/// A WebSocket connection with its lifecycle handled: see the [module documentation](self).
+///
+/// The session moves bytes and arms one timer; every decision (what to answer, when to close,
+/// drain and end) is its [`Lifecycle`]'s.
+pub struct Session<T> {
+    framed: Framed<T, WsCodec>,
+    life: Lifecycle,
+    /// Armed at the lifecycle's next deadline, lazily: it is moved earlier when needed, never
+    /// later (a deadline pushed back by traffic is found when the timer fires, and re-armed),
+    /// so a busy connection does not touch the timer wheel per message.
+    timer: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+    /// The waker the timer holds (the timer is not polled again for the same task).
+    timer_waker: Option<Waker>,
+    /// Set when the session is registered with a [`Shutdown`].
+    shutdown: Option<ShutdownMember>,
+}
+
+impl<T> fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("state", &self.framed.codec().connection().state())
+            .field("phase", &self.life.phase())
+            .field("rtt", &self.life.rtt())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
+    /// A session over an established transport (from the upgrade helper or built by hand).
+    pub fn new(mut framed: Framed<T, WsCodec>, config: SessionConfig) -> Self {
+        let now = Instant::now();
+        framed.set_backpressure_boundary(config.write_buffer);
+        let role = framed.codec().connection().role();
+        Session {
+            framed,
+            life: Lifecycle::new(config, role, now.into_std()),
+            timer: Box::pin(tokio::time::sleep_until(now)),
+            armed: None,
+            timer_waker: None,
+            shutdown: None,
+        }
+    }
+
+    /// Registers the session with a server's [`Shutdown`]: when it is triggered the session
+    /// closes with 1001 (going away).
+    pub fn with_shutdown(mut self, shutdown: &Shutdown) -> Self {
+        self.shutdown = Some(shutdown.member());
+        self
+    }
+
+    /// The `Framed` transport back (the lifecycle's pending replies and timers are dropped).
+    pub fn into_inner(self) -> Framed<T, WsCodec> {
+        self.framed
+    }
+
+    /// The `Framed` transport.
+    pub fn get_ref(&self) -> &Framed<T, WsCodec> {
+        &self.framed
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> ConnectionState {
+        self.framed.codec().connection().state()
+    }
+
+    /// The round trip of the last answered keepalive ping (Python websockets' `latency`).
+    pub fn rtt(&self) -> Option<Duration> {
+        self.life.rtt()
+    }
+
+    /// The session's configuration.
+    pub fn config(&self) -> &SessionConfig {
+        self.life.config()
+    }
+
+    /// Closes cleanly: sends a close frame with `code` and `reason`, waits (up to the close
+    /// timeout) for the peer's reply, then shuts the transport down. Events received
+    /// meanwhile are discarded. If the close has begun already, waits for it to finish.
+    pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+        self.life.handle_close_request(close_frame(code, reason));
+        poll_fn(|cx| self.poll_finish(cx)).await
+    }
+
+    /// Drives the session until the stream ends, discarding events.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            match ready!(Pin::new(&mut *self).poll_next(cx)) {
+                None => return Poll::Ready(Ok(())),
+                // The peer did not answer: the connection is closed all the same.
+                Some(Err(Error::Timeout(Timeout::Close))) => return Poll::Ready(Ok(())),
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Writes what the lifecycle owes the peer, then flushes; ready once all of it is out.
+    fn poll_send_owed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        ready!(Pin::new(&mut *self).poll_ready(cx))?;
+        Pin::new(&mut *self).poll_flush(cx)
+    }
+
+    /// Writes what the lifecycle owes the peer, as far as the transport takes it now.
+    fn poll_write_owed(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        if !self.life.has_owed() {
+            return Ok(());
+        }
+        loop {
+            match Pin::new(&mut self.framed).poll_ready(cx) {
+                Poll::Ready(result) => result?,
+                Poll::Pending => {
+                    self.life.handle_write_stalled(now());
+                    return Ok(());
+                }
+            }
+            let Some(event) = self.life.poll_transmit(self.state()) else { break };
+            // Owed events are control frames: the clone is a few bytes.
+            Pin::new(&mut self.framed).start_send(event.clone())?;
+            self.life.handle_sent(now(), &event);
+        }
+        match Pin::new(&mut self.framed).poll_flush(cx) {
+            Poll::Ready(result) => {
+                result?;
+                self.life.handle_write_progress();
+            }
+            Poll::Pending => self.life.handle_write_stalled(now()),
+        }
+        Ok(())
+    }
+
+    /// The outcome of a write poll: progress stops the send timeout; a stall starts it and
+    /// is reported as the timeout once that passes.
+    fn write_poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<Result<(), codec::Error>>,
+    ) -> Poll<Result<(), Error>> {
+        match poll {
+            Poll::Ready(result) => {
+                self.life.handle_write_progress();
+                Poll::Ready(result.map_err(Error::from))
+            }
+            Poll::Pending => {
+                self.life.handle_write_stalled(now());
+                self.poll_timers(cx);
+                match self.life.poll_error() {
+                    Some(timeout) => Poll::Ready(Err(Error::Timeout(timeout))),
+                    None => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    /// Hands the lifecycle the deadlines that passed and arms the timer for the next one.
+    /// Returns whether a deadline was handled (the caller looks at the lifecycle again).
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut handled = false;
+        loop {
+            let Some(deadline) = self.life.poll_timeout().map(Instant::from_std) else { return handled };
+            if self.armed.is_none_or(|armed| deadline < armed) {
+                self.timer.as_mut().reset(deadline);
+                self.armed = Some(deadline);
+                self.timer_waker = None;
+            } else if !self.timer.is_elapsed()
+                && self.timer_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                // Armed, not due, and it will wake this task: nothing to poll.
+                return handled;
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                self.timer_waker = Some(cx.waker().clone());
+                return handled;
+            }
+            // Fired (perhaps at a deadline since pushed back): act, then re-arm.
+            self.armed = None;
+            self.life.handle_timeout(now());
+            handled = true;
+            if self.life.phase() == LifecyclePhase::Done {
+                return true;
+            }
+        }
+    }
+
+    /// [`LifecyclePhase::ShuttingDown`]: writes what is still owed, then shuts the write side down.
+    fn poll_shut_down(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.poll_write_owed(cx).is_err() {
+            self.life.handle_transport_error();
+            return Poll::Ready(());
+        }
+        if !self.life.has_owed() {
+            // `poll_close` flushes, then shuts the write side down (TLS: close_notify). Its
+            // error changes nothing: the connection is ending either way.
+            if Pin::new(&mut self.framed).poll_close(cx).is_ready() {
+                self.life.handle_shut_down(now());
+                return Poll::Ready(());
+            }
+        }
+        // A peer that does not read keeps the flush pending: the deadline ends the wait.
+        if self.poll_timers(cx) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// [`LifecyclePhase::Draining`]: discards input until the peer's EOF or the deadline.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match Pin::new(&mut self.framed).poll_next(cx) {
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(_) => {
+                    self.life.handle_eof(now());
+                    return Poll::Ready(());
+                }
+                Poll::Pending if self.poll_timers(cx) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
+    type Item = Result<Event, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(timeout) = this.life.poll_error() {
+                return Poll::Ready(Some(Err(Error::Timeout(timeout))));
+            }
+            match this.life.phase() {
+                LifecyclePhase::Open => {}
+                LifecyclePhase::ShuttingDown => {
+                    ready!(this.poll_shut_down(cx));
+                    continue;
+                }
+                LifecyclePhase::Draining => {
+                    ready!(this.poll_drain(cx));
+                    continue;
+                }
+                LifecyclePhase::Done => {
+                    // Over: no longer counted by a `Shutdown`.
+                    this.shutdown = None;
+                    return Poll::Ready(None);
+                }
+            }
+            if this.shutdown.as_mut().is_some_and(|member| member.poll_requested(cx)) {
+                this.life.handle_shutdown_request();
+            }
+            if this.poll_timers(cx) {
+                continue;
+            }
+            // Owed events first: replies, a keepalive ping, our close.
+            if let Err(e) = this.poll_write_owed(cx) {
+                this.life.handle_transport_error();
+                return Poll::Ready(Some(Err(e)));
+            }
+            if this.life.phase() != LifecyclePhase::Open {
+                continue;
+            }
+            match Pin::new(&mut this.framed).poll_next(cx) {
+                Poll::Ready(Some(Ok(event))) => {
+                    this.life.handle_received(now(), &event);
+                    // Answer at once (a pong, the close reply) if the transport takes it.
+                    if let Err(e) = this.poll_write_owed(cx) {
+                        this.life.handle_transport_error();
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    return Poll::Ready(Some(Ok(event)));
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.life.handle_transport_error();
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                // EOF: the codec reported the close (1006 or the peer's) before ending.
+                Poll::Ready(None) => this.life.handle_eof(now()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if let Err(e) = this.poll_write_owed(cx) {
+            this.life.handle_transport_error();
+            return Poll::Ready(Err(e));
+        }
+        if this.life.has_owed() {
+            // Owed events (pongs, the close reply) go first.
+            this.poll_timers(cx);
+            if let Some(timeout) = this.life.poll_error() {
+                return Poll::Ready(Err(Error::Timeout(timeout)));
+            }
+            return Poll::Pending;
+        }
+        if this.life.closing() {
+            // What is sent now is discarded (see `Lifecycle::admits`): no need to wait.
+            return Poll::Ready(Ok(()));
+        }
+        let poll = Pin::new(&mut this.framed).poll_ready(cx);
+        this.write_poll(cx, poll)
+    }
+
+    fn start_send(self: Pin<&mut Self>, event: Event) -> Result<(), Error> {
+        let this = self.get_mut();
+        if !this.life.admits(this.state(), &event) {
+            return Ok(());
+        }
+        match event {
+            Event::TextMessage(_) | Event::BytesMessage(_) | Event::PreparedMessage(_) => {
+                Pin::new(&mut this.framed).start_send(event)?;
+            }
+            control => {
+                Pin::new(&mut this.framed).start_send(control.clone())?;
+                this.life.handle_sent(now(), &control);
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.framed).poll_flush(cx);
+        this.write_poll(cx, poll)
+    }
+
+    /// Closes cleanly with 1000 (see [`Session::close`]).
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        this.life.handle_close_request(CloseConnection::new(CloseCode::NORMAL_CLOSURE));
+        this.poll_finish(cx)
+    }
+}
+
+/// A close frame with `code` and `reason` (none when empty).
+fn close_frame(code: impl Into<CloseCode>, reason: &str) -> CloseConnection {
+    if reason.is_empty() {
+        CloseConnection::new(code)
+    } else {
+        CloseConnection::with_reason(code, reason)
+    }
+}
+
+/// The current time, as the lifecycle counts it (tokio's clock, so a paused clock works).
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
