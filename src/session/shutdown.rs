@@ -12,7 +12,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Graceful shutdown for a server's sessions.
 ///
-/// Register each session ([`Session::with_shutdown`]); [`graceful`](Self::graceful) asks every
+/// Register each session ([`Session::with_shutdown`](super::Session::with_shutdown)); [`graceful`](Self::graceful) asks every
 /// live one to close with 1001 (going away), waits for them to finish up to a deadline, and
 /// returns how many were still open then (drop them, or their tasks). Works beside hyper's or
 /// axum's own graceful shutdown: trigger both from the same signal.
