@@ -15,7 +15,7 @@ mod echo;
 
 const AGENT: &str = "wsproto-rs";
 
-async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto::upgrade::Error> {
+async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto::Error> {
     let io = TcpStream::connect(("127.0.0.1", port)).await?;
     io.set_nodelay(true)?;
     let request = Request::new(format!("127.0.0.1:{port}"), target);
@@ -24,11 +24,11 @@ async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto
             Config::default().max_frame_size(32 << 20).max_message_size(32 << 20).delivery(Delivery::Frames),
         )
         .extension(PerMessageDeflate::new);
-    Ok(upgrade::client(io, request, config).await?.0)
+    Ok(upgrade::client(io, request, config).await?.0.into_inner())
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), wsproto::upgrade::Error> {
+async fn main() -> Result<(), wsproto::Error> {
     let port: u16 = std::env::args().nth(1).unwrap_or_else(|| "9001".into()).parse().expect("port");
     let mut ws = open(port, "/getCaseCount".into()).await?;
     let mut count = String::new();

@@ -22,7 +22,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
 use wsproto::extensions::{DeflatePool, PerMessageDeflate};
-use wsproto::session::{Session, Shutdown};
+use wsproto::session::Shutdown;
 use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::{Event, PreparedMessage, TextMessage};
 
@@ -80,11 +80,10 @@ async fn serve(
     posts: broadcast::Sender<Post>,
     config: UpgradeConfig,
     shutdown: Shutdown,
-) -> Result<(), wsproto::upgrade::Error> {
+) -> Result<(), wsproto::Error> {
     stream.set_nodelay(true)?;
-    let session_config = config.session.clone();
     let (ws, _request) = upgrade::accept(stream, config).await?;
-    let mut ws = Session::new(ws, session_config).with_shutdown(&shutdown);
+    let mut ws = ws.with_shutdown(&shutdown);
     let mut inbox = posts.subscribe();
     eprintln!("{peer}: joined");
     let _ = posts.send(Post::new(peer, format!("* {peer} joined")));

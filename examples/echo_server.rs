@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use wsproto::extensions::{DeflatePool, PerMessageDeflate};
-use wsproto::session::{Session, Shutdown};
+use wsproto::session::Shutdown;
 use wsproto::upgrade::{self, Decision, UpgradeConfig};
 use wsproto::{AcceptConnection, Event};
 
@@ -67,9 +67,8 @@ async fn serve(
         eprintln!("{peer}: upgrade request for {} (host {})", request.target, request.host);
         Decision::Accept(AcceptConnection::new())
     };
-    let session_config = config.session.clone();
     let (ws, _request) = upgrade::server(stream, decide, config).await?;
-    let mut ws = Session::new(ws, session_config).with_shutdown(shutdown);
+    let mut ws = ws.with_shutdown(shutdown);
     eprintln!("{peer}: connected");
     while let Some(event) = ws.next().await {
         match event? {

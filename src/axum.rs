@@ -32,10 +32,11 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::Version;
 
+use crate::adapters::error::Error;
 use crate::event::{AcceptConnection, Request};
 use crate::hyper::{IncomingUpgrade, PendingUpgrade, Refused, UpgradedIo};
 use crate::session::Session;
-use crate::upgrade::{Error, UpgradeConfig, WebSocket};
+use crate::upgrade::{UpgradeConfig, WebSocket};
 
 /// Called with the error when the upgrade fails after the response was sent.
 type FailedUpgrade = Box<dyn FnOnce(Error) + Send>;

@@ -76,6 +76,7 @@ use http::{Extensions, HeaderMap, Method, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 use tokio_util::codec::Framed;
 
+use crate::adapters::error::Error;
 use crate::codec::WsCodec;
 use crate::connection::Connection;
 use crate::error::{ProtocolError, RemoteProtocolError};
@@ -83,7 +84,7 @@ use crate::event::{AcceptConnection, Event, RejectConnection, Request};
 use crate::lifecycle::SessionConfig;
 use crate::role::ConnectionType;
 use crate::session::Session;
-use crate::upgrade::{Error, Rejection, UpgradeConfig, WebSocket, WsUrl};
+use crate::upgrade::{Rejection, UpgradeConfig, WebSocket, WsUrl};
 use crate::ws_connection::WsConnection;
 
 /// hyper's upgraded stream (an HTTP/1.1 connection after its 101, or one HTTP/2 stream),

@@ -23,11 +23,11 @@
 // One public path per type: the core's types are re-exported here from private modules; the
 // public modules hold what belongs to one layer (frames, extensions, the handshake, the tokio
 // adapters).
+#[cfg(feature = "tokio")]
+mod adapters;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod close;
-#[cfg(feature = "tokio")]
-pub mod codec;
 mod config;
 mod connection;
 mod error;
@@ -45,14 +45,12 @@ mod mask;
 mod message;
 mod prepared;
 mod role;
-#[cfg(feature = "tokio")]
-pub mod session;
 mod state;
-#[cfg(feature = "tokio")]
-pub mod upgrade;
 mod utf8;
 mod ws_connection;
 
+#[cfg(feature = "tokio")]
+pub use adapters::{codec, error::Error, session, upgrade};
 pub use close::CloseCode;
 pub use config::{Config, Delivery, Limits};
 pub use connection::{Connection, Events};

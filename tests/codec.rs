@@ -65,11 +65,11 @@ async fn tcp_pair(
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
-        upgrade::server(stream, decide, UpgradeConfig::default()).await.unwrap().0
+        upgrade::server(stream, decide, UpgradeConfig::default()).await.unwrap().0.into_inner()
     });
     let (client, accept) = upgrade::connect(&format!("ws://{addr}/chat")).await.unwrap();
     assert_eq!(accept.subprotocol, None);
-    (client, server.await.unwrap())
+    (client.into_inner(), server.await.unwrap())
 }
 
 #[tokio::test]
@@ -134,7 +134,8 @@ async fn frames_glued_behind_the_101_are_not_lost() {
         b.write_all(&response).await.unwrap();
         b
     });
-    let (mut ws, _) = upgrade::client(a, Request::new("h", "/"), UpgradeConfig::default()).await.unwrap();
+    let mut ws =
+        upgrade::client(a, Request::new("h", "/"), UpgradeConfig::default()).await.unwrap().0.into_inner();
     assert_eq!(next(&mut ws).await, Event::TextMessage(TextMessage::new("glued")));
     drop(server.await.unwrap());
 }
@@ -142,7 +143,10 @@ async fn frames_glued_behind_the_101_are_not_lost() {
 #[tokio::test]
 async fn frames_pipelined_behind_the_request_are_not_lost() {
     let (mut a, b) = tokio::io::duplex(4096);
-    let server = tokio::spawn(async move { upgrade::accept(b, UpgradeConfig::default()).await.unwrap().0 });
+    let server =
+        tokio::spawn(
+            async move { upgrade::accept(b, UpgradeConfig::default()).await.unwrap().0.into_inner() },
+        );
     let mut request = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         .to_vec();
@@ -165,14 +169,14 @@ async fn rejection_with_a_body_reaches_the_client() {
         upgrade::server(b, decide, UpgradeConfig::default()).await
     });
     let err = upgrade::client(a, Request::new("h", "/nope"), UpgradeConfig::default()).await.unwrap_err();
-    let upgrade::Error::Rejected(rejection) = err else { panic!("{err:?}") };
+    let wsproto::Error::Rejected(rejection) = err else { panic!("{err:?}") };
     assert_eq!(rejection.status_code, 404);
     assert_eq!(rejection.body, "Path not found");
     assert!(rejection
         .headers
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case(b"content-type") && v == "text/plain"));
-    assert!(matches!(server.await.unwrap(), Err(upgrade::Error::Rejected(_))));
+    assert!(matches!(server.await.unwrap(), Err(wsproto::Error::Rejected(_))));
 }
 
 #[tokio::test]
@@ -185,7 +189,7 @@ async fn invalid_request_gets_the_hinted_rejection() {
     let response = String::from_utf8(response).unwrap();
     assert!(response.starts_with("HTTP/1.1 426"), "{response}");
     assert!(response.to_ascii_lowercase().contains("sec-websocket-version: 13"));
-    assert!(matches!(server.await.unwrap(), Err(upgrade::Error::Remote(_))));
+    assert!(matches!(server.await.unwrap(), Err(wsproto::Error::Remote(_))));
 }
 
 #[tokio::test(start_paused = true)]
@@ -201,7 +205,7 @@ async fn slow_handshake_times_out() {
             break;
         }
     }
-    assert!(matches!(server.await.unwrap(), Err(upgrade::Error::HandshakeTimeout)));
+    assert!(matches!(server.await.unwrap(), Err(wsproto::Error::HandshakeTimeout)));
 }
 
 /// Delivers at most one byte per read.
@@ -245,13 +249,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for OneByte<T> {
 async fn one_byte_per_read_through_the_whole_upgrade() {
     let (a, b) = tokio::io::duplex(4096);
     let server = tokio::spawn(async move {
-        let (mut ws, _) = upgrade::accept(OneByte(b), UpgradeConfig::default()).await.unwrap();
+        let mut ws = upgrade::accept(OneByte(b), UpgradeConfig::default()).await.unwrap().0.into_inner();
         let event = next(&mut ws).await;
         ws.send(event).await.unwrap();
         ws
     });
-    let (mut client, _) =
-        upgrade::client(OneByte(a), Request::new("h", "/"), UpgradeConfig::default()).await.unwrap();
+    let mut client = upgrade::client(OneByte(a), Request::new("h", "/"), UpgradeConfig::default())
+        .await
+        .unwrap()
+        .0
+        .into_inner();
     client.send(TextMessage::new("byte by byte: ünïcödé").into()).await.unwrap();
     assert_eq!(next(&mut client).await, Event::TextMessage(TextMessage::new("byte by byte: ünïcödé")));
     drop(server.await.unwrap());
@@ -409,8 +416,12 @@ async fn upgrade_helper_returns_the_framed_users_build_by_hand() {
         ws.get_ref()
     }
     let (a, b) = tokio::io::duplex(4096);
-    let server = tokio::spawn(async move { upgrade::accept(a, UpgradeConfig::default()).await.unwrap().0 });
-    let (mut client, _) = upgrade::client(b, Request::new("h", "/"), UpgradeConfig::default()).await.unwrap();
+    let server =
+        tokio::spawn(
+            async move { upgrade::accept(a, UpgradeConfig::default()).await.unwrap().0.into_inner() },
+        );
+    let mut client =
+        upgrade::client(b, Request::new("h", "/"), UpgradeConfig::default()).await.unwrap().0.into_inner();
     let mut server: Framed<DuplexStream, WsCodec> = server.await.unwrap();
     let _ = (stream_of(&client), stream_of(&server));
     let by_hand = framed(tokio::io::duplex(64).0, ConnectionType::Server);

@@ -108,7 +108,8 @@ async fn a_compressed_bomb_over_the_wire_gets_1009_with_bounded_memory() {
         let config = UpgradeConfig::default()
             .config(Config::default().max_message_size(64 << 10))
             .extension(PerMessageDeflate::new);
-        let (mut ws, _) = upgrade::accept(a, config).await.unwrap();
+        // The bare codec, to watch its read buffer.
+        let mut ws = upgrade::accept(a, config).await.unwrap().0.into_inner();
         let mut peak = 0;
         loop {
             let event = ws.next().await.unwrap().unwrap();

@@ -65,7 +65,8 @@ async fn run_client(i: usize, addr: std::net::SocketAddr) {
     if compressed {
         config = config.extension(PerMessageDeflate::new);
     }
-    let (mut ws, accept) = upgrade::client(io, request, config).await.unwrap();
+    let (ws, accept) = upgrade::client(io, request, config).await.unwrap();
+    let mut ws = ws.into_inner();
     assert_eq!(accept.deflate().is_some(), compressed);
     assert_eq!(ws.codec().connection().extensions().len(), usize::from(compressed));
     for (text, data, fragments) in plan(i) {
@@ -126,8 +127,8 @@ async fn a_thousand_connections_echo_mixed_messages() {
                 let config = UpgradeConfig::default()
                     .config(Config::default().delivery(Delivery::Frames))
                     .extension(PerMessageDeflate::new);
-                if let Ok((mut ws, _)) = upgrade::accept(stream, config).await {
-                    echo::echo(&mut ws).await.unwrap();
+                if let Ok((ws, _)) = upgrade::accept(stream, config).await {
+                    echo::echo(&mut ws.into_inner()).await.unwrap();
                 }
             });
         }

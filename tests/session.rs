@@ -10,10 +10,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::codec::Framed;
 use wsproto::codec::WsCodec;
-use wsproto::session::{Error, Session, Shutdown};
+use wsproto::session::{Session, Shutdown};
 use wsproto::{
     BytesMessage, CloseCode, CloseConnection, CloseSource, Config, Connection, ConnectionType, Delivery,
-    Event, KeySource, Ping, Pong, SessionConfig, TextMessage, Timeout,
+    Error, Event, KeySource, Ping, Pong, SessionConfig, TextMessage, Timeout,
 };
 
 /// A server session and the raw client end of the pipe.
@@ -131,7 +131,7 @@ async fn the_write_buffer_is_bounded_by_its_high_water_mark() {
         }
         assert!(sent < 1000, "never blocked");
     }
-    let buffered = session.get_ref().write_buffer().len();
+    let buffered = session.into_inner().write_buffer().len();
     assert!(buffered <= (8 << 10) + 1010, "write buffer {buffered} within the mark plus one message");
     assert!(sent >= 8, "the pipe and the buffer took some first ({sent})");
 }
@@ -139,7 +139,7 @@ async fn the_write_buffer_is_bounded_by_its_high_water_mark() {
 #[tokio::test(start_paused = true)]
 async fn close_sends_the_frame_waits_for_the_reply_and_shuts_down() {
     let (mut session, mut peer) = pair(SessionConfig::default());
-    let closer = tokio::spawn(async move { session.close(CloseCode::NORMAL_CLOSURE, "bye").await });
+    let closer = tokio::spawn(async move { session.close_with(CloseCode::NORMAL_CLOSURE, "bye").await });
     let Event::CloseConnection(close) = next(&mut peer).await else { panic!("a close") };
     assert_eq!((close.code, close.reason.as_deref()), (CloseCode::NORMAL_CLOSURE, Some("bye")));
     peer.send(close.reply().unwrap().into()).await.unwrap();
@@ -151,7 +151,7 @@ async fn close_sends_the_frame_waits_for_the_reply_and_shuts_down() {
 #[tokio::test(start_paused = true)]
 async fn sink_close_sends_1000_and_the_peer_close_ends_the_stream() {
     let (mut session, mut peer) = pair(SessionConfig::default());
-    let closer = tokio::spawn(async move { session.close(CloseCode::NORMAL_CLOSURE, "").await });
+    let closer = tokio::spawn(async move { session.close_with(CloseCode::NORMAL_CLOSURE, "").await });
     let Event::CloseConnection(close) = next(&mut peer).await else { panic!("a close") };
     assert_eq!(close.code, CloseCode::NORMAL_CLOSURE);
     peer.send(close.reply().unwrap().into()).await.unwrap();
@@ -336,7 +336,7 @@ async fn split_halves_keep_replies_working_under_concurrent_pings_and_reunite() 
     let (reader, writer) = (read_task.await.unwrap(), write_task.await.unwrap());
     assert_eq!(reader.state(), writer.state());
     let mut session = reader.reunite(writer).expect("halves of one session");
-    let closer = tokio::spawn(async move { session.close(CloseCode::NORMAL_CLOSURE, "").await });
+    let closer = tokio::spawn(async move { session.close_with(CloseCode::NORMAL_CLOSURE, "").await });
     let Event::CloseConnection(close) = next(&mut peer).await else { panic!("a close") };
     peer.send(close.reply().unwrap().into()).await.unwrap();
     closer.await.unwrap().unwrap();

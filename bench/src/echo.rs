@@ -164,7 +164,7 @@ pub fn apply_deflate_spec(ext: PerMessageDeflate, spec: &str) -> PerMessageDefla
     ext.idle_state(idle).compress_window_bits(bits).memory_level(mem)
 }
 
-async fn serve_ours<S: Io>(stream: S, whole: bool, deflate: bool) -> Result<(), wsproto::upgrade::Error> {
+async fn serve_ours<S: Io>(stream: S, whole: bool, deflate: bool) -> Result<(), wsproto::Error> {
     let delivery = if whole { wsproto::Delivery::Messages } else { wsproto::Delivery::DEFAULT_CHUNKS };
     let mut config = UpgradeConfig::default().delivery(delivery);
     if deflate {
@@ -178,7 +178,8 @@ async fn serve_ours<S: Io>(stream: S, whole: bool, deflate: bool) -> Result<(), 
         config = config.extension(|| deflate_from_env(PerMessageDeflate::new()).pool(POOL.clone()));
     }
     // `_` (not a named binding): the request is dropped now, not kept for the connection.
-    let (mut ws, _) = upgrade::accept(stream, config).await?;
+    // The bare codec: this echo answers pings and closes by hand.
+    let mut ws = upgrade::accept(stream, config).await?.0.into_inner();
     while let Some(event) = ws.next().await {
         match event? {
             Event::TextMessage(m) => ws.send(m.into()).await?,
@@ -197,8 +198,8 @@ async fn serve_ours<S: Io>(stream: S, whole: bool, deflate: bool) -> Result<(), 
 }
 
 /// The same echo as `serve_ours` with whole messages, through a session.
-async fn serve_session<S: Io>(stream: S) -> Result<(), wsproto::upgrade::Error> {
-    let mut ws = upgrade::accept_session(stream, UpgradeConfig::default()).await?;
+async fn serve_session<S: Io>(stream: S) -> Result<(), wsproto::Error> {
+    let (mut ws, _) = upgrade::accept(stream, UpgradeConfig::default()).await?;
     while let Some(event) = ws.next().await {
         match event? {
             Event::TextMessage(m) => ws.send(m.into()).await?,

@@ -185,7 +185,7 @@ async fn accept_ours(stream: TcpStream, deflate: bool, pool: &DeflatePool) -> Fr
         let pool = pool.clone();
         config = config.extension(move || PerMessageDeflate::new().pool(pool.clone()));
     }
-    upgrade::accept(stream, config).await.expect("wsproto handshake").0
+    upgrade::accept(stream, config).await.expect("wsproto handshake").0.into_inner()
 }
 
 /// The minimal handshake of the peers that have none without hyper; the agreed extension.

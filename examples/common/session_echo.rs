@@ -2,8 +2,8 @@
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use wsproto::session::{Error, Session};
-use wsproto::Event;
+use wsproto::session::Session;
+use wsproto::{Error, Event};
 
 /// Echoes every text and binary message until the connection ends; the session answers pings
 /// and completes the close handshake by itself.

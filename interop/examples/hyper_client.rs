@@ -70,6 +70,6 @@ async fn main() -> Result<(), BoxError> {
             other => return Err(format!("unexpected reply: {other:?}").into()),
         }
     }
-    ws.close(CloseCode::NORMAL_CLOSURE, "done").await?;
+    ws.close_with(CloseCode::NORMAL_CLOSURE, "done").await?;
     Ok(())
 }

@@ -20,9 +20,9 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig};
-use wsproto::{CloseCode, CloseConnection, Event, Request, TextMessage};
+use wsproto::{Event, Request, TextMessage};
 
-#[path = "../../examples/common/echo.rs"]
+#[path = "../../examples/common/session_echo.rs"]
 mod echo;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -122,27 +122,15 @@ async fn client(addr: &str, mut messages: Vec<String>) -> Result<(), BoxError> {
 
     for message in messages {
         ws.send(TextMessage::new(message).into()).await?;
-        loop {
-            match ws.next().await.transpose()? {
-                Some(Event::TextMessage(m)) => {
-                    println!("{}", m.data);
-                    break;
-                }
-                Some(Event::Ping(ping)) => ws.send(ping.response().into()).await?,
-                Some(other) => return Err(format!("unexpected {other:?}").into()),
-                None => return Err("connection lost".into()),
-            }
+        // The session answers pings while we wait.
+        match ws.next().await.transpose()? {
+            Some(Event::TextMessage(m)) => println!("{}", m.data),
+            Some(other) => return Err(format!("unexpected {other:?}").into()),
+            None => return Err("connection lost".into()),
         }
     }
-    // Close and wait for the server's Close.
-    ws.send(CloseConnection::new(CloseCode::NORMAL_CLOSURE).into()).await?;
-    while let Some(event) = ws.next().await.transpose()? {
-        if let Event::CloseConnection(close) = event {
-            eprintln!("closed: {}", close.code);
-            break;
-        }
-    }
-    // Flushes and shuts the TLS stream down (close_notify).
+    // Sends the close, waits for the server's, and shuts the TLS stream down (close_notify).
     ws.close().await?;
+    eprintln!("closed");
     Ok(())
 }

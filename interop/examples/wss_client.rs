@@ -20,7 +20,6 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use wsproto::extensions::PerMessageDeflate;
-use wsproto::session::Session;
 use wsproto::upgrade::{self, Proxy, UpgradeConfig};
 use wsproto::{CloseCode, CloseConnection, Event, TextMessage};
 
@@ -49,13 +48,11 @@ async fn main() -> Result<(), BoxError> {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let session = config.session.clone();
-    let (ws, accept) = upgrade::connect_with(&url, config.tls_config(Arc::new(tls))).await?;
+    let (mut ws, accept) = upgrade::connect_with(&url, config.tls_config(Arc::new(tls))).await?;
     eprintln!(
         "connected to {url} (permessage-deflate {})",
         if accept.deflate().is_some() { "on" } else { "off" }
     );
-    let mut ws = Session::new(ws, session);
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut input_open = true;

@@ -98,7 +98,8 @@ async fn axum_over_http1_with_wsproto_connect_and_deflate() {
     let addr = serve().await;
     within(async {
         let config = UpgradeConfig::default().extension(PerMessageDeflate::new).subprotocols(["chat.v1"]);
-        let (mut ws, accept) = upgrade::connect_with(&format!("ws://{addr}/ws"), config).await.unwrap();
+        let (ws, accept) = upgrade::connect_with(&format!("ws://{addr}/ws"), config).await.unwrap();
+        let mut ws = ws.into_inner();
         assert_eq!(accept.subprotocol.as_deref(), Some("chat.v1"));
         assert!(accept.deflate().is_some(), "the extractor accepts deflate by default");
         assert_eq!(greet_and_echo(&mut ws).await, "HTTP/1.1 chat.v1");
@@ -202,7 +203,7 @@ async fn hyper_client_rejection_keeps_the_body() {
         .unwrap();
         let mut response = sender.send_request(request).await.unwrap();
         match upgrade.finish(&mut response) {
-            Err(upgrade::Error::Rejected(rejection)) => assert_eq!(rejection.status_code, 404),
+            Err(wsproto::Error::Rejected(rejection)) => assert_eq!(rejection.status_code, 404),
             other => panic!("expected a rejection, got {other:?}"),
         }
     })

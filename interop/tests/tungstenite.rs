@@ -77,7 +77,9 @@ async fn wsproto_server(listener: TcpListener) -> ServerLog {
         Decision::Accept(accept)
     };
     let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
-    let (mut ws, request) = upgrade::server(stream, decide, config).await.unwrap();
+    let (ws, request) = upgrade::server(stream, decide, config).await.unwrap();
+    // The bare codec on purpose: this server answers pings and closes by hand.
+    let mut ws = ws.into_inner();
     let mut log = ServerLog {
         target: request.target,
         subprotocols: request.subprotocols,
@@ -301,6 +303,7 @@ async fn wsproto_client(port: u16) -> WebSocket<TcpStream> {
     let request = Request::new(format!("127.0.0.1:{port}"), "/interop").with_header("x-test", "interop");
     let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
     let (ws, accept) = upgrade::client(io, request, config).await.unwrap();
+    let ws = ws.into_inner();
     assert_eq!(accept.subprotocol, None);
     // Offered, but tungstenite does not implement permessage-deflate: declined, uncompressed.
     assert!(ws.codec().connection().extensions().is_empty());
@@ -389,7 +392,8 @@ async fn tungstenite_server_wsproto_client_server_closes() {
         let (listener, port) = listener().await;
         let server = tokio::spawn(tungstenite_server(listener));
         // `connect`: plain TCP, default settings (chunks, not whole messages).
-        let (mut ws, _) = upgrade::connect(&format!("ws://127.0.0.1:{port}/")).await.unwrap();
+        let (ws, _) = upgrade::connect(&format!("ws://127.0.0.1:{port}/")).await.unwrap();
+        let mut ws = ws.into_inner();
         ws.send(text("hello")).await.unwrap();
         assert_eq!(next_event(&mut ws).await, text("hello"));
 
@@ -423,7 +427,7 @@ async fn read_only_session_answers_a_pinging_tungstenite_client() {
         let (listener, port) = listener().await;
         let server = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
-            let session = upgrade::accept_session(stream, UpgradeConfig::default()).await.unwrap();
+            let (session, _request) = upgrade::accept(stream, UpgradeConfig::default()).await.unwrap();
             // Read-only: texts out, nothing ever sent by the application.
             session
                 .filter_map(|event| async move {

@@ -32,7 +32,7 @@ async fn tls_echo_server() -> (u16, CertificateDer<'static>) {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(stream).await else { return };
-                let Ok(mut ws) = upgrade::accept_session(tls, UpgradeConfig::default()).await else { return };
+                let Ok((mut ws, _)) = upgrade::accept(tls, UpgradeConfig::default()).await else { return };
                 while let Some(Ok(event)) = ws.next().await {
                     if let Event::TextMessage(m) = event {
                         let _ = ws.send(m.into()).await;
@@ -73,7 +73,7 @@ async fn wss_connects_with_the_given_roots_and_checks_the_host() {
         // Another name for the same server does not match the certificate.
         let url = format!("wss://127.0.0.1:{port}/");
         let error = upgrade::connect_with(&url, config).await.unwrap_err();
-        assert!(matches!(error, upgrade::Error::Io(_)), "{error}");
+        assert!(matches!(error, wsproto::Error::Io(_)), "{error}");
 
         // The built-in roots do not know a self-signed certificate.
         let url = format!("wss://localhost:{port}/");
@@ -150,7 +150,7 @@ async fn ws_and_wss_through_an_http_connect_proxy_with_basic_auth() {
         let plain_port = plain.local_addr().unwrap().port();
         tokio::spawn(async move {
             let (stream, _) = plain.accept().await.unwrap();
-            let mut ws = upgrade::accept_session(stream, UpgradeConfig::default()).await.unwrap();
+            let (mut ws, _) = upgrade::accept(stream, UpgradeConfig::default()).await.unwrap();
             while let Some(Ok(event)) = ws.next().await {
                 if let Event::TextMessage(m) = event {
                     let _ = ws.send(m.into()).await;
@@ -166,7 +166,7 @@ async fn ws_and_wss_through_an_http_connect_proxy_with_basic_auth() {
         // Wrong credentials: the proxy's refusal, with its status.
         let proxy = upgrade::Proxy::http(&format!("http://user:wrong@127.0.0.1:{proxy_port}")).unwrap();
         let error = upgrade::connect_with(&url, UpgradeConfig::default().proxy(proxy)).await.unwrap_err();
-        assert!(matches!(error, upgrade::Error::ProxyRefused(407)), "{error}");
+        assert!(matches!(error, wsproto::Error::ProxyRefused(407)), "{error}");
     })
     .await
     .expect("test timed out");

@@ -11,7 +11,7 @@
 //! * **Timeouts**: idle (nothing received, off by default), send (the peer does not read: the
 //!   session gives up instead of holding the connection), close (the peer does not answer our
 //!   close).
-//! * **Clean close**: [`Session::close`] (and `SinkExt::close`, with 1000) sends the close
+//! * **Clean close**: [`Session::close_with`] (and `SinkExt::close`, with 1000) sends the close
 //!   frame, waits (bounded) for the reply, and shuts the transport down (`poll_shutdown`: TLS
 //!   sends `close_notify`). After a failure, and as a client after the closing handshake, the
 //!   stream drains and discards input for a bounded time before it ends, so a peer still
@@ -30,13 +30,13 @@
 //! the stream needs no close handling of its own.
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), wsproto::upgrade::Error> {
+//! # async fn run() -> Result<(), wsproto::Error> {
 //! use futures_util::{SinkExt, StreamExt};
 //! use wsproto::Event;
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
 //! let (stream, _) = listener.accept().await?;
-//! let mut ws = wsproto::upgrade::accept_session(stream, Default::default()).await?;
+//! let (mut ws, _request) = wsproto::upgrade::accept(stream, Default::default()).await?;
 //! while let Some(event) = ws.next().await {
 //!     match event? {
 //!         Event::TextMessage(m) => ws.send(m.into()).await?,
@@ -49,7 +49,6 @@
 
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
@@ -59,9 +58,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Framed;
 
+use crate::adapters::error::Error;
 use crate::close::CloseCode;
 use crate::codec::{self, WsCodec};
-use crate::error::LocalProtocolError;
 use crate::event::{CloseConnection, Event};
 use crate::lifecycle::{Lifecycle, LifecyclePhase, SessionConfig, Timeout};
 use crate::state::ConnectionState;
@@ -72,59 +71,6 @@ mod split;
 pub use shutdown::Shutdown;
 use shutdown::ShutdownMember;
 pub use split::{SessionReader, SessionWriter};
-
-/// Errors of a [`Session`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// The transport failed.
-    Io(io::Error),
-    /// We misused the API (e.g. sent a message after Close).
-    Local(LocalProtocolError),
-    /// A timeout ended the connection (see [`Timeout`]).
-    Timeout(Timeout),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Io(e) => write!(f, "I/O error: {e}"),
-            Error::Local(e) => write!(f, "local protocol error: {e}"),
-            Error::Timeout(t) => write!(f, "session ended: {t}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io(e) => Some(e),
-            Error::Local(e) => Some(e),
-            Error::Timeout(_) => None,
-        }
-    }
-}
-
-crate::error::wrap_errors!(Error { Error::Io: io::Error, Error::Local: LocalProtocolError, Error::Timeout: Timeout });
-
-impl From<codec::Error> for Error {
-    fn from(e: codec::Error) -> Self {
-        match e {
-            codec::Error::Io(e) => Error::Io(e),
-            codec::Error::Local(e) => Error::Local(e),
-        }
-    }
-}
-
-impl From<Error> for io::Error {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Io(e) => e,
-            Error::Local(e) => io::Error::new(io::ErrorKind::InvalidInput, e),
-            Error::Timeout(t) => io::Error::new(io::ErrorKind::TimedOut, t.to_string()),
-        }
-    }
-}
 
 /// A WebSocket connection with its lifecycle handled: see the [module documentation](self).
 ///
@@ -177,14 +123,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         self
     }
 
-    /// The `Framed` transport back (the lifecycle's pending replies and timers are dropped).
+    /// The bare `Framed` transport, for tokio-util pipelines (the lifecycle's pending replies
+    /// and timers are dropped: from then on nothing is answered by itself).
     pub fn into_inner(self) -> Framed<T, WsCodec> {
         self.framed
     }
 
-    /// The `Framed` transport.
-    pub fn get_ref(&self) -> &Framed<T, WsCodec> {
-        &self.framed
+    /// The transport under the session (the TCP or TLS stream, hyper's upgraded I/O...).
+    pub fn get_ref(&self) -> &T {
+        self.framed.get_ref()
+    }
+
+    /// The sans-IO connection: negotiated extensions, the role, the state.
+    pub fn connection(&self) -> &crate::Connection {
+        self.framed.codec().connection()
     }
 
     /// The connection's state.
@@ -205,7 +157,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// Closes cleanly: sends a close frame with `code` and `reason`, waits (up to the close
     /// timeout) for the peer's reply, then shuts the transport down. Events received
     /// meanwhile are discarded. If the close has begun already, waits for it to finish.
-    pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+    pub async fn close_with(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
         self.life.handle_close_request(close_frame(code, reason));
         poll_fn(|cx| self.poll_finish(cx)).await
     }
@@ -456,7 +408,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
         this.write_poll(cx, poll)
     }
 
-    /// Closes cleanly with 1000 (see [`Session::close`]).
+    /// Closes cleanly with 1000 (see [`Session::close_with`]).
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         this.life.handle_close_request(CloseConnection::new(CloseCode::NORMAL_CLOSURE));

@@ -11,7 +11,8 @@ use futures_util::task::AtomicWaker;
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Error, Session};
+use super::Session;
+use crate::adapters::error::Error;
 use crate::close::CloseCode;
 use crate::event::{CloseConnection, Event};
 use crate::state::ConnectionState;
@@ -123,9 +124,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> SessionWriter<T> {
         self.shared.session().state()
     }
 
-    /// Closes cleanly (see [`Session::close`]): sends the close frame; the reader completes the
+    /// Closes cleanly (see [`Session::close_with`]): sends the close frame; the reader completes the
     /// closing handshake and sees the stream end.
-    pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+    pub async fn close_with(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
         let close = super::close_frame(code, reason);
         self.shared.session().life.handle_close_request(close);
         poll_fn(|cx| self.shared.with(cx, false, |s, cx| s.poll_send_owed(cx))).await

@@ -1,0 +1,203 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::url::WsUrl;
+use super::{first_offered, Proxy};
+use crate::config::{Config, Delivery};
+use crate::event::Request;
+use crate::extensions::Extension;
+use crate::lifecycle::SessionConfig;
+use crate::role::ConnectionType;
+use crate::ws_connection::WsConnection;
+
+/// Default time allowed for the whole opening handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Makes a fresh extension object for each connection.
+type ExtensionFactory = Arc<dyn Fn() -> Box<dyn Extension> + Send + Sync>;
+
+/// Settings of the upgrade helper.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct UpgradeConfig {
+    /// Connection settings and limits (including the handshake head limit). Its
+    /// [`delivery`](Config::delivery) defaults to whole messages here.
+    pub config: Config,
+    /// Time allowed for the whole handshake (a slowloris peer is cut off after it).
+    pub handshake_timeout: Duration,
+    /// Time allowed to establish the TCP connection ([`connect`](crate::upgrade::connect)), and the proxy's tunnel.
+    pub connect_timeout: Duration,
+    /// An HTTP proxy that [`connect_with`](crate::upgrade::connect_with) tunnels through (`CONNECT`), if any.
+    pub proxy: Option<Proxy>,
+    /// The TLS client configuration for `wss://` in [`connect_with`](crate::upgrade::connect_with) (default: webpki-roots).
+    #[cfg(feature = "rustls")]
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// Largest rejection body a client reads.
+    pub max_reject_body: usize,
+    /// What the session every entry point returns does by itself (replies, keepalive,
+    /// timeouts).
+    pub session: SessionConfig,
+    /// Subprotocols in order of preference: a client created from a URL offers them; a
+    /// server ([`accept`](crate::upgrade::accept), the `hyper` and `axum` helpers) selects the first one the client
+    /// offered.
+    pub subprotocols: Vec<String>,
+    /// Extensions to offer (client) or negotiate (server), one fresh object per connection.
+    extensions: Vec<ExtensionFactory>,
+}
+
+impl Default for UpgradeConfig {
+    fn default() -> Self {
+        UpgradeConfig {
+            config: Config::default(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            proxy: None,
+            #[cfg(feature = "rustls")]
+            tls: None,
+            max_reject_body: 64 << 10,
+            session: SessionConfig::default(),
+            subprotocols: Vec::new(),
+            extensions: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for UpgradeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpgradeConfig")
+            .field("config", &self.config)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("proxy", &self.proxy)
+            .field("max_reject_body", &self.max_reject_body)
+            .field("session", &self.session)
+            .field("subprotocols", &self.subprotocols)
+            .field("extensions", &self.extensions.len())
+            .finish()
+    }
+}
+
+impl UpgradeConfig {
+    /// Sets the connection configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the TLS client configuration for `wss://` (roots to trust, client certificates,
+    /// ALPN...). Without one, the webpki-roots certificates are trusted.
+    #[cfg(feature = "rustls")]
+    pub fn tls_config(mut self, config: Arc<tokio_rustls::rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Connects through an HTTP `CONNECT` proxy (see [`Proxy`]).
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Sets the subprotocols, in order of preference: a client offers them (connecting to a
+    /// URL), a server selects the first one the client offered (none if there is no match).
+    ///
+    /// ```
+    /// use wsproto::upgrade::UpgradeConfig;
+    /// let config = UpgradeConfig::default().subprotocols(["chat.v2", "chat.v1"]);
+    /// # let _ = config;
+    /// ```
+    pub fn subprotocols<I, P>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The subprotocol a server selects for `request`: the first of ours the client offered.
+    #[cfg(feature = "hyper")]
+    pub(crate) fn select_subprotocol(&self, request: &Request) -> Option<String> {
+        first_offered(&self.subprotocols, request)
+    }
+
+    /// The request a client sends for `url`, offering our subprotocols.
+    pub(crate) fn url_request(&self, url: &WsUrl) -> Request {
+        url.request().with_subprotocols(self.subprotocols.iter().cloned())
+    }
+
+    /// Sets what the session does by itself (replies, keepalive, timeouts; see
+    /// [`SessionConfig`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wsproto::upgrade::UpgradeConfig;
+    /// use wsproto::SessionConfig;
+    /// let config = UpgradeConfig::default()
+    ///     .session(SessionConfig::default().keepalive(Some(Duration::from_secs(5)), Duration::from_secs(5)));
+    /// # let _ = config;
+    /// ```
+    pub fn session(mut self, session: SessionConfig) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// Sets the time allowed to establish the TCP connection (and the proxy's tunnel) when
+    /// connecting to a URL.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the largest rejection body a client keeps (a longer one is cut there: the
+    /// rejection is reported all the same).
+    pub fn max_reject_body(mut self, bytes: usize) -> Self {
+        self.max_reject_body = bytes;
+        self
+    }
+
+    /// Sets the handshake timeout.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets how received data is delivered (default here: [`Delivery::Messages`]; use
+    /// [`Delivery::DEFAULT_CHUNKS`] to receive huge messages in bounded memory).
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.config.delivery = Some(delivery);
+        self
+    }
+
+    /// Adds an extension, built by `make` for each connection: a client offers it, a server
+    /// negotiates it against the client's offers.
+    ///
+    /// ```
+    /// use wsproto::upgrade::UpgradeConfig;
+    /// use wsproto::extensions::PerMessageDeflate;
+    /// let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+    /// let tuned = UpgradeConfig::default().extension(|| PerMessageDeflate::new().server_no_context_takeover(true));
+    /// # let _ = (config, tuned);
+    /// ```
+    pub fn extension<E, F>(mut self, make: F) -> Self
+    where
+        E: Extension,
+        F: Fn() -> E + Send + Sync + 'static,
+    {
+        self.extensions.push(Arc::new(move || Box::new(make()) as Box<dyn Extension>));
+        self
+    }
+
+    /// A handshake endpoint for `role` with these settings and fresh extensions.
+    pub(crate) fn endpoint(&self, role: ConnectionType) -> WsConnection {
+        let mut config = self.config.clone();
+        config.delivery.get_or_insert(Delivery::Messages);
+        self.extensions
+            .iter()
+            .fold(WsConnection::with_config(role, config), |ws, make| ws.with_boxed_extension(make()))
+    }
+}
+
+/// Default time allowed to establish the TCP connection in [`connect`](crate::upgrade::connect).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,310 @@
+//! Async opening handshake over any `AsyncRead + AsyncWrite`, returning a [`Session`].
+//!
+//! The helper drives the sans-IO [`WsConnection`] over the I/O object: it makes no protocol
+//! decision of its own. Bytes read past the handshake (frames a peer pipelined behind its
+//! request or its 101) are moved into the session's read buffer, never lost. The session is
+//! configured by [`UpgradeConfig::session`]; [`Session::into_inner`] gives the bare `Framed`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), wsproto::Error> {
+//! use futures_util::{SinkExt, StreamExt};
+//! use wsproto::{Event, TextMessage};
+//!
+//! let (mut ws, _accept) = wsproto::upgrade::connect("ws://127.0.0.1:9001/").await?;
+//! ws.send(TextMessage::new("hello").into()).await?;
+//! while let Some(event) = ws.next().await {
+//!     if let Event::TextMessage(m) = event? {
+//!         println!("{}", m.data);
+//!         break;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::codec::{Framed, FramedParts};
+
+use crate::adapters::codec::WsCodec;
+use crate::adapters::error::Error;
+use crate::adapters::session::Session;
+use crate::error::ProtocolError;
+use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
+use crate::role::ConnectionType;
+use crate::ws_connection::WsConnection;
+
+mod config;
+mod connect;
+mod proxy;
+mod stream;
+#[cfg(feature = "rustls")]
+mod tls;
+pub(crate) mod url;
+
+pub use config::{UpgradeConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use connect::{client_url, connect, connect_with};
+pub use proxy::Proxy;
+pub use stream::MaybeTlsStream;
+pub(crate) use url::WsUrl;
+
+/// The bare WebSocket transport under a [`Session`]: any I/O object framed with [`WsCodec`]
+/// ([`Session::into_inner`] gives it, for tokio-util pipelines).
+pub type WebSocket<T> = Framed<T, WsCodec>;
+
+/// The first of `ours` (in our order of preference) that `request` offers.
+fn first_offered(ours: &[String], request: &Request) -> Option<String> {
+    ours.iter().find(|p| request.subprotocols.contains(p)).cloned()
+}
+
+/// An HTTP rejection: what a client received, or what a server's callback decided.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct Rejection {
+    /// HTTP status code.
+    pub status_code: u16,
+    /// Response headers.
+    pub headers: Headers,
+    /// Response body.
+    pub body: Bytes,
+}
+
+impl Rejection {
+    /// A rejection with `status_code`, no header and no body.
+    pub fn new(status_code: u16) -> Self {
+        Rejection { status_code, headers: Vec::new(), body: Bytes::new() }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body (a `content-length` header is added for it).
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+/// A server's answer to an upgrade request.
+#[derive(Debug)]
+pub enum Decision {
+    /// Accept, with a subprotocol, extensions and extra headers.
+    Accept(AcceptConnection),
+    /// Reject with an HTTP response.
+    Reject(Rejection),
+}
+
+/// Client handshake over `io`: sends `request`, waits for the response.
+///
+/// Returns the transport and the server's [`AcceptConnection`] (negotiated subprotocol and
+/// extensions), or [`Error::Rejected`] with the status, headers and body of a rejection.
+pub fn client<T>(
+    io: T,
+    request: Request,
+    config: UpgradeConfig,
+) -> impl Future<Output = Result<(Session<T>, AcceptConnection), Error>>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    // Boxed whole (the timer, the settings, the handshake state): while the handshake runs,
+    // the caller's future holds one pointer, instead of being enlarged by all of it for the
+    // connection's whole life.
+    Box::pin(async move {
+        let timeout = config.handshake_timeout;
+        with_timeout(timeout, client_handshake(io, request, config)).await
+    })
+}
+
+async fn client_handshake<T>(
+    mut io: T,
+    request: Request,
+    config: UpgradeConfig,
+) -> Result<(Session<T>, AcceptConnection), Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut ws = config.endpoint(ConnectionType::Client);
+    let bytes = ws.send_bytes(request)?;
+    io.write_all(&bytes).await?;
+    io.flush().await?;
+    let mut buf = BytesMut::with_capacity(1024);
+    let mut rejection: Option<Rejection> = None;
+    loop {
+        while let Some(event) = ws.next_event() {
+            match event {
+                Event::AcceptConnection(accept) => return Ok((into_session(io, ws, &config), *accept)),
+                Event::RejectConnection(reject) => {
+                    let finished = !reject.has_body;
+                    rejection = Some(Rejection {
+                        status_code: reject.status_code,
+                        headers: reject.headers,
+                        body: Bytes::new(),
+                    });
+                    if finished {
+                        return Err(rejected(rejection));
+                    }
+                }
+                Event::RejectData(RejectData { data, body_finished }) => {
+                    if let Some(r) = rejection.as_mut() {
+                        if r.body.len() + data.len() <= config.max_reject_body {
+                            let mut body = BytesMut::from(&r.body[..]);
+                            body.extend_from_slice(&data);
+                            r.body = body.freeze();
+                        }
+                    }
+                    if body_finished {
+                        return Err(rejected(rejection));
+                    }
+                }
+                _ => {}
+            }
+        }
+        buf.clear();
+        if io.read_buf(&mut buf).await? == 0 {
+            // EOF ends a body delimited by the connection close; any other EOF is an error.
+            let _ = ws.receive_eof();
+            if let Some(r) = rejection.take() {
+                // A body delimited by EOF ends here.
+                while ws.next_event().is_some() {}
+                return Err(Error::Rejected(Box::new(r)));
+            }
+            return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        ws.receive_data(&buf)?;
+    }
+}
+
+fn rejected(rejection: Option<Rejection>) -> Error {
+    Error::Rejected(Box::new(rejection.unwrap_or_else(|| Rejection::new(0))))
+}
+
+/// Server handshake over `io`: reads the request, asks `decide`, answers.
+///
+/// Returns the transport and the client's [`Request`]. A request that violates the protocol is
+/// answered with the suggested rejection (400, 426 or 431) and returned as
+/// [`Error::Remote`]; a request `decide` rejects is answered and returned as
+/// [`Error::Rejected`].
+pub fn server<T, F>(
+    io: T,
+    decide: F,
+    config: UpgradeConfig,
+) -> impl Future<Output = Result<(Session<T>, Request), Error>>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Decision,
+{
+    // Boxed whole, as in `client`: an idle server connection's task does not keep room for
+    // the handshake.
+    Box::pin(async move {
+        let timeout = config.handshake_timeout;
+        with_timeout(timeout, server_handshake(io, decide, config)).await
+    })
+}
+
+/// [`server`](server) accepting every valid request, with the first of `config`'s
+/// [`subprotocols`](UpgradeConfig::subprotocols) the client offered, and `config`'s extensions.
+pub fn accept<T>(io: T, config: UpgradeConfig) -> impl Future<Output = Result<(Session<T>, Request), Error>>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let select = config.subprotocols.clone();
+    let decide = move |request: &Request| {
+        let mut accept = AcceptConnection::new();
+        accept.subprotocol = first_offered(&select, request);
+        Decision::Accept(accept)
+    };
+    server(io, decide, config)
+}
+
+async fn server_handshake<T, F>(
+    mut io: T,
+    decide: F,
+    config: UpgradeConfig,
+) -> Result<(Session<T>, Request), Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Decision,
+{
+    let mut ws = config.endpoint(ConnectionType::Server);
+    let mut buf = BytesMut::with_capacity(1024);
+    let request = loop {
+        if let Some(event) = ws.next_event() {
+            match event {
+                Event::Request(request) => break request,
+                _ => continue,
+            }
+        }
+        buf.clear();
+        if io.read_buf(&mut buf).await? == 0 {
+            return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        if let Err(e) = ws.receive_data(&buf) {
+            if let ProtocolError::Remote(remote) = &e {
+                if let Ok(bytes) = ws.send_bytes(remote.event_hint()) {
+                    let _ = io.write_all(&bytes).await;
+                    let _ = io.flush().await;
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    match decide(&request) {
+        Decision::Accept(accept) => {
+            let bytes = ws.send_bytes(accept)?;
+            io.write_all(&bytes).await?;
+            io.flush().await?;
+            Ok((into_session(io, ws, &config), *request))
+        }
+        Decision::Reject(rejection) => {
+            let mut reject = RejectConnection::new(rejection.status_code);
+            reject.headers = rejection.headers.clone();
+            let mut out = BytesMut::new();
+            if rejection.body.is_empty() {
+                ws.send(reject, &mut out)?;
+            } else {
+                let len = rejection.body.len().to_string();
+                reject.headers.push((Bytes::from_static(b"content-length"), Bytes::from(len)));
+                reject.has_body = true;
+                ws.send(reject, &mut out)?;
+                ws.send(RejectData::new(rejection.body.clone()), &mut out)?;
+            }
+            io.write_all(&out).await?;
+            io.flush().await?;
+            Err(Error::Rejected(Box::new(rejection)))
+        }
+    }
+}
+
+/// The session over the established connection, with `config`'s session settings.
+fn into_session<T>(io: T, ws: WsConnection, config: &UpgradeConfig) -> Session<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    Session::new(into_framed(io, ws), config.session.clone())
+}
+
+/// Moves the established connection and every byte read past the handshake into a `Framed`.
+pub(crate) fn into_framed<T>(io: T, ws: WsConnection) -> WebSocket<T>
+where
+    T: AsyncRead + AsyncWrite,
+{
+    let mut conn = ws.into_connection().expect("handshake finished: the connection exists");
+    let read_buf = conn.take_buffered();
+    let mut parts = FramedParts::new::<Event>(io, WsCodec::new(conn));
+    parts.read_buf = read_buf;
+    Framed::from_parts(parts)
+}
+
+async fn with_timeout<F, R>(timeout: Duration, fut: F) -> Result<R, Error>
+where
+    F: Future<Output = Result<R, Error>>,
+{
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::HandshakeTimeout),
+    }
+}

@@ -1,0 +1,123 @@
+//! HTTP `CONNECT` proxies for clients.
+
+use std::fmt;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::url::WsUrl;
+use crate::adapters::error::Error;
+
+/// An HTTP proxy that [`connect_with`](crate::upgrade::connect_with) opens a tunnel through with `CONNECT`, for `ws://` and
+/// `wss://` alike (TLS runs end to end, through the tunnel).
+///
+/// ```
+/// use wsproto::upgrade::{Proxy, UpgradeConfig};
+/// let proxy = Proxy::http("http://user:secret@proxy.example:3128").unwrap();
+/// let config = UpgradeConfig::default().proxy(proxy);
+/// # let _ = config;
+/// ```
+#[derive(Clone)]
+pub struct Proxy {
+    host: String,
+    port: u16,
+    /// `Proxy-Authorization` value (Basic), from the URL's user information.
+    authorization: Option<String>,
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Proxy {
+    /// A proxy from its URL: `http://host[:port]` (port 80 by default), with
+    /// `http://user:password@host:port` for Basic authentication (percent-decoded).
+    pub fn http(url: &str) -> Result<Proxy, Error> {
+        let bad = |reason| Error::InvalidUrl { url: url.to_owned(), reason };
+        let parsed = url::Url::parse(url).map_err(|_| bad("malformed proxy URL"))?;
+        if parsed.scheme() != "http" {
+            return Err(bad("not an http:// proxy URL"));
+        }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(name)) => name.to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(bad("no host")),
+        };
+        let authorization = if parsed.username().is_empty() && parsed.password().is_none() {
+            None
+        } else {
+            use base64::Engine as _;
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8()
+                    .map(|s| s.into_owned())
+                    .map_err(|_| bad("user information is not UTF-8"))
+            };
+            let user = decode(parsed.username())?;
+            let password = decode(parsed.password().unwrap_or(""))?;
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            Some(format!("Basic {token}"))
+        };
+        Ok(Proxy { host, port: parsed.port().unwrap_or(80), authorization })
+    }
+
+    /// Connects to the proxy and asks it for a tunnel to `target`.
+    pub(super) async fn tunnel(&self, target: &WsUrl) -> Result<TcpStream, Error> {
+        let mut io = TcpStream::connect((self.host.as_str(), self.port)).await?;
+        let authority = match target.host.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => format!("[{}]:{}", target.host, target.port),
+            Err(_) => format!("{}:{}", target.host, target.port),
+        };
+        let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+        if let Some(authorization) = &self.authorization {
+            request.push_str(&format!("Proxy-Authorization: {authorization}\r\n"));
+        }
+        request.push_str("\r\n");
+        io.write_all(request.as_bytes()).await?;
+        // Read the response head byte by byte: nothing past it may be consumed (the tunnel's
+        // first bytes belong to TLS or the WebSocket handshake).
+        let mut head = Vec::with_capacity(256);
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() > 16 << 10 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "proxy response head too large",
+                )
+                .into());
+            }
+            let mut byte = [0u8; 1];
+            if io.read(&mut byte).await? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "proxy closed the connection",
+                )
+                .into());
+            }
+            head.push(byte[0]);
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => {
+                return Err(
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed proxy response").into()
+                )
+            }
+        }
+        match response.code {
+            Some(code) if (200..300).contains(&code) => Ok(io),
+            Some(code) => Err(Error::ProxyRefused(code)),
+            None => {
+                Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed proxy response").into())
+            }
+        }
+    }
+}
