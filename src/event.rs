@@ -448,6 +448,48 @@ impl From<AcceptConnection> for Event {
     }
 }
 
+/// A whole text message: `ws.send("hello".into())`.
+impl From<&str> for Event {
+    fn from(text: &str) -> Event {
+        TextMessage::new(text).into()
+    }
+}
+
+/// A whole text message.
+impl From<String> for Event {
+    fn from(text: String) -> Event {
+        TextMessage::new(text).into()
+    }
+}
+
+/// A whole text message.
+impl From<Utf8Bytes> for Event {
+    fn from(text: Utf8Bytes) -> Event {
+        TextMessage::new(text).into()
+    }
+}
+
+/// A whole binary message: `ws.send(vec![1, 2, 3].into())`.
+impl From<Vec<u8>> for Event {
+    fn from(data: Vec<u8>) -> Event {
+        BytesMessage::new(data).into()
+    }
+}
+
+/// A whole binary message (no copy).
+impl From<Bytes> for Event {
+    fn from(data: Bytes) -> Event {
+        BytesMessage::new(data).into()
+    }
+}
+
+/// A whole binary message.
+impl From<&[u8]> for Event {
+    fn from(data: &[u8]) -> Event {
+        BytesMessage::new(Bytes::copy_from_slice(data)).into()
+    }
+}
+
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -465,6 +507,15 @@ mod tests {
         plain::<Request>();
         plain::<AcceptConnection>();
         plain::<CloseConnection>();
+    }
+
+    #[test]
+    fn strings_and_byte_buffers_convert_into_whole_messages() {
+        assert_eq!(Event::from("hi"), Event::TextMessage(TextMessage::new("hi")));
+        assert_eq!(Event::from(String::from("hi")), Event::TextMessage(TextMessage::new("hi")));
+        assert_eq!(Event::from(vec![1u8, 2]), Event::BytesMessage(BytesMessage::new(vec![1u8, 2])));
+        assert_eq!(Event::from(&b"ab"[..]), Event::BytesMessage(BytesMessage::new(&b"ab"[..])));
+        assert_eq!(String::from(TextMessage::new("ünï").data), "ünï");
     }
 
     #[test]

@@ -108,6 +108,12 @@ impl From<&str> for Utf8Bytes {
     }
 }
 
+impl From<Utf8Bytes> for String {
+    fn from(s: Utf8Bytes) -> Self {
+        s.as_str().to_owned()
+    }
+}
+
 impl From<Utf8Bytes> for Bytes {
     fn from(s: Utf8Bytes) -> Self {
         s.0

@@ -2,8 +2,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "hyper")]
+use super::first_offered;
 use super::url::WsUrl;
-use super::{first_offered, Proxy};
+use super::Proxy;
 use crate::config::{Config, Delivery};
 use crate::event::Request;
 use crate::extensions::Extension;

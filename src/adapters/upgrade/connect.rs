@@ -25,9 +25,10 @@ pub async fn connect(url: &str) -> Result<(Session<MaybeTlsStream>, AcceptConnec
 /// [`connect`](crate::upgrade::connect) with `config` (extensions, limits, delivery, timeouts): only what `config`
 /// offers is offered.
 ///
-/// The URL is parsed by the `url` crate: `ws` in any case (`WS://h/`), default port 80, IPv6
-/// literals in brackets (`ws://[::1]:9001/`, sent as `Host: [::1]:9001`), international host
-/// names IDNA-encoded, a query with or without a path (`ws://h?x=1` requests `/?x=1`). A
+/// The URL is parsed by the `http` crate's URI parser: `ws` in any case (`WS://h/`), default
+/// port 80, IPv6 literals in brackets (`ws://[::1]:9001/`, sent as `Host: [::1]:9001`),
+/// international host names IDNA-encoded with the `idna` feature (without it, give them in
+/// their `xn--` form), a query with or without a path (`ws://h?x=1` requests `/?x=1`). A
 /// fragment is not sent. `wss` (port 443) connects with TLS when the `rustls` feature is on:
 /// the server's certificate is checked for the URL's host (also sent as SNI) against the
 /// webpki-roots certificates, or against your own `rustls::ClientConfig`

@@ -48,6 +48,7 @@ pub use config::{UpgradeConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HANDSHAKE_TIMEO
 pub use connect::{client_url, connect, connect_with};
 pub use proxy::Proxy;
 pub use stream::MaybeTlsStream;
+#[cfg(feature = "hyper")]
 pub(crate) use url::WsUrl;
 
 /// The bare WebSocket transport under a [`Session`]: any I/O object framed with [`WsCodec`]

@@ -5,7 +5,7 @@ use std::fmt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::url::WsUrl;
+use super::url::{port_of, WsUrl};
 use crate::adapters::error::Error;
 
 /// An HTTP proxy that [`connect_with`](crate::upgrade::connect_with) opens a tunnel through with `CONNECT`, for `ws://` and
@@ -40,32 +40,36 @@ impl Proxy {
     /// `http://user:password@host:port` for Basic authentication (percent-decoded).
     pub fn http(url: &str) -> Result<Proxy, Error> {
         let bad = |reason| Error::InvalidUrl { url: url.to_owned(), reason };
-        let parsed = url::Url::parse(url).map_err(|_| bad("malformed proxy URL"))?;
-        if parsed.scheme() != "http" {
+        let parsed: http::Uri = url.parse().map_err(|_| bad("malformed proxy URL"))?;
+        if !parsed.scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("http")) {
             return Err(bad("not an http:// proxy URL"));
         }
-        let host = match parsed.host() {
-            Some(url::Host::Domain(name)) => name.to_owned(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err(bad("no host")),
+        let authority = parsed.authority().ok_or_else(|| bad("no host"))?;
+        let host = authority.host();
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let hostport = authority.as_str().rsplit_once('@').map_or(authority.as_str(), |(_, h)| h);
+        let hostport: http::uri::Authority = hostport.parse().map_err(|_| bad("malformed proxy URL"))?;
+        let port = port_of(&hostport).unwrap_or(Ok(80)).map_err(|()| bad("invalid port"))?;
+        let authorization = match authority.as_str().rsplit_once('@') {
+            None => None,
+            Some((userinfo, _)) => {
+                use base64::Engine as _;
+                let decode = |s: &str| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8()
+                        .map(|s| s.into_owned())
+                        .map_err(|_| bad("user information is not UTF-8"))
+                };
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                let (user, password) = (decode(user)?, decode(password)?);
+                let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                Some(format!("Basic {token}"))
+            }
         };
-        let authorization = if parsed.username().is_empty() && parsed.password().is_none() {
-            None
-        } else {
-            use base64::Engine as _;
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8()
-                    .map(|s| s.into_owned())
-                    .map_err(|_| bad("user information is not UTF-8"))
-            };
-            let user = decode(parsed.username())?;
-            let password = decode(parsed.password().unwrap_or(""))?;
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            Some(format!("Basic {token}"))
-        };
-        Ok(Proxy { host, port: parsed.port().unwrap_or(80), authorization })
+        Ok(Proxy { host: host.to_ascii_lowercase(), port, authorization })
     }
 
     /// Connects to the proxy and asks it for a tunnel to `target`.
