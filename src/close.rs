@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use crate::error::PeerViolation;
-
 /// A WebSocket close status code (RFC 6455 §7.4).
 ///
 /// A plain `u16` newtype: the named constants cover every code registered for the protocol
@@ -138,24 +136,6 @@ impl fmt::Display for CloseCode {
 /// are the code.
 pub(crate) const MAX_CLOSE_REASON_LEN: usize = 123;
 
-/// Parses a received close payload (RFC 6455 §5.5.1, §7.4): the code and reason, or the
-/// violation the payload is.
-pub(crate) fn parse_close_payload(payload: &[u8]) -> Result<(CloseCode, String), PeerViolation> {
-    match payload.len() {
-        0 => return Ok((CloseCode::NO_STATUS_RCVD, String::new())),
-        1 => return Err(PeerViolation::CloseFrameTooShort),
-        _ => {}
-    }
-    let code = CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
-    if !code.is_sendable() {
-        return Err(PeerViolation::InvalidCloseCode(code.0));
-    }
-    match simdutf8::basic::from_utf8(&payload[2..]) {
-        Ok(reason) => Ok((code, reason.to_owned())),
-        Err(_) => Err(PeerViolation::InvalidCloseReason),
-    }
-}
-
 /// Truncates `reason` to at most [`MAX_CLOSE_REASON_LEN`] bytes on a character boundary.
 pub(crate) fn truncate_reason(reason: &str) -> &str {
     if reason.len() <= MAX_CLOSE_REASON_LEN {
@@ -179,20 +159,6 @@ mod tests {
             let expected = matches!(code, 1000..=1003 | 1007..=1013 | 3000..=4999);
             assert_eq!(c.is_sendable(), expected, "{code}");
         }
-    }
-
-    #[test]
-    fn parse_rules() {
-        assert_eq!(parse_close_payload(b"").unwrap().0, CloseCode::NO_STATUS_RCVD);
-        assert_eq!(parse_close_payload(b"\x03").unwrap_err().close_code(), CloseCode::PROTOCOL_ERROR);
-        assert_eq!(parse_close_payload(&999u16.to_be_bytes()).unwrap_err().close_code(), 1002);
-        assert_eq!(parse_close_payload(&5000u16.to_be_bytes()).unwrap_err().close_code(), 1002);
-        for local in [1005u16, 1006, 1015, 1004, 1014, 1016, 2999] {
-            assert_eq!(parse_close_payload(&local.to_be_bytes()).unwrap_err().close_code(), 1002);
-        }
-        let (code, reason) = parse_close_payload(b"\x0b\xb8hi").unwrap();
-        assert_eq!((code.0, reason.as_str()), (3000, "hi"));
-        assert_eq!(parse_close_payload(b"\x03\xe8\xff").unwrap_err().close_code(), 1007);
     }
 
     #[test]

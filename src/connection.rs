@@ -6,13 +6,14 @@ use bytes::{Bytes, BytesMut};
 
 use crate::close::{truncate_reason, CloseCode};
 use crate::config::{Config, Delivery, Limits};
-use crate::error::{LocalProtocolError, PeerViolation};
+use crate::error::PeerViolation;
 use crate::event::{BytesMessage, CloseConnection, CloseSource, Event, TextMessage};
 use crate::extensions::Extension;
 use crate::frame::decode::FrameDecoder;
 use crate::frame::{FrameHeader, Opcode, Rsv, MAX_CONTROL_PAYLOAD};
 use crate::mask::extend_masked;
 use crate::message::{Assembly, MessageAssembler};
+use crate::misuse::LocalProtocolError;
 use crate::prepared::PreparedMessage;
 use crate::role::ConnectionType;
 use crate::state::{ConnectionState, Input, SendKind, StateMachine};

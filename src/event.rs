@@ -46,7 +46,7 @@ pub enum Event {
     // a received event copied it with vector loads stalling on store forwarding, and decoding
     // 16 B frames through `Framed` lost 15–20% (perf and `wsbench decode`); a send allocates
     // a pointer instead.
-    PreparedMessage(Box<crate::PreparedMessage>),
+    PreparedMessage(Box<crate::prepared::PreparedMessage>),
 }
 
 impl Event {
@@ -417,15 +417,15 @@ into_event! {
     Pong => Event::Pong;
 }
 
-impl From<crate::PreparedMessage> for Event {
-    fn from(e: crate::PreparedMessage) -> Event {
+impl From<crate::prepared::PreparedMessage> for Event {
+    fn from(e: crate::prepared::PreparedMessage) -> Event {
         Event::PreparedMessage(Box::new(e))
     }
 }
 
 /// Sends a clone (one reference count): `conn.send(&prepared, &mut buf)`.
-impl From<&crate::PreparedMessage> for Event {
-    fn from(e: &crate::PreparedMessage) -> Event {
+impl From<&crate::prepared::PreparedMessage> for Event {
+    fn from(e: &crate::prepared::PreparedMessage) -> Event {
         Event::PreparedMessage(Box::new(e.clone()))
     }
 }

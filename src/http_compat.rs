@@ -39,8 +39,9 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
-use crate::error::{LocalProtocolError, ProtocolError};
 use crate::event::{AcceptConnection, Headers, RejectConnection, Request};
+use crate::handshake::error::ProtocolError;
+use crate::misuse::LocalProtocolError;
 use crate::ws_connection::WsConnection;
 
 /// The headers of `map` as `(name, value)` pairs (names are lower-case in `http`).
@@ -117,7 +118,7 @@ impl WsConnection {
                 return Err(LocalProtocolError::ProtocolNeeded.into());
             }
             // HTTP/2 has no Upgrade: a GET with Connection/Upgrade headers is not a handshake.
-            return Err(handshake.refuse(crate::RemoteProtocolError::NotExtendedConnect));
+            return Err(handshake.refuse(crate::handshake::error::RemoteProtocolError::NotExtendedConnect));
         }
         handshake.initiate_upgrade(request.method().as_str(), headers, &target)
     }
@@ -133,7 +134,9 @@ impl WsConnection {
         let (headers, target) = upgrade_parts(request);
         if request.method() != http::Method::CONNECT {
             return match self.handshake_mut() {
-                Some(handshake) => Err(handshake.refuse(crate::RemoteProtocolError::NotExtendedConnect)),
+                Some(handshake) => {
+                    Err(handshake.refuse(crate::handshake::error::RemoteProtocolError::NotExtendedConnect))
+                }
                 None => Err(LocalProtocolError::RequestAlreadyReceived.into()),
             };
         }

@@ -9,7 +9,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::close::{parse_close_payload, CloseCode};
+use crate::close::CloseCode;
 use crate::config::Limits;
 use crate::error::{ExtensionError, PeerViolation};
 use crate::event::{BytesMessage, CloseConnection, CloseSource, Event, Ping, Pong, TextMessage};
@@ -285,5 +285,42 @@ impl Assembly {
     /// Drops a message that will not be completed.
     pub(crate) fn clear(&mut self) {
         self.buffer = BytesMut::new();
+    }
+}
+
+/// Parses a received close payload (RFC 6455 §5.5.1, §7.4): the code and reason, or the
+/// violation the payload is.
+pub(crate) fn parse_close_payload(payload: &[u8]) -> Result<(CloseCode, String), PeerViolation> {
+    match payload.len() {
+        0 => return Ok((CloseCode::NO_STATUS_RCVD, String::new())),
+        1 => return Err(PeerViolation::CloseFrameTooShort),
+        _ => {}
+    }
+    let code = CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
+    if !code.is_sendable() {
+        return Err(PeerViolation::InvalidCloseCode(code.0));
+    }
+    match simdutf8::basic::from_utf8(&payload[2..]) {
+        Ok(reason) => Ok((code, reason.to_owned())),
+        Err(_) => Err(PeerViolation::InvalidCloseReason),
+    }
+}
+
+#[cfg(test)]
+mod close_payload_tests {
+    use super::*;
+
+    #[test]
+    fn close_payloads_parse_to_code_and_reason_or_the_violation_they_are() {
+        assert_eq!(parse_close_payload(b"").unwrap().0, CloseCode::NO_STATUS_RCVD);
+        assert_eq!(parse_close_payload(b"\x03").unwrap_err().close_code(), CloseCode::PROTOCOL_ERROR);
+        assert_eq!(parse_close_payload(&999u16.to_be_bytes()).unwrap_err().close_code(), 1002);
+        assert_eq!(parse_close_payload(&5000u16.to_be_bytes()).unwrap_err().close_code(), 1002);
+        for local in [1005u16, 1006, 1015, 1004, 1014, 1016, 2999] {
+            assert_eq!(parse_close_payload(&local.to_be_bytes()).unwrap_err().close_code(), 1002);
+        }
+        let (code, reason) = parse_close_payload(b"\x0b\xb8hi").unwrap();
+        assert_eq!((code.0, reason.as_str()), (3000, "hi"));
+        assert_eq!(parse_close_payload(b"\x03\xe8\xff").unwrap_err().close_code(), 1007);
     }
 }

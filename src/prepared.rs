@@ -39,9 +39,9 @@ use crate::utf8::Utf8Bytes;
 ///
 /// A prepared message is sent like any event (it converts into [`Event`](crate::Event)), as a
 /// whole message: it cannot continue a fragmented message (sending it while one is in
-/// progress is [`MessageInProgress`](crate::LocalProtocolError::MessageInProgress)), and it
+/// progress is [`MessageInProgress`](crate::misuse::LocalProtocolError::MessageInProgress)), and it
 /// follows the state machine like a [`TextMessage`](crate::TextMessage) (after our close it
-/// is [`EventNotAllowed`](crate::LocalProtocolError::EventNotAllowed)).
+/// is [`EventNotAllowed`](crate::misuse::LocalProtocolError::EventNotAllowed)).
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -177,11 +177,11 @@ impl PreparedMessage {
         &self,
         key: DeflateKey,
         pool: Option<&crate::extensions::DeflatePool>,
-    ) -> Result<Bytes, crate::LocalProtocolError> {
+    ) -> Result<Bytes, crate::misuse::LocalProtocolError> {
         let build = || {
             let payload = crate::extensions::compress_message(key, &self.inner.payload, pool)
-                .map_err(crate::LocalProtocolError::Extension)?;
-            Ok::<_, crate::LocalProtocolError>(frame(self.inner.opcode, Rsv::RSV1, &payload))
+                .map_err(crate::misuse::LocalProtocolError::Extension)?;
+            Ok::<_, crate::misuse::LocalProtocolError>(frame(self.inner.opcode, Rsv::RSV1, &payload))
         };
         match self.inner.deflated.get() {
             Some((k, frame)) if *k == key => return Ok(frame.clone()),

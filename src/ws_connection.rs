@@ -7,9 +7,10 @@ use bytes::{Bytes, BytesMut};
 
 use crate::config::Config;
 use crate::connection::Connection;
-use crate::error::{LocalProtocolError, ProtocolError};
 use crate::event::Event;
+use crate::handshake::error::ProtocolError;
 use crate::handshake::Handshake;
+use crate::misuse::LocalProtocolError;
 use crate::role::ConnectionType;
 use crate::state::ConnectionState;
 
@@ -268,8 +269,8 @@ impl WsConnection {
     /// (see [`Handshake::accept_extended_connect`]).
     pub fn accept_extended_connect(
         &mut self,
-        accept: crate::AcceptConnection,
-    ) -> Result<crate::Headers, LocalProtocolError> {
+        accept: crate::event::AcceptConnection,
+    ) -> Result<crate::event::Headers, LocalProtocolError> {
         let state = self.state();
         let Phase::Handshake(handshake) = &mut self.phase else {
             return Err(LocalProtocolError::EventNotAllowed { event: "AcceptConnection", state });

@@ -5,10 +5,11 @@ use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::error::RemoteProtocolError;
 use super::head::{self, bad_http};
-use crate::error::{LocalProtocolError, RemoteProtocolError};
 use crate::event::{Event, Headers, RejectData};
 use crate::headers::split_comma_list;
+use crate::misuse::LocalProtocolError;
 
 /// Longest chunk-size line accepted (size, extensions and line break).
 const MAX_CHUNK_LINE: usize = 4096;

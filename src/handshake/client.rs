@@ -4,15 +4,16 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::body::BodyReader;
+use super::error::{ProtocolError, RemoteProtocolError};
 use super::negotiate::{self, client_extensions_handshake};
 use super::write::{self, check_header, check_value, header};
 use super::{
     accept, comma_items, generate_accept_token, head, Handshake, Phase, WEBSOCKET_UPGRADE, WEBSOCKET_VERSION,
 };
-use crate::error::{LocalProtocolError, ProtocolError, RemoteProtocolError};
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
 use crate::extensions::Extension;
 use crate::headers::{is_token, list_contains_token};
+use crate::misuse::LocalProtocolError;
 
 /// Response headers that do not go into [`AcceptConnection::extra_headers`] on the client.
 const RESPONSE_OWN_HEADERS: [&str; 5] =

@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::error::RemoteProtocolError;
+use super::error::RemoteProtocolError;
 use crate::event::Headers;
 
 /// Most headers accepted in a head; more is rejected with 431.

@@ -23,6 +23,7 @@
 mod accept;
 mod body;
 mod client;
+pub(crate) mod error;
 mod head;
 mod negotiate;
 mod server;
@@ -40,14 +41,15 @@ pub use self::negotiate::{client_extensions_handshake, server_extensions_handsha
 
 use self::body::{BodyReader, BodyWriter};
 use self::client::ClientOffer;
+use self::error::{ProtocolError, RemoteProtocolError};
 use self::head::{bad_http, HeadKind, HeadReader};
 use self::server::ReceivedRequest;
 use crate::config::Config;
 use crate::connection::Connection;
-use crate::error::{LocalProtocolError, ProtocolError, RemoteProtocolError};
 use crate::event::{Event, Headers};
 use crate::extensions::Extension;
 use crate::headers::split_comma_list;
+use crate::misuse::LocalProtocolError;
 use crate::role::ConnectionType;
 use crate::state::ConnectionState;
 

@@ -1,7 +1,7 @@
 //! Extension negotiation (RFC 6455 §9.1): the server picks from the client's offers, the client
 //! checks and applies the server's answer.
 
-use crate::error::RemoteProtocolError;
+use super::error::RemoteProtocolError;
 use crate::extensions::Extension;
 use crate::headers::ExtensionItem;
 

@@ -4,16 +4,17 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::body::BodyWriter;
+use super::error::{ProtocolError, RemoteProtocolError};
 use super::head::{self, bad_http, Head};
 use super::write::{self, check_header, check_value, header};
 use super::{
     accept, comma_items, generate_accept_token, server_extensions_handshake, Handshake, Phase,
     VERSION_HEADER, WEBSOCKET_UPGRADE, WEBSOCKET_VERSION,
 };
-use crate::error::{LocalProtocolError, ProtocolError, RemoteProtocolError};
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
 use crate::extensions::Extension;
 use crate::headers::list_contains_token;
+use crate::misuse::LocalProtocolError;
 
 /// Request headers that do not go into [`Request::extra_headers`] on the server.
 const REQUEST_OWN_HEADERS: [&str; 3] = ["host", "sec-websocket-extensions", "sec-websocket-protocol"];

@@ -1,6 +1,6 @@
 use super::*;
 use crate::event::{Pong, TextMessage};
-use crate::ConnectionState::{Closed, LocalClosing, Open, RemoteClosing};
+use crate::state::ConnectionState::{Closed, LocalClosing, Open, RemoteClosing};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -236,7 +236,7 @@ fn a_violation_answers_with_its_close_and_lingers() {
     let violation = CloseConnection::received(
         CloseCode::PROTOCOL_ERROR,
         "bad frame".into(),
-        CloseSource::Violation(crate::PeerViolation::UnmaskedFrame),
+        CloseSource::Violation(crate::error::PeerViolation::UnmaskedFrame),
         true,
     );
     life.handle_received(t0, &violation.into());

@@ -21,8 +21,8 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use self::buffers::BufferPolicy;
 use crate::connection::Connection;
-use crate::error::LocalProtocolError;
 use crate::event::Event;
+use crate::misuse::LocalProtocolError;
 
 /// Errors of [`WsCodec`]: the transport failed, or an event could not be sent.
 ///

@@ -135,7 +135,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     }
 
     /// The sans-IO connection: negotiated extensions, the role, the state.
-    pub fn connection(&self) -> &crate::Connection {
+    pub fn connection(&self) -> &crate::connection::Connection {
         self.framed.codec().connection()
     }
 

@@ -31,8 +31,8 @@ use tokio_util::codec::{Framed, FramedParts};
 use crate::adapters::codec::WsCodec;
 use crate::adapters::error::Error;
 use crate::adapters::session::Session;
-use crate::error::ProtocolError;
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
+use crate::handshake::error::ProtocolError;
 use crate::role::ConnectionType;
 use crate::ws_connection::WsConnection;
 
