@@ -42,10 +42,10 @@ pub enum Event {
     Pong(Pong),
     /// A whole message framed once for many connections (send only: received messages are
     /// [`TextMessage`]s and [`BytesMessage`]s).
-    // Boxed: with the `Arc` inline, the drop of an `Event` grew enough that callers matching
-    // a received event copied it with vector loads stalling on store forwarding, and decoding
-    // 16 B frames through `Framed` lost 15–20% (perf and `wsbench decode`); a send allocates
-    // a pointer instead.
+    // Boxed so the variant does not grow every `Event`: with the `Arc` inline, the larger drop
+    // glue made callers matching a received event copy it with vector loads that stall on
+    // store forwarding, which `wsbench decode` shows on small frames; a prepared send
+    // allocates a pointer instead.
     PreparedMessage(Box<crate::prepared::PreparedMessage>),
 }
 

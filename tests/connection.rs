@@ -450,7 +450,7 @@ fn close_handshake_both_directions() {
 }
 
 #[test]
-fn regression_18_7_failure_response_completes_close() {
+fn a_failure_response_completes_the_close() {
     // We were LOCAL_CLOSING when the peer violated the protocol: nothing to wait for.
     let mut conn = in_state(ConnectionState::LocalClosing);
     conn.receive_data(&masked(0x83, b"")).unwrap();
@@ -467,7 +467,7 @@ fn regression_18_7_failure_response_completes_close() {
 }
 
 #[test]
-fn regression_18_8_eof_after_buffered_frames() {
+fn eof_after_buffered_frames_still_delivers_them() {
     let mut conn = Connection::new(Server, Config::default());
     conn.receive_data(
         &[masked(0x81, b"one"), masked(0x82, b"two"), masked(0x81, b"par")[..5].to_vec()].concat(),
@@ -510,7 +510,7 @@ fn eof_after_clean_close_is_not_abnormal() {
 }
 
 #[test]
-fn regression_18_5_local_only_codes_refused_on_send() {
+fn local_only_close_codes_are_refused_on_send() {
     for code in [1006u16, 1015, 999, 1004, 1016, 2999, 5000] {
         let mut conn = Connection::new(Server, Config::default());
         assert_eq!(
