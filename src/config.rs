@@ -77,6 +77,7 @@ impl Default for Delivery {
 /// |-------|--------|---------|---------------|
 /// | `max_frame_size` | the payload of one frame on the wire; a compressed frame may exceed it by what DEFLATE adds to incompressible data (at most 1/64 + 1 KiB), so a frame within the limit uncompressed is never refused because the peer compressed it | 16 MiB | close 1009, before the payload is read |
 /// | `max_message_size` | a whole message, summed over its fragments, after decompression | 64 MiB | close 1009; inflating stops at the limit |
+/// | `max_fragments` | the frames of one message, the first included; caps what a peer can make us parse for one message with empty continuation frames. The default is twice what Autobahn's largest fragmented case (4 MiB in 64 B frames) and a message at `max_message_size` in 1 KiB frames need | 131,072 | close 1009 |
 /// | `max_handshake_size` | the HTTP head of the upgrade request or response | 16 KiB | rejection 431 |
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 #[non_exhaustive]
@@ -85,6 +86,8 @@ pub struct Limits {
     pub max_frame_size: usize,
     /// Largest message, summed over its fragments, after decompression.
     pub max_message_size: usize,
+    /// Most frames in one message, the first included.
+    pub max_fragments: usize,
     /// Largest HTTP request or response head.
     pub max_handshake_size: usize,
 }
@@ -94,6 +97,7 @@ impl Default for Limits {
         Limits {
             max_frame_size: Limits::DEFAULT_MAX_FRAME_SIZE,
             max_message_size: Limits::DEFAULT_MAX_MESSAGE_SIZE,
+            max_fragments: Limits::DEFAULT_MAX_FRAGMENTS,
             max_handshake_size: Limits::DEFAULT_MAX_HANDSHAKE_SIZE,
         }
     }
@@ -104,16 +108,23 @@ impl Limits {
     pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
     /// Default largest message (after decompression, across fragments): 64 MiB.
     pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+    /// Default most frames in one message: 131,072 (2^17).
+    pub const DEFAULT_MAX_FRAGMENTS: usize = 1 << 17;
     /// Default largest HTTP head during the opening handshake: 16 KiB.
     pub const DEFAULT_MAX_HANDSHAKE_SIZE: usize = 16 << 10;
 
-    /// No frame or message limit (the handshake limit stays).
+    /// No frame, message or fragment limit (the handshake limit stays).
     ///
     /// Dangerous with untrusted peers: they can then make a whole-message consumer buffer
     /// without bound, or make you inflate a compression bomb. Only for trusted peers, or when
     /// you consume chunks as they arrive and enforce your own limits.
     pub fn unlimited() -> Self {
-        Limits { max_frame_size: usize::MAX, max_message_size: usize::MAX, ..Limits::default() }
+        Limits {
+            max_frame_size: usize::MAX,
+            max_message_size: usize::MAX,
+            max_fragments: usize::MAX,
+            ..Limits::default()
+        }
     }
 }
 
@@ -132,6 +143,12 @@ impl Config {
     /// Sets the largest message accepted from the peer (after decompression).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.limits.max_message_size = bytes;
+        self
+    }
+
+    /// Sets the most frames one message may have (see [`Limits`]).
+    pub fn max_fragments(mut self, frames: usize) -> Self {
+        self.limits.max_fragments = frames;
         self
     }
 

@@ -48,6 +48,8 @@ pub enum PeerViolation {
     FrameTooBig,
     /// A message is larger than [`Limits::max_message_size`](crate::Limits).
     MessageTooBig,
+    /// A message has more frames than [`Limits::max_fragments`](crate::Limits).
+    TooManyFragments,
     /// A continuation frame with no message in progress.
     UnexpectedContinuation,
     /// A new text or binary frame while a fragmented message is in progress.
@@ -73,7 +75,7 @@ impl PeerViolation {
     pub fn close_code(&self) -> CloseCode {
         use PeerViolation::*;
         match self {
-            FrameTooBig | MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
+            FrameTooBig | MessageTooBig | TooManyFragments => CloseCode::MESSAGE_TOO_BIG,
             InvalidUtf8 | IncompleteUtf8 | InvalidCloseReason => CloseCode::INVALID_FRAME_PAYLOAD_DATA,
             Extension(e) => e.code(),
             _ => CloseCode::PROTOCOL_ERROR,
@@ -94,6 +96,7 @@ impl PeerViolation {
             MaskedFrame => "client received unexpected masked frame",
             FrameTooBig => "frame exceeds the maximum frame size",
             MessageTooBig => "message exceeds the maximum message size",
+            TooManyFragments => "message exceeds the maximum number of fragments",
             UnexpectedContinuation => "unexpected CONTINUATION",
             ExpectedContinuation => "expected CONTINUATION, got a new data frame",
             InvalidUtf8 => "invalid UTF-8 in text message",

@@ -34,6 +34,8 @@ struct MessageProgress {
     size: u64,
     /// An extension transforms this message's payload (e.g. it is compressed).
     transformed: bool,
+    /// Frames of this message so far, the first included.
+    fragments: usize,
 }
 
 impl MessageAssembler {
@@ -72,7 +74,14 @@ impl MessageAssembler {
         if header.opcode.is_data() {
             match (header.opcode, self.message) {
                 (Opcode::Continuation, None) => return Err(PeerViolation::UnexpectedContinuation),
-                (Opcode::Continuation, Some(_)) => {}
+                (Opcode::Continuation, Some(message)) => {
+                    // Counted so a peer cannot keep one message open forever with empty
+                    // continuation frames, each costing us a header parse and nothing to it.
+                    if message.fragments >= limits.max_fragments {
+                        return Err(PeerViolation::TooManyFragments);
+                    }
+                    self.message = Some(MessageProgress { fragments: message.fragments + 1, ..message });
+                }
                 (_, Some(_)) => return Err(PeerViolation::ExpectedContinuation),
                 (opcode, None) => {
                     self.utf8.reset();
@@ -80,7 +89,7 @@ impl MessageAssembler {
                     // Any RSV bit on the first frame that an extension claimed means the
                     // message's payload is transformed by that extension.
                     let transformed = !header.rsv.is_empty();
-                    self.message = Some(MessageProgress { opcode, size: 0, transformed });
+                    self.message = Some(MessageProgress { opcode, size: 0, transformed, fragments: 1 });
                 }
             }
             let message = self.message.as_ref().expect("set above");

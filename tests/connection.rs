@@ -614,3 +614,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_message_of_empty_continuation_frames_is_cut_off_at_the_fragment_limit() {
+    // At the limit the message is whole; one frame more is a 1009, with a fixed reason.
+    let config = Config::default().max_fragments(4);
+    let four = [masked(0x01, b"a"), masked(0x00, b""), masked(0x00, b""), masked(0x80, b"b")].concat();
+    let (events, conn) = feed_pieces(Server, config.clone(), &[&four]);
+    assert_eq!(normalize(events), vec![Norm::Text("ab".into(), true)]);
+    assert_eq!(conn.state(), ConnectionState::Open);
+
+    let five =
+        [masked(0x01, b"a"), masked(0x00, b""), masked(0x00, b""), masked(0x00, b""), masked(0x80, b"b")]
+            .concat();
+    let (events, _) = feed_pieces(Server, config, &[&five]);
+    let Some(Event::CloseConnection(close)) = events.last() else { panic!("{events:?}") };
+    assert_eq!(close.code, CloseCode::MESSAGE_TOO_BIG);
+    assert_eq!(close.violation(), Some(&PeerViolation::TooManyFragments));
+
+    // On by default: an endless stream of empty continuations ends at the default cap, and a
+    // new message afterwards would start counting from one.
+    let mut wire = masked(0x02, b"x");
+    for _ in 0..wsproto::Limits::DEFAULT_MAX_FRAGMENTS {
+        wire.extend_from_slice(&masked(0x00, b""));
+    }
+    let (events, _) = feed_pieces(Server, Config::default(), &[&wire]);
+    let Some(Event::CloseConnection(close)) = events.last() else { panic!("no close") };
+    assert_eq!(close.violation(), Some(&PeerViolation::TooManyFragments));
+}
+
+#[test]
+fn fragment_count_restarts_with_each_message() {
+    let config = Config::default().max_fragments(2);
+    let wire = [masked(0x01, b"a"), masked(0x80, b"b"), masked(0x01, b"c"), masked(0x80, b"d")].concat();
+    let (events, conn) = feed_pieces(Server, config, &[&wire]);
+    assert_eq!(normalize(events), vec![Norm::Text("ab".into(), true), Norm::Text("cd".into(), true)]);
+    assert_eq!(conn.state(), ConnectionState::Open);
+}
