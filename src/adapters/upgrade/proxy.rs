@@ -5,7 +5,7 @@ use std::fmt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::url::{port_of, WsUrl};
+use super::url::{port_of, split_userinfo, WsUrl};
 use crate::adapters::error::Error;
 
 /// An HTTP proxy that [`connect_with`](crate::upgrade::connect_with) opens a tunnel through with `CONNECT`, for `ws://` and
@@ -50,12 +50,10 @@ impl Proxy {
         if host.is_empty() {
             return Err(bad("no host"));
         }
-        let hostport = authority.as_str().rsplit_once('@').map_or(authority.as_str(), |(_, h)| h);
-        let hostport: http::uri::Authority = hostport.parse().map_err(|_| bad("malformed proxy URL"))?;
-        let port = port_of(&hostport).unwrap_or(Ok(80)).map_err(|()| bad("invalid port"))?;
-        let authorization = match authority.as_str().rsplit_once('@') {
+        let port = port_of(authority).unwrap_or(Ok(80)).map_err(|()| bad("invalid port"))?;
+        let authorization = match split_userinfo(authority).0 {
             None => None,
-            Some((userinfo, _)) => {
+            Some(userinfo) => {
                 use base64::Engine as _;
                 let decode = |s: &str| {
                     percent_encoding::percent_decode_str(s)
@@ -122,6 +120,27 @@ impl Proxy {
             None => {
                 Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed proxy response").into())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_urls_give_host_port_and_basic_credentials() {
+        let p = Proxy::http("http://user:p%40ss@Proxy.Example:3128").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("proxy.example", 3128));
+        assert_eq!(p.authorization.as_deref(), Some("Basic dXNlcjpwQHNz")); // user:p@ss
+        let p = Proxy::http("http://[::1]:8080/").unwrap();
+        assert_eq!((p.host.as_str(), p.port, p.authorization), ("::1", 8080, None));
+        assert_eq!(Proxy::http("http://h").unwrap().port, 80);
+        for (bad, why) in
+            [("http://h:x/", "invalid port"), ("https://h/", "not an http://"), ("h:1", "not an http://")]
+        {
+            let e = Proxy::http(bad).expect_err(bad);
+            assert!(e.to_string().contains(why), "{bad}: {e}");
         }
     }
 }

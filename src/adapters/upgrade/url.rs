@@ -27,7 +27,7 @@ impl WsUrl {
             _ => return Err(bad("not a ws:// or wss:// URL")),
         };
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        if authority.as_str().contains('@') {
+        if split_userinfo(authority).0.is_some() {
             return Err(bad("user information in the URL is not sent: remove `user@`"));
         }
         let host = authority.host();
@@ -63,10 +63,18 @@ impl WsUrl {
     }
 }
 
-/// The port written in `authority` (after its host; no user information), if any. The URI
-/// parser accepts any text there.
+/// The user information of `authority` (before its `@`), if any, and the rest (host and port).
+pub(super) fn split_userinfo(authority: &http::uri::Authority) -> (Option<&str>, &str) {
+    match authority.as_str().rsplit_once('@') {
+        Some((userinfo, hostport)) => (Some(userinfo), hostport),
+        None => (None, authority.as_str()),
+    }
+}
+
+/// The port written in `authority` (after its host), if any. The URI parser accepts any text
+/// there.
 pub(super) fn port_of(authority: &http::uri::Authority) -> Option<Result<u16, ()>> {
-    let rest = authority.as_str().strip_prefix(authority.host()).unwrap_or("");
+    let rest = split_userinfo(authority).1.strip_prefix(authority.host()).unwrap_or("");
     let port = rest.strip_prefix(':')?;
     Some(port.parse::<u16>().map_err(|_| ()))
 }
