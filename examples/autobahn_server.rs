@@ -3,6 +3,7 @@
 //! Echoes every message on 127.0.0.1:PORT, accepting permessage-deflate with any parameters
 //! the suite offers, with limits large enough for section 9 (16 MiB messages).
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig};
@@ -30,7 +31,18 @@ async fn main() -> std::io::Result<()> {
                 .extension(PerMessageDeflate::new);
             if let Ok((ws, _)) = upgrade::accept(stream, config).await {
                 // The bare codec: the suite checks every frame, so the echo keeps their structure.
-                let _ = echo::echo(&mut ws.into_inner()).await;
+                let mut ws = ws.into_inner();
+                let _ = echo::echo(&mut ws).await;
+                // What a Session does after the close and the bare codec leaves to us: shut
+                // our side down, then read until the client closes. Closing a socket with
+                // unread input (a frame the client sent after the one we failed on, or its
+                // close reply) resets the connection, and the reset can destroy our last
+                // frames in the client's receive queue before it reads them.
+                let mut io = ws.into_inner();
+                let _ = io.shutdown().await;
+                let mut sink = tokio::io::sink();
+                let drain = tokio::io::copy(&mut io, &mut sink);
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
             }
         });
     }
