@@ -5,7 +5,6 @@
 
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
-use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
 use wsproto::Delivery;
 use wsproto::{Config, Event, Request};
@@ -19,11 +18,9 @@ async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto
     let io = TcpStream::connect(("127.0.0.1", port)).await?;
     io.set_nodelay(true)?;
     let request = Request::new(format!("127.0.0.1:{port}"), target);
-    let config = UpgradeConfig::default()
-        .config(
-            Config::default().max_frame_size(32 << 20).max_message_size(32 << 20).delivery(Delivery::Frames),
-        )
-        .extension(PerMessageDeflate::new);
+    let config = UpgradeConfig::default().config(
+        Config::default().max_frame_size(32 << 20).max_message_size(32 << 20).delivery(Delivery::Frames),
+    );
     Ok(upgrade::client(io, request, config).await?.0.into_inner())
 }
 

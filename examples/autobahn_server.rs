@@ -5,7 +5,6 @@
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::Config;
 use wsproto::Delivery;
@@ -21,14 +20,12 @@ async fn main() -> std::io::Result<()> {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {
             stream.set_nodelay(true).ok();
-            let config = UpgradeConfig::default()
-                .config(
-                    Config::default()
-                        .max_frame_size(32 << 20)
-                        .max_message_size(32 << 20)
-                        .delivery(Delivery::Frames),
-                )
-                .extension(PerMessageDeflate::new);
+            let config = UpgradeConfig::default().config(
+                Config::default()
+                    .max_frame_size(32 << 20)
+                    .max_message_size(32 << 20)
+                    .delivery(Delivery::Frames),
+            );
             if let Ok((ws, _)) = upgrade::accept(stream, config).await {
                 // The bare codec: the suite checks every frame, so the echo keeps their structure.
                 let mut ws = ws.into_inner();

@@ -21,7 +21,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
-use wsproto::extensions::{DeflatePool, PerMessageDeflate};
+use wsproto::extensions::PerMessageDeflate;
 use wsproto::session::Shutdown;
 use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::{Event, PreparedMessage, TextMessage};
@@ -51,10 +51,10 @@ async fn main() -> std::io::Result<()> {
     // Whole messages (a post is relayed once complete), permessage-deflate when offered,
     // without context takeover on our side so each post is compressed once for everyone (with
     // context takeover every connection would compress it again with its own state); the
-    // compression states are shared between connections through one pool.
-    let pool = DeflatePool::new();
-    let config = UpgradeConfig::default()
-        .extension(move || PerMessageDeflate::new().server_no_context_takeover(true).pool(pool.clone()));
+    // compression states are shared between connections through the config's pool (its clones
+    // share it).
+    let config =
+        UpgradeConfig::default().deflate(|| PerMessageDeflate::new().server_no_context_takeover(true));
     let shutdown = Shutdown::new();
     loop {
         let (stream, peer) = tokio::select! {

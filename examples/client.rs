@@ -13,7 +13,6 @@
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, Proxy, UpgradeConfig};
 use wsproto::{CloseCode, CloseConnection, Event, TextMessage};
 
@@ -22,7 +21,8 @@ const DEFAULT_URL: &str = "ws://127.0.0.1:9001/";
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut url = DEFAULT_URL.to_string();
-    let mut config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+    // permessage-deflate is offered by default.
+    let mut config = UpgradeConfig::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {

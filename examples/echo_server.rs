@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use wsproto::extensions::{DeflatePool, PerMessageDeflate};
 use wsproto::session::Shutdown;
 use wsproto::upgrade::{self, Decision, UpgradeConfig};
 use wsproto::{AcceptConnection, Event};
@@ -31,9 +30,9 @@ async fn main() -> std::io::Result<()> {
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("echo server listening on ws://{}", listener.local_addr()?);
     // One configuration for every connection: permessage-deflate when the client offers it,
-    // with compression states shared between connections through one pool.
-    let pool = DeflatePool::new();
-    let config = UpgradeConfig::default().extension(move || PerMessageDeflate::new().pool(pool.clone()));
+    // with compression states shared between connections through the config's pool (the
+    // clones handed to each connection share it).
+    let config = UpgradeConfig::default();
     let shutdown = Shutdown::new();
     loop {
         let (stream, peer) = tokio::select! {

@@ -48,7 +48,10 @@ type FailedUpgrade = Box<dyn FnOnce(Error) + Send>;
 /// A request that is not a valid upgrade is refused by the extractor with the status the
 /// violation calls for ([`Refused`]: 400, 426 with `Sec-WebSocket-Version: 13`, 431).
 ///
-/// Defaults: permessage-deflate is negotiated when the client offers it (feature `deflate`),
+/// Defaults: the settings of an [`UpgradeConfig`] found in the request's extensions (put
+/// there by a layer such as axum's `Extension(config)`, so that all requests share its
+/// [`DeflatePool`](crate::extensions::DeflatePool)), else [`UpgradeConfig::default`] (a pool
+/// per request): permessage-deflate is negotiated when the client offers it (feature `deflate`),
 /// whole messages are delivered, limits are [`Limits::default`](crate::Limits), and the
 /// session's keepalive and timeouts are [`SessionConfig::default`](crate::SessionConfig); set
 /// others with [`config`](Self::config).
@@ -73,15 +76,19 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Refused> {
         let incoming = IncomingUpgrade::from_parts(parts)?;
-        Ok(WebSocketUpgrade { incoming, config: default_config(), on_failed: None })
+        Ok(WebSocketUpgrade {
+            incoming,
+            config: parts.extensions.get::<UpgradeConfig>().cloned().unwrap_or_else(default_config),
+            on_failed: None,
+        })
     }
 }
 
+/// The settings of a request whose handler sets none: the defaults, with a pool of their own
+/// (a connection's states stay its own). Share a config through [`WebSocketUpgrade::config`]
+/// to share its pool.
 fn default_config() -> UpgradeConfig {
-    let config = UpgradeConfig::default();
-    #[cfg(feature = "deflate")]
-    let config = config.extension(crate::extensions::PerMessageDeflate::new);
-    config
+    UpgradeConfig::default()
 }
 
 impl IntoResponse for Refused {
@@ -91,9 +98,11 @@ impl IntoResponse for Refused {
 }
 
 impl WebSocketUpgrade {
-    /// Replaces the settings: limits, delivery, extensions, subprotocols, session keepalive
-    /// and timeouts. The defaults' permessage-deflate is not kept: add it to `config` to keep
-    /// it. Call it before [`protocols`](Self::protocols), which sets `config`'s subprotocols.
+    /// Replaces the settings: limits, delivery, extensions, compression, subprotocols,
+    /// session keepalive and timeouts. permessage-deflate stays on unless `config` turns it
+    /// off ([`UpgradeConfig::compression`]). Hand every request a clone of one config so that
+    /// its connections share the config's [`DeflatePool`](crate::extensions::DeflatePool).
+    /// Call it before [`protocols`](Self::protocols), which sets `config`'s subprotocols.
     ///
     /// ```
     /// use wsproto::extensions::PerMessageDeflate;
@@ -102,7 +111,7 @@ impl WebSocketUpgrade {
     ///
     /// let config = UpgradeConfig::default()
     ///     .config(Config::default().max_message_size(1 << 20))
-    ///     .extension(|| PerMessageDeflate::new().server_no_context_takeover(true));
+    ///     .deflate(|| PerMessageDeflate::new().server_no_context_takeover(true));
     /// # let _ = config;
     /// ```
     pub fn config(mut self, config: UpgradeConfig) -> Self {

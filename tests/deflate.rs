@@ -99,8 +99,8 @@ fn item(params: &str) -> String {
     }
 }
 
-/// A server that keeps its states itself (a pool of capacity 0: the measurements of memory
-/// held count the connection alone, not this thread's pool).
+/// A server whose released states go nowhere (a pool of capacity 0: the measurements of
+/// memory held count the connection alone, nothing kept in a pool).
 fn negotiated_server() -> PerMessageDeflate {
     negotiate(PerMessageDeflate::new(), unpooled()).1
 }
@@ -877,8 +877,12 @@ fn uncompressed_messages_pass_through() {
 
 #[test]
 fn state_is_lazy_and_released_under_no_context_takeover() {
-    let (mut client, mut server) =
-        negotiate(PerMessageDeflate::new().client_no_context_takeover(true), PerMessageDeflate::new());
+    // Released states go to a pool (without one, a connection keeps its own).
+    let pool = DeflatePool::new();
+    let (mut client, mut server) = negotiate(
+        PerMessageDeflate::new().client_no_context_takeover(true).pool(pool.clone()),
+        PerMessageDeflate::new().pool(pool),
+    );
     assert_eq!(client.state_allocated(), (false, false), "nothing before the first message");
     assert_eq!(server.state_allocated(), (false, false));
 
@@ -1393,89 +1397,112 @@ mod prop {
     }
 }
 
-/// Without a pool of its own, a busy connection gives its states to this thread's pool at the
-/// end of each message and takes them back untouched at the next: no state is allocated or
-/// primed per message, and the context carries over.
+/// A busy connection takes its states back untouched from its pool at each message, or keeps
+/// them itself without a pool: no state is allocated or primed per message, and the context
+/// carries over.
 #[test]
-fn a_busy_connection_takes_its_states_back_from_the_thread_pool() {
-    let (mut client, mut server) = negotiate(PerMessageDeflate::new(), PerMessageDeflate::new());
-    let message =
-        |n: u32| Bytes::from(format!("{{\"seq\":{n},\"text\":\"the same words again and again\"}}"));
-    let echo = |client: &mut PerMessageDeflate, server: &mut PerMessageDeflate, n: u32| {
-        let (rsv, payload) = client.frame_outbound(Opcode::Text, Rsv::NONE, message(n), true).unwrap();
-        let ((), peak, _) = measure(|| {
+fn a_busy_connection_builds_its_states_once() {
+    for pool in [None, Some(DeflatePool::new())] {
+        let with = |ext: PerMessageDeflate| match &pool {
+            Some(pool) => ext.pool(pool.clone()),
+            None => ext,
+        };
+        let (mut client, mut server) =
+            negotiate(with(PerMessageDeflate::new()), with(PerMessageDeflate::new()));
+        let message =
+            |n: u32| Bytes::from(format!("{{\"seq\":{n},\"text\":\"the same words again and again\"}}"));
+        let echo = |client: &mut PerMessageDeflate, server: &mut PerMessageDeflate, n: u32| {
+            let (rsv, payload) = client.frame_outbound(Opcode::Text, Rsv::NONE, message(n), true).unwrap();
+            let ((), peak, _) = measure(|| {
+                server.frame_inbound_header(Server, Opcode::Text, rsv, payload.len() as u64).unwrap();
+                let mut data = server.frame_inbound_payload_data(payload.clone(), 1 << 20).unwrap();
+                if let Some(rest) = server.frame_inbound_complete(true, 1 << 20).unwrap() {
+                    data = [data, rest].concat().into();
+                }
+                assert_eq!(data, message(n));
+                let (_, out) = server.frame_outbound(Opcode::Text, Rsv::NONE, message(n), true).unwrap();
+                assert!(!out.is_empty());
+            });
+            peak
+        };
+        let first = echo(&mut client, &mut server, 0);
+        assert!(first > 100_000, "the first message builds the states: {first} B");
+        for n in 1..20 {
+            let peak = echo(&mut client, &mut server, n);
+            assert!(peak < 32_000, "message {n} allocated {peak} B: a state was built again ({pool:?})");
+        }
+    }
+}
+
+/// Connections sharing one small pool, with context takeover both ways, run their messages on
+/// different threads from round to round (several at once): each state a connection gives
+/// back may be taken by another one on another thread, and a state it gave earlier holds an
+/// older context, so it must never be taken back as its own. Every message must arrive
+/// byte-exact.
+#[test]
+fn connections_moved_between_threads_sharing_one_pool_keep_every_message_exact() {
+    let pool = DeflatePool::with_capacity(2);
+    let mut pairs: Vec<(PerMessageDeflate, PerMessageDeflate)> = (0..6)
+        .map(|_| {
+            negotiate(
+                PerMessageDeflate::new().pool(pool.clone()),
+                PerMessageDeflate::new().pool(pool.clone()),
+            )
+        })
+        .collect();
+    let exchange = |(mut client, mut server): (PerMessageDeflate, PerMessageDeflate),
+                    id: usize,
+                    round: usize| {
+        for n in 0..8 {
+            let text = format!(
+                "{{\"conn\":{id},\"round\":{round},\"seq\":{n},\"text\":\"the same words again, {}\"}}",
+                "x".repeat((id * 31 + round * 7 + n * 13) % 200)
+            );
+            let (rsv, payload) =
+                client.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from(text.clone()), true).unwrap();
             server.frame_inbound_header(Server, Opcode::Text, rsv, payload.len() as u64).unwrap();
-            let mut data = server.frame_inbound_payload_data(payload.clone(), 1 << 20).unwrap();
+            let mut data = server.frame_inbound_payload_data(payload, 1 << 20).unwrap();
             if let Some(rest) = server.frame_inbound_complete(true, 1 << 20).unwrap() {
                 data = [data, rest].concat().into();
             }
-            assert_eq!(data, message(n));
-            let (_, out) = server.frame_outbound(Opcode::Text, Rsv::NONE, message(n), true).unwrap();
-            assert!(!out.is_empty());
-        });
-        peak
-    };
-    let first = echo(&mut client, &mut server, 0);
-    assert!(first > 100_000, "the first message builds the states: {first} B");
-    for n in 1..20 {
-        let peak = echo(&mut client, &mut server, n);
-        assert!(peak < 32_000, "message {n} allocated {peak} B: a state was built again");
-    }
-}
-
-/// A connection whose messages run on different threads gives its states to different
-/// threads' pools; a state it gave earlier holds an older context and must not be taken back
-/// as its own (the messages sent and received on the other thread would be missing from it).
-#[test]
-fn states_left_in_another_threads_pool_are_not_taken_back_as_current() {
-    let (mut client, server) = negotiate(PerMessageDeflate::new(), PerMessageDeflate::new());
-    let mut server = Some(server);
-    for n in 0..12u32 {
-        let text = format!("{{\"seq\":{n},\"text\":\"the same words again and again, message {n}\"}}");
-        let (rsv, payload) =
-            client.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from(text.clone()), true).unwrap();
-        // Alternate between this thread and one long-lived helper thread, each with its pool.
-        let mut s = server.take().unwrap();
-        let run = move || {
-            s.frame_inbound_header(Server, Opcode::Text, rsv, payload.len() as u64).unwrap();
-            let mut data = s.frame_inbound_payload_data(payload, 1 << 20).unwrap();
-            if let Some(rest) = s.frame_inbound_complete(true, 1 << 20).unwrap() {
-                data = [data, rest].concat().into();
+            assert_eq!(data, text.as_bytes(), "conn {id} round {round} message {n} inflated by the server");
+            let (rsv, out) = server.frame_outbound(Opcode::Text, Rsv::NONE, data, true).unwrap();
+            client.frame_inbound_header(Client, Opcode::Text, rsv, out.len() as u64).unwrap();
+            let mut echo = client.frame_inbound_payload_data(out, 1 << 20).unwrap();
+            if let Some(rest) = client.frame_inbound_complete(true, 1 << 20).unwrap() {
+                echo = [echo, rest].concat().into();
             }
-            let (rsv, out) = s.frame_outbound(Opcode::Text, Rsv::NONE, data.clone(), true).unwrap();
-            (s, data, rsv, out)
-        };
-        let (s, data, rsv, out) = if n % 2 == 0 { run() } else { HELPER.with(|h| h.run(run)) };
-        assert_eq!(data, text.as_bytes(), "message {n} inflated by the server");
-        client.frame_inbound_header(Client, Opcode::Text, rsv, out.len() as u64).unwrap();
-        let mut echo = client.frame_inbound_payload_data(out, 1 << 20).unwrap();
-        if let Some(rest) = client.frame_inbound_complete(true, 1 << 20).unwrap() {
-            echo = [echo, rest].concat().into();
+            assert_eq!(echo, text.as_bytes(), "conn {id} round {round} message {n} compressed by the server");
         }
-        assert_eq!(echo, text.as_bytes(), "message {n} compressed by the server");
-        server = Some(s);
-    }
-}
-
-/// One long-lived helper thread (its thread-local pool lives as long as it does).
-struct Helper(std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>);
-
-impl Helper {
-    fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.0.send(Box::new(move || drop(tx.send(f())))).unwrap();
-        rx.recv().unwrap()
-    }
-}
-
-thread_local! {
-    static HELPER: Helper = {
-        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
-        std::thread::spawn(move || {
-            for job in rx {
-                job();
-            }
-        });
-        Helper(tx)
+        (client, server)
     };
+    for round in 0..40 {
+        // Two threads per round, each running a different (rotating) half of the connections.
+        let (mut even, mut odd) = (Vec::new(), Vec::new());
+        for (id, pair) in pairs.drain(..).enumerate() {
+            if (id + round) % 2 == 0 {
+                even.push((id, pair))
+            } else {
+                odd.push((id, pair))
+            }
+        }
+        let mut back: Vec<(usize, (PerMessageDeflate, PerMessageDeflate))> = std::thread::scope(|scope| {
+            let handles: Vec<_> = [even, odd]
+                .into_iter()
+                .map(|group| {
+                    scope.spawn(move || {
+                        group
+                            .into_iter()
+                            .map(|(id, pair)| (id, exchange(pair, id, round)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        back.sort_by_key(|(id, _)| *id);
+        pairs = back.into_iter().map(|(_, pair)| pair).collect();
+    }
+    let (compressors, inflaters) = pool.len();
+    assert!(compressors <= 2 && inflaters <= 2);
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
 use wsproto::Delivery;
 use wsproto::{BytesMessage, CloseConnection, Config, Event, Request, TextMessage};
@@ -61,10 +60,7 @@ async fn run_client(i: usize, addr: std::net::SocketAddr) {
     let io = TcpStream::connect(addr).await.unwrap();
     let request = Request::new(addr.to_string(), "/load");
     let compressed = i % 10 == 3;
-    let mut config = UpgradeConfig::default();
-    if compressed {
-        config = config.extension(PerMessageDeflate::new);
-    }
+    let config = UpgradeConfig::default().compression(compressed);
     let (ws, accept) = upgrade::client(io, request, config).await.unwrap();
     let mut ws = ws.into_inner();
     assert_eq!(accept.deflate().is_some(), compressed);
@@ -120,13 +116,13 @@ async fn send_fragmented(ws: &mut WebSocket<TcpStream>, text: bool, data: &Bytes
 async fn a_thousand_connections_echo_mixed_messages() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // One config for all connections: they share its deflate pool.
+    let config = UpgradeConfig::default().config(Config::default().delivery(Delivery::Frames));
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
+            let config = config.clone();
             tokio::spawn(async move {
-                let config = UpgradeConfig::default()
-                    .config(Config::default().delivery(Delivery::Frames))
-                    .extension(PerMessageDeflate::new);
                 if let Ok((ws, _)) = upgrade::accept(stream, config).await {
                     echo::echo(&mut ws.into_inner()).await.unwrap();
                 }

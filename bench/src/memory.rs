@@ -294,7 +294,7 @@ fn deflate_pair(
         Some(spec) => crate::echo::apply_deflate_spec(PerMessageDeflate::new(), spec),
         None => PerMessageDeflate::new(),
     };
-    // `None`: no pool at all (a pool of capacity 0; the default would be the thread's pool).
+    // `None`: no pool at all (a pool of capacity 0; given none, a connection keeps live states).
     let server_ext = match pool {
         Some(pool) => server_ext.pool(pool.clone()),
         None => server_ext.pool(wsproto::extensions::DeflatePool::with_capacity(0)),
@@ -428,11 +428,11 @@ pub fn config_table(settings: Settings) -> String {
         "÷ old default",
         "server µs per message, 1 connection, no pool (capacity 0)",
         "÷ old default",
-        "1 connection, a pool (the default: the thread's)",
+        "1 connection, a pool (the upgrade helpers' default: the config's)",
         "÷ old default",
         "64 connections in turn, no pool (capacity 0)",
         "÷ old default",
-        "64 connections in turn, a pool (the default: the thread's)",
+        "64 connections in turn, a pool (the upgrade helpers' default: the config's)",
         "÷ old default",
     ]);
     let results: Vec<ConfigResult> =
@@ -474,7 +474,7 @@ pub fn config_table(settings: Settings) -> String {
         ]);
     }
     let mut s = format!(
-        "\n### permessage-deflate memory by configuration (in-process, server side, context takeover)\n\nA sans-IO server `Connection` with `PerMessageDeflate` configured as listed and a default client. The server echoes one 16 B JSON text message, then a deterministic chat corpus (`chat_corpus`: {} JSON events, {:.0} KiB, {:.0} B on average: messages of 3–32 words with user, room, avatar URL and timestamp, plus typing, presence and reaction events), each received compressed from the client. Heap = bytes the server's connection still holds (its inflater/compressor state or histories); ratio = the server's compressed payload bytes ÷ raw bytes over the corpus; time = server time to receive and echo the corpus, per message, median of {rounds} round(s): over one connection, and over 64 connections taking the messages in turn (message k to connection k mod 64, as a broadcast would; each connection's messages are then 64 apart, so a pool of 4 has lent its states to others in between), each without any pool (a pool of capacity 0: `History` then allocates and primes a state per message) and with a `DeflatePool::new()` (4 states of each kind, as the thread's pool a connection uses by default; `History` takes back its own state untouched when nobody took it, else primes a reset one). The ÷ columns compare with the old default in the same setting without a pool. `Live` never uses the pool under context takeover, so its two columns of a setting differ by noise alone: on this shared 2-core VM, read time differences below about 1.5× as noise. The old default is what every release before this change did.\n\n",
+        "\n### permessage-deflate memory by configuration (in-process, server side, context takeover)\n\nA sans-IO server `Connection` with `PerMessageDeflate` configured as listed and a default client. The server echoes one 16 B JSON text message, then a deterministic chat corpus (`chat_corpus`: {} JSON events, {:.0} KiB, {:.0} B on average: messages of 3–32 words with user, room, avatar URL and timestamp, plus typing, presence and reaction events), each received compressed from the client. Heap = bytes the server's connection still holds (its inflater/compressor state or histories); ratio = the server's compressed payload bytes ÷ raw bytes over the corpus; time = server time to receive and echo the corpus, per message, median of {rounds} round(s): over one connection, and over 64 connections taking the messages in turn (message k to connection k mod 64, as a broadcast would; each connection's messages are then 64 apart, so a pool of 4 has lent its states to others in between), each without any pool (a pool of capacity 0: `History` then allocates and primes a state per message) and with a `DeflatePool::new()` (4 states of each kind, as the pool of an `UpgradeConfig` its connections use by default; `History` takes back its own state untouched when nobody took it, else primes a reset one). The ÷ columns compare with the old default in the same setting without a pool. `Live` never uses the pool under context takeover, so its two columns of a setting differ by noise alone: on this shared 2-core VM, read time differences below about 1.5× as noise. The old default is what every release before this change did.\n\n",
         corpus.len(),
         raw as f64 / 1024.0,
         raw as f64 / corpus.len() as f64,

@@ -4,6 +4,7 @@
 //! [`DeflateParams`] (the negotiated agreement).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -129,11 +130,12 @@ struct Settings {
 pub enum IdleState {
     /// Keep only the last window's worth of the direction's data (at most `1 << bits` bytes,
     /// less until that much was sent or received). The compressor or inflater goes to the
-    /// connection's [`DeflatePool`] (its own, or its thread's) at the end of each message; at
+    /// connection's [`DeflatePool`] at the end of each message; at
     /// the next one the connection takes it back untouched if no other connection took it in
     /// between, or else takes another (or a new) one and primes it with that data as its
     /// dictionary (for the compressor, hashing up to a window of data). Idle connections are
-    /// small, and a busy one costs about what a live state costs.
+    /// small, and a busy one costs about what a live state costs. A connection given no pool
+    /// has nowhere to put its states, so it keeps them as under [`Live`](Self::Live).
     #[default]
     History,
     /// Keep the compressor and the inflater allocated between messages: no per-message setup
@@ -249,8 +251,8 @@ pub enum IdleState {
 /// means hashing up to a window of data, a few to a few tens of microseconds. Give the
 /// connections of a server a shared [`DeflatePool`]: a connection then takes back its own
 /// state untouched when no other connection took it in between, so a busy connection costs
-/// what `Live` costs, and idle ones keep only their history. Without a pool each message
-/// allocates its state. Choose:
+/// what `Live` costs, and idle ones keep only their history. Without a pool a connection keeps
+/// its states (as `Live`). Choose:
 ///
 /// * many connections, mostly idle (chat, notifications): the default, with a pool;
 /// * a few busy connections, CPU first: [`idle_state(IdleState::Live)`](Self::idle_state),
@@ -286,10 +288,10 @@ pub struct PerMessageDeflate {
     settings: Settings,
     /// Where released states go between messages, if anywhere.
     pool: Option<DeflatePool>,
-    /// The tags of the last compressor and inflater this connection gave to a pool with its
-    /// context still in them ([`IdleState::History`]), so it can take them back unprimed if
-    /// nobody else took them. Fresh at every give: a state given earlier (say, to another
-    /// thread's pool) holds an older context and must never be taken back as current.
+    /// The tags of the last compressor and inflater this connection gave to its pool with
+    /// their context still in them ([`IdleState::History`]), so it can take them back unprimed
+    /// if nobody else took them. Drawn from the pool's own counter at every give (0: none):
+    /// a state given earlier holds an older context and must never be taken back as current.
     tx_tag: u64,
     rx_tag: u64,
     params: Option<DeflateParams>,
@@ -334,8 +336,8 @@ impl PerMessageDeflate {
                 idle: IdleState::History,
             },
             pool: None,
-            tx_tag: next_owner(),
-            rx_tag: next_owner(),
+            tx_tag: NO_TAG,
+            rx_tag: NO_TAG,
             params: None,
             compressor: None,
             decompressor: None,
@@ -407,10 +409,19 @@ impl PerMessageDeflate {
     }
 
     /// Reuses compression states through `pool` (see [`DeflatePool`]) when no live state is
-    /// kept between messages (no-context-takeover, or [`IdleState::History`]); without one,
-    /// through the current thread's pool.
+    /// kept between messages (no-context-takeover, or [`IdleState::History`]). Without one
+    /// the connection keeps its own states between messages (reset when the context does not
+    /// carry over). The upgrade helpers give every connection its configuration's pool
+    /// ([`UpgradeConfig::deflate_pool`](crate::upgrade::UpgradeConfig::deflate_pool)).
     pub fn pool(mut self, pool: DeflatePool) -> Self {
         self.pool = Some(pool);
+        self
+    }
+
+    /// `pool` unless one was given.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn pool_if_none(mut self, pool: &DeflatePool) -> Self {
+        self.pool.get_or_insert_with(|| pool.clone());
         self
     }
 
@@ -456,6 +467,12 @@ impl PerMessageDeflate {
 
     /// The window bits our compressor actually uses: the negotiated window, capped by
     /// [`compress_window_bits`](Self::compress_window_bits) (or the server default).
+    /// Whether idle states go to the pool between messages ([`IdleState::History`] with a
+    /// pool): without a pool there is nowhere to keep them, so the connection keeps its own.
+    fn releases_idle_state(&self) -> bool {
+        self.pool.is_some() && self.settings.idle == IdleState::History
+    }
+
     fn compress_bits(&self, params: DeflateParams) -> u8 {
         let cap = match (self.settings.compress_window_bits, params.role) {
             (Some(bits), _) => bits,
@@ -489,12 +506,12 @@ impl PerMessageDeflate {
 
     fn compress(&mut self, params: DeflateParams, data: &[u8], fin: bool) -> Result<Bytes, ExtensionError> {
         let key = self.compressor_key(params);
-        let keep_history = self.settings.idle == IdleState::History && !params.compress_no_context_takeover();
+        let keep_history = self.releases_idle_state() && !params.compress_no_context_takeover();
         let compressor = match &mut self.compressor {
             Some(compressor) => compressor,
             slot @ None => {
                 let owner = keep_history.then_some(self.tx_tag);
-                let pooled = with_pool(self.pool.as_ref(), |pool| pool.take_compressor(key, owner)).flatten();
+                let pooled = self.pool.as_ref().and_then(|pool| pool.take_compressor(key, owner));
                 let (mut compressor, ours) = pooled.unwrap_or_else(|| (Compressor::new(key), false));
                 // Our own state, back untouched, already holds the context.
                 if keep_history && !ours && !self.tx_history.is_empty() {
@@ -511,10 +528,20 @@ impl PerMessageDeflate {
         if fin {
             end_message(&mut out);
             if params.compress_no_context_takeover() || keep_history {
-                if let Some(compressor) = self.compressor.take() {
-                    self.tx_tag = next_owner();
-                    let owner = keep_history.then_some(self.tx_tag);
-                    with_pool(self.pool.as_ref(), |pool| pool.give_compressor(compressor, owner));
+                match &self.pool {
+                    Some(pool) => {
+                        if let Some(compressor) = self.compressor.take() {
+                            self.tx_tag = pool.next_tag();
+                            let owner = keep_history.then_some(self.tx_tag);
+                            pool.give_compressor(compressor, owner);
+                        }
+                    }
+                    // No pool: the connection keeps its own state, fresh for the next message.
+                    None => {
+                        if let Some(compressor) = &mut self.compressor {
+                            compressor.reset();
+                        }
+                    }
                 }
             }
         }
@@ -536,13 +563,12 @@ impl PerMessageDeflate {
             return Ok(Bytes::new());
         }
         let bits = params.inflate_window_bits();
-        let keep_history = self.settings.idle == IdleState::History && !params.inflate_no_context_takeover();
+        let keep_history = self.releases_idle_state() && !params.inflate_no_context_takeover();
         let decompressor = match &mut self.decompressor {
             Some(decompressor) => decompressor,
             slot @ None => {
                 let owner = keep_history.then_some(self.rx_tag);
-                let pooled =
-                    with_pool(self.pool.as_ref(), |pool| pool.take_decompressor(bits, owner)).flatten();
+                let pooled = self.pool.as_ref().and_then(|pool| pool.take_decompressor(bits, owner));
                 let (mut decompressor, ours) =
                     pooled.unwrap_or_else(|| (Decompress::new_with_window_bits(false, bits), false));
                 // Our own state, back untouched, already holds the context.
@@ -606,16 +632,23 @@ impl PerMessageDeflate {
             // A new DEFLATE stream follows: nothing to carry over.
             self.rx_history.clear();
         }
-        let history = self.settings.idle == IdleState::History;
-        if reset || self.rx_stream_ended || history {
-            // Kept as ours (context in it) only if the context continues.
-            self.rx_tag = next_owner();
-            let owner = (history && !reset && !self.rx_stream_ended).then_some(self.rx_tag);
-            if let (Some(decompressor), Some(params)) = (self.decompressor.take(), self.params) {
-                with_pool(self.pool.as_ref(), |pool| {
-                    pool.give_decompressor(params.inflate_window_bits(), decompressor, owner)
-                });
+        let history = self.releases_idle_state();
+        match &self.pool {
+            Some(pool) if reset || self.rx_stream_ended || history => {
+                if let (Some(decompressor), Some(params)) = (self.decompressor.take(), self.params) {
+                    // Kept as ours (context in it) only if the context continues.
+                    self.rx_tag = pool.next_tag();
+                    let owner = (history && !reset && !self.rx_stream_ended).then_some(self.rx_tag);
+                    pool.give_decompressor(params.inflate_window_bits(), decompressor, owner);
+                }
             }
+            // No pool: the connection keeps its own inflater, restarted for a new stream.
+            None if reset || self.rx_stream_ended => {
+                if let Some(decompressor) = &mut self.decompressor {
+                    decompressor.reset(false);
+                }
+            }
+            _ => {}
         }
         self.rx_stream_ended = false;
         self.rx_compressed = false;
@@ -722,8 +755,8 @@ impl PerMessageDeflate {
     /// Forgets any negotiation and compression state.
     fn reset_state(&mut self, params: DeflateParams) {
         self.params = Some(params);
-        self.tx_tag = next_owner();
-        self.rx_tag = next_owner();
+        self.tx_tag = NO_TAG;
+        self.rx_tag = NO_TAG;
         self.compressor = None;
         self.decompressor = None;
         self.tx_history = History::default();
@@ -1113,11 +1146,13 @@ mod tests {
         let send = |ext: &mut PerMessageDeflate| {
             ext.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from_static(b"Hello"), true).unwrap();
         };
-        // Without a pool, a no-context-takeover state is freed after each message.
+        // Without a pool, the connection keeps its own state (reset after each message).
         let mut alone = PerMessageDeflate::new().server_no_context_takeover(true);
         alone.accept("permessage-deflate").unwrap();
         send(&mut alone);
-        assert_eq!(alone.state_allocated(), (false, false));
+        assert_eq!(alone.state_allocated(), (true, false));
+        send(&mut alone);
+        assert_eq!(alone.state_allocated(), (true, false));
 
         // With one, it goes to the pool and the next message of any holder reuses it.
         let pool = DeflatePool::with_capacity(1);
@@ -1271,7 +1306,9 @@ mod tests {
 
     #[test]
     fn history_keeps_the_context_and_releases_the_states() {
-        let (mut client, mut server) = pair(PerMessageDeflate::new(), PerMessageDeflate::new());
+        let pool = DeflatePool::new();
+        let (mut client, mut server) =
+            pair(PerMessageDeflate::new().pool(pool.clone()), PerMessageDeflate::new().pool(pool));
         let data = chat(7, 2000);
         let (first, got) = transfer(&mut server, &mut client, &data, 1);
         assert_eq!(got, data);
@@ -1298,9 +1335,13 @@ mod tests {
 
     #[test]
     fn no_context_takeover_keeps_no_history() {
+        let pool = DeflatePool::new();
         let (mut client, mut server) = pair(
-            PerMessageDeflate::new().client_no_context_takeover(true).server_no_context_takeover(true),
-            PerMessageDeflate::new(),
+            PerMessageDeflate::new()
+                .client_no_context_takeover(true)
+                .server_no_context_takeover(true)
+                .pool(pool.clone()),
+            PerMessageDeflate::new().pool(pool),
         );
         let data = chat(3, 5000);
         assert_eq!(transfer(&mut server, &mut client, &data, 1).1, data);
@@ -1314,8 +1355,10 @@ mod tests {
     #[test]
     fn a_server_that_only_receives_never_allocates_a_compressor() {
         for idle in [IdleState::History, IdleState::Live] {
-            let (mut client, mut server) =
-                pair(PerMessageDeflate::new(), PerMessageDeflate::new().idle_state(idle));
+            let (mut client, mut server) = pair(
+                PerMessageDeflate::new(),
+                PerMessageDeflate::new().idle_state(idle).pool(DeflatePool::new()),
+            );
             for i in 0..3 {
                 let data = chat(i, 1000);
                 assert_eq!(transfer(&mut client, &mut server, &data, 1).1, data);
@@ -1425,12 +1468,16 @@ mod tests {
 /// reset (cheaper than a fresh one) and, under context takeover, primed with the connection's
 /// history.
 ///
-/// A connection given no pool uses its thread's (one per thread, capacity 4, made on first
-/// use): a busy connection then takes its own states back untouched, at the cost of a live
-/// state, while its idle periods cost only its history. Without any pool, a connection under
-/// [`IdleState::History`] would build and prime a state per message: 3× the CPU of a live
-/// state for a 229 B chat message (26 against 8.6 µs per echo, 14-bit window). Give a pool
-/// of capacity 0 (`DeflatePool::with_capacity(0)`) to keep nothing between messages.
+/// A pool is an explicit object, owned by whoever runs the connections (the upgrade helpers:
+/// one per [`UpgradeConfig`](crate::upgrade::UpgradeConfig), shared by its clones); nothing
+/// is kept per thread or per process. A connection given no pool keeps its own states between
+/// messages (as [`IdleState::Live`]). A pool of capacity 0 (`DeflatePool::with_capacity(0)`)
+/// keeps nothing between messages: a connection under [`IdleState::History`] then builds and
+/// primes a state per message, several times the CPU of a live state for a small message.
+///
+/// A state a connection takes back as its own (its context intact) is matched by a tag drawn
+/// from the pool's counter at every give, so a state given earlier, which holds an older
+/// context, is never taken back as current, whichever thread runs the connection.
 ///
 /// A pool keeps at most its capacity of states of each kind (compressors, inflaters), dropping
 /// the oldest: with the default of 4 and 15-bit windows, about 1.5 MB of compressors. It is
@@ -1453,23 +1500,12 @@ struct PoolInner {
     compressors: Mutex<Vec<Pooled<Compressor>>>,
     /// Inflaters, by window bits, oldest first.
     decompressors: Mutex<Vec<Pooled<(u8, Decompress)>>>,
+    /// The next owner tag handed out ([`DeflatePool::next_tag`]).
+    next_tag: AtomicU64,
 }
 
-/// Runs `f` with a connection's pool: the one given to [`PerMessageDeflate::pool`], else this
-/// thread's. `None` only while the thread is being torn down (its pool is gone: no pooling).
-fn with_pool<R>(pool: Option<&DeflatePool>, f: impl FnOnce(&DeflatePool) -> R) -> Option<R> {
-    match pool {
-        Some(pool) => Some(f(pool)),
-        None => THREAD_POOL.try_with(f).ok(),
-    }
-}
-
-thread_local! {
-    /// The pool of the connections given none: one per thread, so a busy connection takes its
-    /// own state back untouched without contention, and memory stays bounded by the capacity
-    /// (see [`DeflatePool`]).
-    static THREAD_POOL: DeflatePool = DeflatePool::new();
-}
+/// The tag of a connection that gave no state with its context in it yet.
+const NO_TAG: u64 = 0;
 
 impl Default for DeflatePool {
     fn default() -> Self {
@@ -1489,7 +1525,14 @@ impl DeflatePool {
             capacity,
             compressors: Mutex::new(Vec::new()),
             decompressors: Mutex::new(Vec::new()),
+            next_tag: AtomicU64::new(NO_TAG + 1),
         }))
+    }
+
+    /// A fresh owner tag for a state given to this pool: unique among this pool's tags, and
+    /// a connection only ever takes states back from the one pool it holds.
+    fn next_tag(&self) -> u64 {
+        self.0.next_tag.fetch_add(1, Ordering::Relaxed)
     }
 
     /// How many compressors and inflaters the pool holds now.
@@ -1558,12 +1601,6 @@ fn give<T>(list: &Mutex<Vec<Pooled<T>>>, capacity: usize, state: T, owner: Optio
         drop(list.remove(0));
     }
     list.push(Pooled { owner, state });
-}
-
-/// A fresh owner tag for [`Pooled`] states (unique per negotiation in this process).
-fn next_owner() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl fmt::Debug for DeflatePool {

@@ -9,6 +9,8 @@ use super::Proxy;
 use crate::config::{Config, Delivery};
 use crate::event::Request;
 use crate::extensions::Extension;
+#[cfg(feature = "deflate")]
+use crate::extensions::{DeflatePool, PerMessageDeflate};
 use crate::lifecycle::SessionConfig;
 use crate::role::ConnectionType;
 use crate::ws_connection::WsConnection;
@@ -19,7 +21,21 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Makes a fresh extension object for each connection.
 type ExtensionFactory = Arc<dyn Fn() -> Box<dyn Extension> + Send + Sync>;
 
+/// Makes the permessage-deflate object of each connection.
+#[cfg(feature = "deflate")]
+type DeflateFactory = Arc<dyn Fn() -> PerMessageDeflate + Send + Sync>;
+
 /// Settings of the upgrade helper.
+///
+/// Every entry point (`connect`, `connect_with`, `client`, `client_url`, `accept`, `server`,
+/// the `hyper` and `axum` helpers) takes its settings from here, so they share one set of
+/// defaults: with the `deflate` feature, permessage-deflate is offered by clients and accepted
+/// by servers unless turned off with [`compression(false)`](Self::compression), and setting
+/// anything else keeps it.
+///
+/// The config owns a [`DeflatePool`] (made by `default()`, shared by the config's clones)
+/// that every connection made with it uses: clone one config for all the connections of a
+/// server to share their compression states.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct UpgradeConfig {
@@ -46,6 +62,12 @@ pub struct UpgradeConfig {
     pub subprotocols: Vec<String>,
     /// Extensions to offer (client) or negotiate (server), one fresh object per connection.
     extensions: Vec<ExtensionFactory>,
+    /// permessage-deflate for each connection, if on.
+    #[cfg(feature = "deflate")]
+    deflate: Option<DeflateFactory>,
+    /// The pool the permessage-deflate of every connection made with this config uses.
+    #[cfg(feature = "deflate")]
+    deflate_pool: DeflatePool,
 }
 
 impl Default for UpgradeConfig {
@@ -61,22 +83,34 @@ impl Default for UpgradeConfig {
             session: SessionConfig::default(),
             subprotocols: Vec::new(),
             extensions: Vec::new(),
+            #[cfg(feature = "deflate")]
+            deflate: Some(default_deflate()),
+            #[cfg(feature = "deflate")]
+            deflate_pool: DeflatePool::new(),
         }
     }
 }
 
+/// The permessage-deflate of [`UpgradeConfig::default`].
+#[cfg(feature = "deflate")]
+fn default_deflate() -> DeflateFactory {
+    Arc::new(PerMessageDeflate::new)
+}
+
 impl fmt::Debug for UpgradeConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpgradeConfig")
-            .field("config", &self.config)
+        let mut f = f.debug_struct("UpgradeConfig");
+        f.field("config", &self.config)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("proxy", &self.proxy)
             .field("max_reject_body", &self.max_reject_body)
             .field("session", &self.session)
             .field("subprotocols", &self.subprotocols)
-            .field("extensions", &self.extensions.len())
-            .finish()
+            .field("extensions", &self.extensions.len());
+        #[cfg(feature = "deflate")]
+        f.field("deflate", &self.deflate.is_some()).field("deflate_pool", &self.deflate_pool);
+        f.finish()
     }
 }
 
@@ -172,15 +206,62 @@ impl UpgradeConfig {
         self
     }
 
-    /// Adds an extension, built by `make` for each connection: a client offers it, a server
-    /// negotiates it against the client's offers.
+    /// Turns permessage-deflate on (the default, with the `deflate` feature) or off: when
+    /// on, clients offer it and servers accept it on every entry point. Turning it on again
+    /// after [`deflate`](Self::deflate) keeps those settings.
+    ///
+    /// ```
+    /// use wsproto::upgrade::UpgradeConfig;
+    /// let plain = UpgradeConfig::default().compression(false);
+    /// # let _ = plain;
+    /// ```
+    #[cfg(feature = "deflate")]
+    pub fn compression(mut self, enabled: bool) -> Self {
+        self.deflate = match (enabled, self.deflate.take()) {
+            (false, _) => None,
+            (true, current) => Some(current.unwrap_or_else(default_deflate)),
+        };
+        self
+    }
+
+    /// Turns permessage-deflate on with the settings `make` builds for each connection (a
+    /// pool given there is kept, else the config's [`deflate_pool`](Self::deflate_pool) is
+    /// used).
     ///
     /// ```
     /// use wsproto::upgrade::UpgradeConfig;
     /// use wsproto::extensions::PerMessageDeflate;
-    /// let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
-    /// let tuned = UpgradeConfig::default().extension(|| PerMessageDeflate::new().server_no_context_takeover(true));
-    /// # let _ = (config, tuned);
+    /// let tuned = UpgradeConfig::default().deflate(|| PerMessageDeflate::new().server_no_context_takeover(true));
+    /// # let _ = tuned;
+    /// ```
+    #[cfg(feature = "deflate")]
+    pub fn deflate<F>(mut self, make: F) -> Self
+    where
+        F: Fn() -> PerMessageDeflate + Send + Sync + 'static,
+    {
+        self.deflate = Some(Arc::new(make));
+        self
+    }
+
+    /// Replaces the pool of compression states shared by the connections made with this
+    /// config (and its clones made after this call), e.g. to share one between several
+    /// configs or to set its capacity.
+    #[cfg(feature = "deflate")]
+    pub fn deflate_pool(mut self, pool: DeflatePool) -> Self {
+        self.deflate_pool = pool;
+        self
+    }
+
+    /// Adds an extension, built by `make` for each connection: a client offers it, a server
+    /// negotiates it against the client's offers. An extension named `permessage-deflate`
+    /// replaces the config's own (set up with [`deflate`](Self::deflate) instead, which
+    /// gives it the config's pool).
+    ///
+    /// ```
+    /// use wsproto::upgrade::UpgradeConfig;
+    /// # use wsproto::extensions::PerMessageDeflate as MyExtension;
+    /// let config = UpgradeConfig::default().extension(MyExtension::new);
+    /// # let _ = config;
     /// ```
     pub fn extension<E, F>(mut self, make: F) -> Self
     where
@@ -195,9 +276,19 @@ impl UpgradeConfig {
     pub(crate) fn endpoint(&self, role: ConnectionType) -> WsConnection {
         let mut config = self.config.clone();
         config.delivery.get_or_insert(Delivery::Messages);
-        self.extensions
-            .iter()
-            .fold(WsConnection::with_config(role, config), |ws, make| ws.with_boxed_extension(make()))
+        let extensions: Vec<Box<dyn Extension>> = self.extensions.iter().map(|make| make()).collect();
+        #[cfg(feature = "deflate")]
+        let extensions = {
+            let mut extensions = extensions;
+            let replaced = extensions.iter().any(|e| e.name() == PerMessageDeflate::NAME);
+            if let (Some(make), false) = (&self.deflate, replaced) {
+                extensions.push(Box::new(make().pool_if_none(&self.deflate_pool)));
+            }
+            extensions
+        };
+        extensions
+            .into_iter()
+            .fold(WsConnection::with_config(role, config), |ws, extension| ws.with_boxed_extension(extension))
     }
 }
 

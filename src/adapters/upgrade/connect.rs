@@ -16,14 +16,11 @@ use crate::event::AcceptConnection;
 /// TCP connection and [`DEFAULT_HANDSHAKE_TIMEOUT`](super::DEFAULT_HANDSHAKE_TIMEOUT) for the handshake. See [`connect_with`](crate::upgrade::connect_with)
 /// for other settings and for what URLs are accepted.
 pub async fn connect(url: &str) -> Result<(Session<MaybeTlsStream>, AcceptConnection), Error> {
-    let config = UpgradeConfig::default();
-    #[cfg(feature = "deflate")]
-    let config = config.extension(crate::extensions::PerMessageDeflate::new);
-    connect_with(url, config).await
+    connect_with(url, UpgradeConfig::default()).await
 }
 
 /// [`connect`](crate::upgrade::connect) with `config` (extensions, limits, delivery, timeouts): only what `config`
-/// offers is offered.
+/// offers is offered (permessage-deflate unless [turned off](UpgradeConfig::compression)).
 ///
 /// The URL is parsed by the `http` crate's URI parser: `ws` in any case (`WS://h/`), default
 /// port 80, IPv6 literals in brackets (`ws://[::1]:9001/`, sent as `Host: [::1]:9001`),
