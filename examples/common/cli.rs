@@ -1,5 +1,8 @@
 //! What the examples' `main`s share: errors in one line with a hint, and exit codes.
 
+// Not every example uses every helper.
+#![allow(dead_code)]
+
 use std::fmt::Display;
 use std::io;
 use std::process::ExitCode;
