@@ -3,12 +3,16 @@
 //! Reads the case count from the suite's fuzzing server, runs every case (echoing each
 //! message, offering permessage-deflate), then asks the server to write its reports.
 
+use std::process::ExitCode;
+
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
 use wsproto::Delivery;
 use wsproto::{Config, Event, Request};
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/echo.rs"]
 mod echo;
 
@@ -25,18 +29,31 @@ async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), wsproto::Error> {
-    let port: u16 = std::env::args().nth(1).unwrap_or_else(|| "9001".into()).parse().expect("port");
-    let mut ws = open(port, "/getCaseCount".into()).await?;
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => cli::fail(e),
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let port = std::env::args().nth(1).unwrap_or_else(|| "9001".into());
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port number: cargo run --example autobahn_client -- 9001"))?;
+    let fuzzing_server = |e: wsproto::Error| {
+        format!("the fuzzing server on 127.0.0.1:{port}: {e} (is `wstest -m fuzzingserver` running?)")
+    };
+    let mut ws = open(port, "/getCaseCount".into()).await.map_err(fuzzing_server)?;
     let mut count = String::new();
     while let Some(event) = ws.next().await {
-        match event? {
+        match event.map_err(|e| fuzzing_server(e.into()))? {
             Event::TextMessage(m) => count.push_str(&m.data),
             Event::CloseConnection(_) => break,
             _ => {}
         }
     }
-    let count: u32 = count.trim().parse().expect("case count");
+    let count: u32 = count.trim().parse().map_err(|_| format!("the case count {count:?} is not a number"))?;
     for case in 1..=count {
         match open(port, format!("/runCase?case={case}&agent={AGENT}")).await {
             Ok(mut ws) => {
@@ -47,8 +64,8 @@ async fn main() -> Result<(), wsproto::Error> {
             Err(e) => eprintln!("case {case}: connect failed: {e}"),
         }
     }
-    let mut ws = open(port, format!("/updateReports?agent={AGENT}")).await?;
-    echo::echo(&mut ws).await?;
+    let mut ws = open(port, format!("/updateReports?agent={AGENT}")).await.map_err(fuzzing_server)?;
+    echo::echo(&mut ws).await.map_err(|e| format!("updating the reports: {e}"))?;
     eprintln!("ran {count} cases");
     Ok(())
 }

@@ -12,10 +12,12 @@
 //! connections that receive it (the server resets its compression context after each message,
 //! `server_no_context_takeover`, so that the compressed bytes can be shared). Each connection is a session: pings are answered, a keepalive ping every
 //! 20 s cuts off vanished clients, the close handshake is completed, and permessage-deflate is
-//! negotiated when a client offers it. Ctrl-C closes every connection with 1001 (going away),
-//! waiting up to 5 s.
+//! negotiated when a client offers it. Ctrl-C (SIGINT) or SIGTERM stops accepting and closes
+//! every connection with 1001 (going away), waiting up to 5 s, then exits with status 0. Errors
+//! are printed as `error: ...`, with status 1.
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -25,6 +27,11 @@ use wsproto::extensions::PerMessageDeflate;
 use wsproto::session::Shutdown;
 use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::{Event, PreparedMessage, TextMessage};
+
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/signal.rs"]
+mod signal;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9002";
 
@@ -42,10 +49,16 @@ impl Post {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> std::io::Result<()> {
+async fn main() -> ExitCode {
     let addr = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_ADDR.to_string());
-    let listener = TcpListener::bind(&addr).await?;
-    eprintln!("chat server listening on ws://{}", listener.local_addr()?);
+    let listener = match TcpListener::bind(&addr).await {
+        Ok(listener) => listener,
+        Err(e) => return cli::fail(cli::bind_failed(&addr, &e, "chat")),
+    };
+    match listener.local_addr() {
+        Ok(local) => eprintln!("chat server listening on ws://{local} (Ctrl-C or SIGTERM stops it)"),
+        Err(e) => return cli::fail(format_args!("cannot read the listening address: {e}")),
+    }
     // Slow readers that fall more than 256 posts behind skip the ones they missed.
     let (posts, _) = broadcast::channel::<Post>(256);
     // Whole messages (a post is relayed once complete), permessage-deflate when offered,
@@ -56,22 +69,33 @@ async fn main() -> std::io::Result<()> {
     let config =
         UpgradeConfig::default().deflate(|| PerMessageDeflate::new().server_no_context_takeover(true));
     let shutdown = Shutdown::new();
-    loop {
+    let stop = signal::stop();
+    tokio::pin!(stop);
+    let signal = loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            _ = tokio::signal::ctrl_c() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    eprintln!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            signal = &mut stop => break signal,
         };
         let (posts, config, shutdown) = (posts.clone(), config.clone(), shutdown.clone());
         tokio::spawn(async move {
             match serve(stream, peer, posts, config, shutdown).await {
                 Ok(()) => eprintln!("{peer}: left"),
-                Err(e) => eprintln!("{peer}: error: {e}"),
+                Err(e) => eprintln!("{peer}: {e}"),
             }
         });
-    }
+    };
+    drop(listener);
+    eprintln!("{signal}: closing {} connections with 1001 (going away)", shutdown.live());
     let left = shutdown.graceful(Duration::from_secs(5)).await;
     eprintln!("shut down ({left} connections did not close in time)");
-    Ok(())
+    ExitCode::SUCCESS
 }
 
 async fn serve(
@@ -85,7 +109,6 @@ async fn serve(
     let (ws, _request) = upgrade::accept(stream, config).await?;
     let mut ws = ws.with_shutdown(&shutdown);
     let mut inbox = posts.subscribe();
-    eprintln!("{peer}: joined");
     let _ = posts.send(Post::new(peer, format!("* {peer} joined")));
 
     loop {

@@ -3,80 +3,108 @@
 //! ```text
 //! cargo run --example echo_server                 # listens on 127.0.0.1:9001
 //! cargo run --example echo_server -- 0.0.0.0:8080
+//! cargo run --example echo_server -- 127.0.0.1:0  # any free port (printed at start)
 //! ```
 //!
-//! Echoes text and binary messages (whole messages, up to the 64 MiB message limit),
-//! negotiates permessage-deflate when the client offers it, and logs connections and errors to
-//! stderr. Each connection is a [`Session`]: it answers pings, sends keepalive pings, completes
-//! the close handshake, and cuts off a peer that stops reading. Runs on every core; Ctrl-C
-//! asks every connection to close with 1001 (going away) and waits up to 5 s for them.
+//! Echoes text and binary messages (whole messages, up to the 64 MiB message limit) with the
+//! README's echo loop, and negotiates permessage-deflate when the client offers it. Each
+//! connection is a [`Session`](wsproto::session::Session): it answers pings, sends keepalive
+//! pings, completes the close handshake, and cuts off a peer that stops reading. Runs on every
+//! core.
+//!
+//! Stop it with Ctrl-C (SIGINT) or SIGTERM: it stops accepting, asks every connection to close
+//! with 1001 (going away), waits up to 5 s for the closing handshakes, and exits with status 0.
+//! A second signal stops it at once. Errors are printed as `error: ...` and exit with status 1.
+//! Logs go to stderr: the address at start, one line per connection when it ends, and the
+//! shutdown.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use wsproto::session::Shutdown;
-use wsproto::upgrade::{self, Decision, UpgradeConfig};
-use wsproto::{AcceptConnection, Event};
+use wsproto::upgrade::{self, UpgradeConfig};
+use wsproto::Event;
+
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/signal.rs"]
+mod signal;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9001";
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// How long the closing handshakes may take once shutdown begins.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> ExitCode {
     let addr = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_ADDR.to_string());
-    let listener = TcpListener::bind(&addr).await?;
-    eprintln!("echo server listening on ws://{}", listener.local_addr()?);
+    let listener = match TcpListener::bind(&addr).await {
+        Ok(listener) => listener,
+        Err(e) => return cli::fail(cli::bind_failed(&addr, &e, "echo_server")),
+    };
+    match listener.local_addr() {
+        Ok(local) => eprintln!("echo server listening on ws://{local} (Ctrl-C or SIGTERM stops it)"),
+        Err(e) => return cli::fail(format_args!("cannot read the listening address: {e}")),
+    }
     // One configuration for every connection: permessage-deflate when the client offers it,
     // with compression states shared between connections through the config's pool (the
     // clones handed to each connection share it).
     let config = UpgradeConfig::default();
     let shutdown = Shutdown::new();
-    loop {
+    let stop = signal::stop();
+    tokio::pin!(stop);
+    let signal = loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            _ = tokio::signal::ctrl_c() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors, or a connection reset before it was accepted: the
+                // listener itself is fine. Pause briefly so a full descriptor table can drain.
+                Err(e) => {
+                    eprintln!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            signal = &mut stop => break signal,
         };
         let (config, shutdown) = (config.clone(), shutdown.clone());
         tokio::spawn(async move {
-            match serve(stream, peer, config, &shutdown).await {
+            match serve(stream, config, &shutdown).await {
                 Ok(()) => eprintln!("{peer}: closed"),
-                Err(e) => eprintln!("{peer}: error: {e}"),
+                Err(e) => eprintln!("{peer}: {e}"),
             }
         });
+    };
+    // Stop accepting: new connections are refused from here on.
+    drop(listener);
+    let started = Instant::now();
+    eprintln!("{signal}: closing {} connections with 1001 (going away)", shutdown.live());
+    tokio::select! {
+        left = shutdown.graceful(CLOSE_DEADLINE) => {
+            let took = started.elapsed().as_secs_f64();
+            if left > 0 {
+                eprintln!("shut down in {took:.2} s; {left} connections did not finish their closing handshake in time");
+            } else {
+                eprintln!("shut down in {took:.2} s");
+            }
+        }
+        signal = signal::stop() => eprintln!("{signal} again: stopping without waiting"),
     }
-    eprintln!("shutting down: closing {} connections", shutdown.live());
-    let left = shutdown.graceful(Duration::from_secs(5)).await;
-    if left > 0 {
-        eprintln!("{left} connections did not close in time");
-    }
-    Ok(())
+    ExitCode::SUCCESS
 }
 
-async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    config: UpgradeConfig,
-    shutdown: &Shutdown,
-) -> Result<(), BoxError> {
+/// One connection: the upgrade, then the README's echo loop, registered for graceful shutdown.
+async fn serve(stream: TcpStream, config: UpgradeConfig, shutdown: &Shutdown) -> Result<(), wsproto::Error> {
     stream.set_nodelay(true)?;
-    let decide = |request: &wsproto::Request| {
-        eprintln!("{peer}: upgrade request for {} (host {})", request.target, request.host);
-        Decision::Accept(AcceptConnection::new())
-    };
-    let (ws, _request) = upgrade::server(stream, decide, config).await?;
+    let (ws, _request) = upgrade::accept(stream, config).await?;
     let mut ws = ws.with_shutdown(shutdown);
-    eprintln!("{peer}: connected");
     while let Some(event) = ws.next().await {
         match event? {
             Event::TextMessage(m) => ws.send(m.into()).await?,
             Event::BytesMessage(m) => ws.send(m.into()).await?,
-            Event::CloseConnection(close) if close.code != wsproto::CloseCode::NORMAL_CLOSURE => {
-                eprintln!("{peer}: close {} {}", close.code, close.reason.unwrap_or_default());
-            }
-            _ => {} // pings and pongs are answered by the session
+            _ => {}
         }
     }
     Ok(())

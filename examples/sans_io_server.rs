@@ -12,26 +12,37 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::ExitCode;
 use std::thread;
 
 use bytes::BytesMut;
 use wsproto::{AcceptConnection, ConnectionType, Event, ProtocolError, WsConnection};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 const DEFAULT_ADDR: &str = "127.0.0.1:8765";
 
-fn main() -> io::Result<()> {
+fn main() -> ExitCode {
     let addr = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_ADDR.to_string());
-    let listener = TcpListener::bind(&addr)?;
-    eprintln!("sans-IO echo server listening on ws://{}", listener.local_addr()?);
+    let listener = match TcpListener::bind(&addr) {
+        Ok(listener) => listener,
+        Err(e) => return cli::fail(cli::bind_failed(&addr, &e, "sans_io_server")),
+    };
+    match listener.local_addr() {
+        Ok(local) => eprintln!("sans-IO echo server listening on ws://{local}"),
+        Err(e) => return cli::fail(format_args!("cannot read the listening address: {e}")),
+    }
     for stream in listener.incoming() {
-        let stream = stream?;
-        let peer = stream.peer_addr()?;
+        // A connection reset before it was accepted, or no descriptor left: keep listening.
+        let Ok(stream) = stream else { continue };
+        let Ok(peer) = stream.peer_addr() else { continue };
         thread::spawn(move || match handle_client(stream) {
             Ok(()) => eprintln!("{peer}: closed"),
-            Err(e) => eprintln!("{peer}: error: {e}"),
+            Err(e) => eprintln!("{peer}: {e}"),
         });
     }
-    Ok(())
+    ExitCode::SUCCESS
 }
 
 fn handle_client(mut socket: TcpStream) -> io::Result<()> {
@@ -57,10 +68,7 @@ fn handle_client(mut socket: TcpStream) -> io::Result<()> {
         let mut done = n == 0;
         while let Some(event) = ws.next_event() {
             let reply: Event = match event {
-                Event::Request(request) => {
-                    eprintln!("upgrade request for {} (host {})", request.target, request.host);
-                    AcceptConnection::new().into()
-                }
+                Event::Request(_) => AcceptConnection::new().into(),
                 // Data arrives in chunks; echoing each chunk keeps memory bounded.
                 Event::TextMessage(m) => m.into(),
                 Event::BytesMessage(m) => m.into(),

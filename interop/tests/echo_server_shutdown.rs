@@ -1,0 +1,196 @@
+//! The main job under load: `examples/echo_server.rs` as a child process, a thousand Python
+//! `websockets` clients echoing messages through it, then SIGTERM (and, in a second phase,
+//! SIGINT). Every client must get the close code 1001 (going away), every echo it received must
+//! be byte-exact and in order, the only messages without an echo must be the few in flight when
+//! the close arrived, and the server must exit with status 0 within a bound.
+//!
+//! Needs `python3` with the `websockets` package (`.ci/run` installs it). Unix only: the
+//! signals are sent with `kill`.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const CLIENTS: usize = 1000;
+/// From the signal to the server's exit: its own deadline for the closing handshakes plus slack.
+const EXIT_BOUND: Duration = Duration::from_secs(10);
+/// Until every client is connected and echoing.
+const READY_BOUND: Duration = Duration::from_secs(100);
+/// Until the clients have reported, after the signal.
+const RESULT_BOUND: Duration = Duration::from_secs(70);
+
+/// Kills the child when the test fails before it exits.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Builds the example once with the cargo running this test and returns its executable.
+fn build_echo_server() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let output = Command::new(env!("CARGO"))
+        .args(["build", "-p", "wsproto", "--example", "echo_server", "--message-format=json"])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run cargo build");
+    assert!(output.status.success(), "cargo build --example echo_server failed");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("\"name\":\"echo_server\"") && l.contains("\"executable\":\""))
+        .expect("cargo reported no echo_server executable");
+    let start = line.find("\"executable\":\"").unwrap() + "\"executable\":\"".len();
+    let end = start + line[start..].find('"').unwrap();
+    PathBuf::from(&line[start..end])
+}
+
+/// The lines of a child's pipe, read on a thread.
+fn lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The first line starting with `prefix` before `deadline`; the others go to `seen`.
+fn wait_for(rx: &Receiver<String>, prefix: &str, deadline: Instant, seen: &mut Vec<String>) -> String {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.starts_with(prefix) => return line,
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("no line starting with {prefix:?} ({e}); seen: {seen:?}"),
+        }
+    }
+}
+
+/// The value of `key=` in a `RESULT` line.
+fn field<'a>(result: &'a str, key: &str) -> &'a str {
+    let pattern = format!(" {key}=");
+    let start = result.find(&pattern).unwrap_or_else(|| panic!("{key} missing in {result}")) + pattern.len();
+    result[start..].split(' ').next().unwrap()
+}
+
+fn number(result: &str, key: &str) -> usize {
+    field(result, key).parse().unwrap()
+}
+
+fn python_has_websockets() {
+    let status = Command::new("python3")
+        .args(["-c", "import websockets"])
+        .status()
+        .expect("python3 is needed for this test");
+    assert!(status.success(), "python3 needs the websockets package: python3 -m pip install websockets");
+}
+
+/// One phase: start the server, connect the clients, signal, check.
+fn phase(server: &Path, signal: &str) {
+    // A thousand connections need more descriptors than a default soft limit of 1024.
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -n 8192 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; exec \"$0\" \"$@\""])
+        .arg(server)
+        .arg("127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start echo_server");
+    let server_log = lines(child.stderr.take().unwrap());
+    let mut server_child = Guard(child);
+    let mut server_seen = Vec::new();
+    let listening = wait_for(
+        &server_log,
+        "echo server listening on ",
+        Instant::now() + Duration::from_secs(30),
+        &mut server_seen,
+    );
+    let url = listening.split_whitespace().nth(4).unwrap().to_string() + "/";
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/echo_clients.py");
+    let mut clients = Command::new("python3")
+        .arg(script)
+        .arg(&url)
+        .arg(CLIENTS.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start python3");
+    let client_out = lines(clients.stdout.take().unwrap());
+    let _clients = Guard(clients);
+    let mut client_seen = Vec::new();
+    let ready = wait_for(&client_out, "READY", Instant::now() + READY_BOUND, &mut client_seen);
+    println!("{signal}: {ready}");
+    assert!(ready.starts_with(&format!("READY clients={CLIENTS} ")), "not every client got going: {ready}");
+    // Mid-traffic: the clients keep sending while the signal arrives.
+    thread::sleep(Duration::from_millis(500));
+
+    let signalled = Instant::now();
+    let pid = server_child.0.id().to_string();
+    assert!(Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap().success());
+    let status = loop {
+        if let Some(status) = server_child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < EXIT_BOUND,
+            "the server did not exit within {EXIT_BOUND:?} of {signal}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    };
+    let exit_time = signalled.elapsed();
+    println!("{signal}: server exited with {status} after {exit_time:.2?}");
+    // What the server said about the shutdown (the per-connection lines are only counted).
+    let mut closed = 0;
+    for line in server_log.try_iter().chain(server_seen) {
+        if line.ends_with(": closed") {
+            closed += 1;
+        } else {
+            println!("{signal}: server: {line}");
+        }
+    }
+    println!("{signal}: server logged {closed} connections closed");
+    assert_eq!(status.code(), Some(0), "the server's exit status after {signal}");
+
+    let result = wait_for(&client_out, "RESULT", Instant::now() + RESULT_BOUND, &mut client_seen);
+    println!("{signal}: {result}");
+    assert_eq!(number(&result, "ready"), CLIENTS, "{result}");
+    assert_eq!(number(&result, "code1001"), CLIENTS, "every client gets 1001: {result}");
+    assert_eq!(field(&result, "other_codes"), "none", "{result}");
+    assert_eq!(number(&result, "mismatches"), 0, "echoes are byte-exact and in order: {result}");
+    assert_eq!(number(&result, "unexpected"), 0, "{result}");
+    assert_eq!(number(&result, "errors"), 0, "{result}");
+    assert_eq!(number(&result, "stuck"), 0, "{result}");
+    // Only messages in flight when the close frame arrived may lack their echo.
+    let (sent, echoed, unechoed) =
+        (number(&result, "sent"), number(&result, "echoed"), number(&result, "unechoed"));
+    assert_eq!(sent, echoed + unechoed, "every message is echoed or was in flight at the close: {result}");
+    assert!(number(&result, "max_unechoed") <= 4, "{result}");
+    assert!(echoed >= 3 * CLIENTS, "{result}");
+    assert_eq!(closed, CLIENTS, "the server logged one line per connection");
+}
+
+#[test]
+fn echo_server_closes_a_thousand_python_clients_with_1001_on_sigterm_and_sigint() {
+    python_has_websockets();
+    let server = build_echo_server();
+    let started = Instant::now();
+    phase(&server, "TERM");
+    phase(&server, "INT");
+    println!("both phases in {:.2?}", started.elapsed());
+}
