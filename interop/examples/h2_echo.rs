@@ -31,7 +31,6 @@ use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::PrivatePkcs8KeyDer;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
-use wsproto::extensions::PerMessageDeflate;
 use wsproto::hyper::IncomingUpgrade;
 use wsproto::upgrade::UpgradeConfig;
 use wsproto::AcceptConnection;
@@ -113,7 +112,7 @@ async fn handle(mut req: Request<Incoming>, peer: SocketAddr) -> Result<Response
         }
     };
     let version = if incoming.version() == Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" };
-    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+    let config = UpgradeConfig::default();
     let (response, pending) = match incoming.accept(AcceptConnection::new(), &config) {
         Ok(accepted) => accepted,
         Err(refused) => return Ok(refused.response().map(Full::from)),

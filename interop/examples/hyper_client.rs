@@ -15,7 +15,6 @@ use http::Version;
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
-use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::UpgradeConfig;
 use wsproto::{CloseCode, Event, TextMessage};
 
@@ -35,7 +34,7 @@ async fn main() -> Result<(), BoxError> {
     let addr =
         format!("{}:{}", parsed.host_str().ok_or("no host")?, parsed.port_or_known_default().unwrap_or(80));
     let io = TokioIo::new(TcpStream::connect(&addr).await?);
-    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+    let config = UpgradeConfig::default();
 
     // One request/response exchange on hyper's client, then the WebSocket on the upgraded
     // stream (the whole connection over HTTP/1.1, one stream over HTTP/2).

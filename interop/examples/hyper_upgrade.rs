@@ -22,7 +22,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use wsproto::extensions::PerMessageDeflate;
 use wsproto::hyper::IncomingUpgrade;
 use wsproto::upgrade::UpgradeConfig;
 use wsproto::AcceptConnection;
@@ -73,7 +72,7 @@ async fn handle(mut req: Request<Incoming>, peer: SocketAddr) -> Result<Response
 
     // 2. Accept: the 101 (accept key, negotiated extensions) for hyper to send, and the
     //    WebSocket that follows once it is sent.
-    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+    let config = UpgradeConfig::default();
     let (response, pending) = match incoming.accept(AcceptConnection::new(), &config) {
         Ok(accepted) => accepted,
         Err(refused) => return Ok(refused.response().map(Full::from)),

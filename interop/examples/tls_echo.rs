@@ -18,7 +18,6 @@ use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::{Event, Request, TextMessage};
 
@@ -84,7 +83,7 @@ async fn server(addr: &str) -> Result<(), BoxError> {
             let result: Result<(), BoxError> = async {
                 stream.set_nodelay(true)?;
                 let tls = acceptor.accept(stream).await?;
-                let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+                let config = UpgradeConfig::default();
                 let (mut ws, request) = upgrade::accept(tls, config).await?;
                 eprintln!("{peer}: connected over TLS to {}", request.target);
                 echo::echo(&mut ws).await?;
@@ -117,7 +116,7 @@ async fn client(addr: &str, mut messages: Vec<String>) -> Result<(), BoxError> {
     let tls = connector.connect(ServerName::try_from("localhost")?, stream).await?;
     let port = addr.rsplit_once(':').map_or("443", |(_, port)| port);
     let request = Request::new(format!("localhost:{port}"), "/");
-    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+    let config = UpgradeConfig::default();
     let (mut ws, _accept) = upgrade::client(tls, request, config).await?;
 
     for message in messages {

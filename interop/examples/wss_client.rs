@@ -19,7 +19,6 @@ use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
-use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, Proxy, UpgradeConfig};
 use wsproto::{CloseCode, CloseConnection, Event, TextMessage};
 
@@ -29,7 +28,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let mut url = None;
-    let mut config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+    let mut config = UpgradeConfig::default();
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     while let Some(arg) = args.next() {
         match arg.as_str() {

@@ -22,7 +22,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use wsproto::axum::WebSocketUpgrade;
-use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
 use wsproto::{BytesMessage, CloseCode, Event, TextMessage};
 
@@ -97,7 +96,7 @@ where
 async fn axum_over_http1_with_wsproto_connect_and_deflate() {
     let addr = serve().await;
     within(async {
-        let config = UpgradeConfig::default().extension(PerMessageDeflate::new).subprotocols(["chat.v1"]);
+        let config = UpgradeConfig::default().subprotocols(["chat.v1"]);
         let (ws, accept) = upgrade::connect_with(&format!("ws://{addr}/ws"), config).await.unwrap();
         let mut ws = ws.into_inner();
         assert_eq!(accept.subprotocol.as_deref(), Some("chat.v1"));
@@ -147,7 +146,7 @@ async fn axum_over_http2_extended_connect_with_deflate() {
     let addr = serve().await;
     within(async {
         let mut sender = h2_sender(addr).await;
-        let config = UpgradeConfig::default().extension(PerMessageDeflate::new).subprotocols(["chat.v2"]);
+        let config = UpgradeConfig::default().subprotocols(["chat.v2"]);
         let url = format!("ws://{addr}/ws");
         // Two WebSockets on one HTTP/2 connection, one after the other's handshake.
         for _ in 0..2 {
@@ -173,14 +172,15 @@ async fn hyper_http1_client_upgrade() {
         let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
         let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(io).await.unwrap();
         tokio::spawn(conn.with_upgrades());
-        let config = UpgradeConfig::default();
+        // Deflate is offered by default; switched off, nothing is offered and nothing agreed.
+        let config = UpgradeConfig::default().compression(false);
         let url = format!("ws://{addr}/ws");
         let (request, upgrade) =
             wsproto::hyper::client_request::<Empty<Bytes>>(&url, http::Version::HTTP_11, &config).unwrap();
         let mut response = sender.send_request(request).await.unwrap();
         assert_eq!(response.status(), 101);
         let (accept, pending) = upgrade.finish(&mut response).unwrap();
-        assert!(accept.deflate().is_none(), "nothing offered, nothing agreed");
+        assert!(accept.deflate().is_none(), "compression(false): nothing offered, nothing agreed");
         let mut ws = pending.await.unwrap();
         assert_eq!(greet_and_echo(&mut ws).await, "HTTP/1.1 ");
     })

@@ -24,7 +24,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use wsproto::extensions::PerMessageDeflate;
 use wsproto::upgrade::{self, Decision, UpgradeConfig, WebSocket};
 use wsproto::{
     AcceptConnection, BytesMessage, CloseCode, CloseConnection, CloseSource, ConnectionState, Event, Ping,
@@ -76,7 +75,7 @@ async fn wsproto_server(listener: TcpListener) -> ServerLog {
         }
         Decision::Accept(accept)
     };
-    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+    let config = UpgradeConfig::default();
     let (ws, request) = upgrade::server(stream, decide, config).await.unwrap();
     // The bare codec on purpose: this server answers pings and closes by hand.
     let mut ws = ws.into_inner();
@@ -301,7 +300,7 @@ async fn tungstenite_server(listener: TcpListener) -> Vec<Option<CloseFrame>> {
 async fn wsproto_client(port: u16) -> WebSocket<TcpStream> {
     let io = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let request = Request::new(format!("127.0.0.1:{port}"), "/interop").with_header("x-test", "interop");
-    let config = UpgradeConfig::default().extension(PerMessageDeflate::new);
+    let config = UpgradeConfig::default();
     let (ws, accept) = upgrade::client(io, request, config).await.unwrap();
     let ws = ws.into_inner();
     assert_eq!(accept.subprotocol, None);
