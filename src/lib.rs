@@ -81,3 +81,10 @@ pub use role::ConnectionType;
 pub use state::ConnectionState;
 pub use utf8::Utf8Bytes;
 pub use ws_connection::WsConnection;
+
+/// The rustls crate this crate's `wss://` support is built on (features `rustls`,
+/// `rustls-no-provider`), for [`UpgradeConfig::tls_config`](crate::upgrade::UpgradeConfig::tls_config):
+/// with it a `ClientConfig` needs no `rustls` dependency of your own, and so no second
+/// crypto provider.
+#[cfg(feature = "rustls-no-provider")]
+pub use tokio_rustls::rustls;

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio_util::codec::Framed;
 use wsproto::codec::WsCodec;
 use wsproto::Delivery;
@@ -99,15 +99,14 @@ async fn invalid_utf8_split_across_fragments_fails_at_the_first_impossible_byte(
 #[tokio::test]
 async fn a_compressed_bomb_over_the_wire_gets_1009_with_bounded_memory() {
     use flate2::{Compress, Compression, FlushCompress};
+    use tokio::io::AsyncReadExt;
     use wsproto::extensions::PerMessageDeflate;
     use wsproto::upgrade::{self, UpgradeConfig};
     use wsproto::{ConnectionType, Request, WsConnection};
 
     let (a, mut b) = tokio::io::duplex(1 << 16);
     let server = tokio::spawn(async move {
-        let config = UpgradeConfig::default()
-            .config(Config::default().max_message_size(64 << 10))
-            .extension(PerMessageDeflate::new);
+        let config = UpgradeConfig::default().config(Config::default().max_message_size(64 << 10));
         // The bare codec, to watch its read buffer.
         let mut ws = upgrade::accept(a, config).await.unwrap().0.into_inner();
         let mut peak = 0;

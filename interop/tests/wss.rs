@@ -8,15 +8,22 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::{Event, TextMessage};
 
 /// A TLS echo server for `localhost` on a free port; returns the port and its certificate.
 async fn tls_echo_server() -> (u16, CertificateDer<'static>) {
+    let (port, cert, _pem) = tls_echo_server_pem().await;
+    (port, cert)
+}
+
+/// [`tls_echo_server`], with the certificate in PEM as well.
+async fn tls_echo_server_pem() -> (u16, CertificateDer<'static>, String) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let cert = certified.cert.der().clone();
+    let pem = certified.cert.pem();
     let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
     let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -41,14 +48,16 @@ async fn tls_echo_server() -> (u16, CertificateDer<'static>) {
             });
         }
     });
-    (port, cert)
+    (port, cert, pem)
 }
 
-/// A client configuration that trusts `cert` only.
-fn trusting(cert: CertificateDer<'static>) -> ClientConfig {
+/// A client configuration that trusts `cert` only, built with the rustls wsproto re-exports
+/// (no rustls dependency of the user's own).
+fn trusting(cert: CertificateDer<'static>) -> wsproto::rustls::ClientConfig {
+    use wsproto::rustls::{ClientConfig, RootCertStore};
     let mut roots = RootCertStore::empty();
     roots.add(cert).unwrap();
-    ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+    ClientConfig::builder_with_provider(Arc::new(wsproto::rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
@@ -79,6 +88,35 @@ async fn wss_connects_with_the_given_roots_and_checks_the_host() {
         let url = format!("wss://localhost:{port}/");
         let error = upgrade::connect(&url).await.unwrap_err();
         assert!(error.to_string().contains("certificate"), "{error}");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn wss_trusts_a_private_ca_given_as_pem() {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let (port, _cert, pem) = tls_echo_server_pem().await;
+        // No rustls code: the PEM file's certificates join the built-in roots.
+        let config = UpgradeConfig::default().tls_roots_pem(pem.as_bytes()).unwrap();
+        let url = format!("wss://localhost:{port}/");
+        let (mut ws, accept) = upgrade::connect_with(&url, config.clone()).await.unwrap();
+        assert!(accept.deflate().is_some(), "deflate offered and accepted by default");
+        ws.send("private CA".into()).await.unwrap();
+        let Some(Ok(Event::TextMessage(echo))) = ws.next().await else { panic!("an echo") };
+        assert_eq!(echo.data, "private CA");
+
+        // The roots add up: another CA's PEM keeps the first one trusted.
+        let other = rcgen::generate_simple_self_signed(vec!["other.example".to_string()]).unwrap();
+        let config = config.tls_roots_pem(other.cert.pem().as_bytes()).unwrap();
+        let (mut ws, _) = upgrade::connect_with(&url, config).await.unwrap();
+        ws.send("still trusted".into()).await.unwrap();
+        let Some(Ok(Event::TextMessage(echo))) = ws.next().await else { panic!("an echo") };
+        assert_eq!(echo.data, "still trusted");
+
+        // A PEM without a certificate is a typed error at configuration time.
+        let error = UpgradeConfig::default().tls_roots_pem(b"-----BEGIN PRIVATE KEY-----\n").unwrap_err();
+        assert!(matches!(error, wsproto::Error::TlsConfig { .. }), "{error}");
     })
     .await
     .expect("test timed out");

@@ -44,6 +44,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// TLS for `wss://` cannot be set up (features `rustls`, `rustls-no-provider`): roots
+    /// that are not PEM certificates, or no crypto provider (the reason says which).
+    TlsConfig {
+        /// What is wrong and how to fix it.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -59,6 +65,7 @@ impl fmt::Display for Error {
                 write!(f, "the proxy refused the tunnel with HTTP status {status}")
             }
             Error::InvalidUrl { url, reason } => write!(f, "invalid WebSocket URL {url:?}: {reason}"),
+            Error::TlsConfig { reason } => write!(f, "TLS configuration: {reason}"),
         }
     }
 }
@@ -103,13 +110,11 @@ impl From<Error> for std::io::Error {
     fn from(e: Error) -> Self {
         use std::io::ErrorKind;
         let kind = match &e {
-            Error::Io(_) => {
-                return match e {
-                    Error::Io(e) => e,
-                    _ => unreachable!(),
-                }
-            }
-            Error::Local(_) | Error::InvalidUrl { .. } => ErrorKind::InvalidInput,
+            Error::Io(_) => match e {
+                Error::Io(e) => return e,
+                _ => ErrorKind::Other,
+            },
+            Error::Local(_) | Error::InvalidUrl { .. } | Error::TlsConfig { .. } => ErrorKind::InvalidInput,
             Error::Remote(_) => ErrorKind::InvalidData,
             Error::Rejected(_) | Error::ProxyRefused(_) => ErrorKind::ConnectionRefused,
             Error::HandshakeTimeout | Error::Timeout(_) => ErrorKind::TimedOut,

@@ -48,9 +48,13 @@ pub struct UpgradeConfig {
     pub connect_timeout: Duration,
     /// An HTTP proxy that [`connect_with`](crate::upgrade::connect_with) tunnels through (`CONNECT`), if any.
     pub proxy: Option<Proxy>,
-    /// The TLS client configuration for `wss://` in [`connect_with`](crate::upgrade::connect_with) (default: webpki-roots).
-    #[cfg(feature = "rustls")]
+    /// The TLS client configuration for `wss://` in [`connect_with`](crate::upgrade::connect_with) (default: webpki-roots
+    /// and the roots of [`tls_roots_pem`](Self::tls_roots_pem)).
+    #[cfg(feature = "rustls-no-provider")]
     pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// Certificates trusted besides webpki-roots when no `tls` configuration is given.
+    #[cfg(feature = "rustls-no-provider")]
+    pub(crate) tls_roots: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
     /// Largest rejection body a client reads.
     pub max_reject_body: usize,
     /// What the session every entry point returns does by itself (replies, keepalive,
@@ -77,8 +81,10 @@ impl Default for UpgradeConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             proxy: None,
-            #[cfg(feature = "rustls")]
+            #[cfg(feature = "rustls-no-provider")]
             tls: None,
+            #[cfg(feature = "rustls-no-provider")]
+            tls_roots: Vec::new(),
             max_reject_body: 64 << 10,
             session: SessionConfig::default(),
             subprotocols: Vec::new(),
@@ -121,12 +127,43 @@ impl UpgradeConfig {
         self
     }
 
-    /// Sets the TLS client configuration for `wss://` (roots to trust, client certificates,
-    /// ALPN...). Without one, the webpki-roots certificates are trusted.
-    #[cfg(feature = "rustls")]
+    /// Sets the whole TLS client configuration for `wss://` (roots to trust, client
+    /// certificates, ALPN, crypto provider...), built with the re-exported
+    /// [`rustls`](crate::rustls). Without one, the webpki-roots certificates and those of
+    /// [`tls_roots_pem`](Self::tls_roots_pem) are trusted, with the process-level crypto
+    /// provider if one is installed, else ring (feature `rustls`).
+    ///
+    /// To trust a private CA, [`tls_roots_pem`](Self::tls_roots_pem) needs no rustls code.
+    /// Building a `ClientConfig` yourself, prefer
+    /// `ClientConfig::builder_with_provider(..)` when your app links more than one provider:
+    /// `ClientConfig::builder()` panics if it cannot tell which one to use.
+    #[cfg(feature = "rustls-no-provider")]
     pub fn tls_config(mut self, config: Arc<tokio_rustls::rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self
+    }
+
+    /// Trusts the certificates of a PEM input (a private CA, a self-signed server) for
+    /// `wss://`, besides the webpki-roots certificates. Can be called more than once; the
+    /// roots add up. Ignored when a whole [`tls_config`](Self::tls_config) is given, which
+    /// carries its own roots.
+    ///
+    /// Refused with [`Error::TlsConfig`](crate::Error::TlsConfig) when the input holds no
+    /// `CERTIFICATE` block, is malformed, or holds a certificate that cannot be a trust anchor.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), wsproto::Error> {
+    /// use wsproto::upgrade::{self, UpgradeConfig};
+    ///
+    /// let ca = std::fs::read("ca.pem")?;
+    /// let config = UpgradeConfig::default().tls_roots_pem(&ca)?;
+    /// let (ws, _) = upgrade::connect_with("wss://internal.example/ws", config).await?;
+    /// # drop(ws); Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls-no-provider")]
+    pub fn tls_roots_pem(mut self, pem: &[u8]) -> Result<Self, crate::adapters::error::Error> {
+        self.tls_roots.extend(super::tls::parse_roots(pem)?);
+        Ok(self)
     }
 
     /// Connects through an HTTP `CONNECT` proxy (see [`Proxy`]).

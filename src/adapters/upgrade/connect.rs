@@ -3,7 +3,7 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-#[cfg(feature = "rustls")]
+#[cfg(feature = "rustls-no-provider")]
 use super::tls;
 use super::url::WsUrl;
 use super::{client, MaybeTlsStream, UpgradeConfig};
@@ -37,12 +37,17 @@ pub async fn connect_with(
     config: UpgradeConfig,
 ) -> Result<(Session<MaybeTlsStream>, AcceptConnection), Error> {
     let target = WsUrl::parse(url)?;
-    if target.secure && cfg!(not(feature = "rustls")) {
+    if target.secure && cfg!(not(feature = "rustls-no-provider")) {
         return Err(Error::InvalidUrl {
             url: url.to_owned(),
             reason: "wss:// needs the `rustls` feature (or connect TLS yourself: upgrade::client_url)",
         });
     }
+    #[cfg(feature = "rustls-no-provider")]
+    let tls_config = match target.secure {
+        true => Some(tls::client_config(&config)?),
+        false => None,
+    };
     let connect = async {
         match &config.proxy {
             None => Ok(TcpStream::connect((target.host.as_str(), target.port)).await?),
@@ -56,9 +61,9 @@ pub async fn connect_with(
         }
     };
     io.set_nodelay(true)?;
-    #[cfg(feature = "rustls")]
-    let io = if target.secure {
-        tls::connect(io, &target.host, &config).await.map_err(|e| match e {
+    #[cfg(feature = "rustls-no-provider")]
+    let io = if let Some(tls_config) = tls_config {
+        tls::connect(io, &target.host, tls_config).await.map_err(|e| match e {
             tls::Failure::Name => {
                 Error::InvalidUrl { url: url.to_owned(), reason: "not a valid TLS server name" }
             }
@@ -67,7 +72,7 @@ pub async fn connect_with(
     } else {
         MaybeTlsStream::Plain(io)
     };
-    #[cfg(not(feature = "rustls"))]
+    #[cfg(not(feature = "rustls-no-provider"))]
     let io = MaybeTlsStream::Plain(io);
     client(io, config.url_request(&target), config).await
 }

@@ -40,7 +40,7 @@ mod config;
 mod connect;
 mod proxy;
 mod stream;
-#[cfg(feature = "rustls")]
+#[cfg(feature = "rustls-no-provider")]
 mod tls;
 pub(crate) mod url;
 

@@ -9,7 +9,7 @@ pub enum MaybeTlsStream {
     /// `ws://`.
     Plain(TcpStream),
     /// `wss://`: tokio-rustls over TCP.
-    #[cfg(feature = "rustls")]
+    #[cfg(feature = "rustls-no-provider")]
     Rustls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
@@ -21,7 +21,7 @@ impl AsyncRead for MaybeTlsStream {
     ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(io) => std::pin::Pin::new(io).poll_read(cx, buf),
-            #[cfg(feature = "rustls")]
+            #[cfg(feature = "rustls-no-provider")]
             MaybeTlsStream::Rustls(io) => std::pin::Pin::new(io.as_mut()).poll_read(cx, buf),
         }
     }
@@ -35,7 +35,7 @@ impl AsyncWrite for MaybeTlsStream {
     ) -> std::task::Poll<std::io::Result<usize>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(io) => std::pin::Pin::new(io).poll_write(cx, buf),
-            #[cfg(feature = "rustls")]
+            #[cfg(feature = "rustls-no-provider")]
             MaybeTlsStream::Rustls(io) => std::pin::Pin::new(io.as_mut()).poll_write(cx, buf),
         }
     }
@@ -46,7 +46,7 @@ impl AsyncWrite for MaybeTlsStream {
     ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(io) => std::pin::Pin::new(io).poll_flush(cx),
-            #[cfg(feature = "rustls")]
+            #[cfg(feature = "rustls-no-provider")]
             MaybeTlsStream::Rustls(io) => std::pin::Pin::new(io.as_mut()).poll_flush(cx),
         }
     }
@@ -57,7 +57,7 @@ impl AsyncWrite for MaybeTlsStream {
     ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(io) => std::pin::Pin::new(io).poll_shutdown(cx),
-            #[cfg(feature = "rustls")]
+            #[cfg(feature = "rustls-no-provider")]
             MaybeTlsStream::Rustls(io) => std::pin::Pin::new(io.as_mut()).poll_shutdown(cx),
         }
     }
