@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
-use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
+use tokio_util::codec::Framed;
+use wsproto::codec::WsCodec;
+use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::Delivery;
 use wsproto::{Config, Event, Request};
 
@@ -18,7 +20,7 @@ mod echo;
 
 const AGENT: &str = "wsproto-rs";
 
-async fn open(port: u16, target: String) -> Result<WebSocket<TcpStream>, wsproto::Error> {
+async fn open(port: u16, target: String) -> Result<Framed<TcpStream, WsCodec>, wsproto::Error> {
     let io = TcpStream::connect(("127.0.0.1", port)).await?;
     io.set_nodelay(true)?;
     let request = Request::new(format!("127.0.0.1:{port}"), target);

@@ -36,7 +36,7 @@ use crate::adapters::error::Error;
 use crate::event::{AcceptConnection, Request};
 use crate::hyper::{IncomingUpgrade, PendingUpgrade, Refused, UpgradedIo};
 use crate::session::Session;
-use crate::upgrade::{UpgradeConfig, WebSocket};
+use crate::upgrade::UpgradeConfig;
 
 /// Called with the error when the upgrade fails after the response was sent.
 type FailedUpgrade = Box<dyn FnOnce(Error) + Send>;
@@ -155,29 +155,11 @@ impl WebSocketUpgrade {
     }
 
     /// The response to return from the handler; once it is sent, `callback` runs (in a new
-    /// task) with the WebSocket as a [`Session`]: replies, keepalive and timeouts handled.
+    /// task) with the WebSocket as a [`Session`]: replies, keepalive and timeouts handled
+    /// ([`Session::into_inner`] gives the bare `Framed` of a tokio-util pipeline).
     pub fn on_upgrade<F, Fut>(self, callback: F) -> Response
     where
         F: FnOnce(Session<UpgradedIo>) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let session = self.config.session.clone();
-        self.spawn(move |ws| callback(Session::new(ws, session)))
-    }
-
-    /// [`on_upgrade`](Self::on_upgrade) with the bare transport, a `Framed` with
-    /// [`WsCodec`](crate::codec::WsCodec): replies and timeouts are yours.
-    pub fn on_upgrade_framed<F, Fut>(self, callback: F) -> Response
-    where
-        F: FnOnce(WebSocket<UpgradedIo>) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.spawn(callback)
-    }
-
-    fn spawn<F, Fut>(self, callback: F) -> Response
-    where
-        F: FnOnce(WebSocket<UpgradedIo>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let (response, pending) = match self.incoming.accept(AcceptConnection::new(), &self.config) {
@@ -192,7 +174,7 @@ impl WebSocketUpgrade {
 
 async fn run<F, Fut>(pending: PendingUpgrade, callback: F, on_failed: Option<FailedUpgrade>)
 where
-    F: FnOnce(WebSocket<UpgradedIo>) -> Fut,
+    F: FnOnce(Session<UpgradedIo>) -> Fut,
     Fut: Future<Output = ()>,
 {
     match pending.await {

@@ -35,7 +35,7 @@
 //!         Err(refused) => return Ok(refused.response()),
 //!     };
 //!     tokio::spawn(async move {
-//!         let Ok(mut ws) = pending.session().await else { return };
+//!         let Ok(mut ws) = pending.await else { return };
 //!         while let Some(Ok(event)) = ws.next().await {
 //!             if let Event::TextMessage(m) = event {
 //!                 let _ = ws.send(m.into()).await;
@@ -84,7 +84,7 @@ use crate::handshake::error::{ProtocolError, RemoteProtocolError};
 use crate::lifecycle::SessionConfig;
 use crate::role::ConnectionType;
 use crate::session::Session;
-use crate::upgrade::{Rejection, UpgradeConfig, WebSocket, WsUrl};
+use crate::upgrade::{Rejection, UpgradeConfig, WsUrl};
 use crate::ws_connection::WsConnection;
 
 /// hyper's upgraded stream (an HTTP/1.1 connection after its 101, or one HTTP/2 stream),
@@ -289,7 +289,9 @@ impl std::error::Error for Refused {
 }
 
 /// The WebSocket to come once hyper has sent the accepting response and hands over the
-/// stream: await it for the bare transport, or call [`session`](Self::session).
+/// stream: await it for a [`Session`] configured by the [`UpgradeConfig::session`] given to
+/// `accept` or `client_request`, as every entry point of the crate gives
+/// ([`Session::into_inner`] for the bare `Framed`).
 #[must_use = "the WebSocket exists only once this is awaited"]
 #[derive(Debug)]
 pub struct PendingUpgrade {
@@ -298,17 +300,8 @@ pub struct PendingUpgrade {
     session: SessionConfig,
 }
 
-impl PendingUpgrade {
-    /// The WebSocket with its lifecycle handled: a [`Session`] configured by the
-    /// [`UpgradeConfig::session`] given to `accept` or `client_request`.
-    pub async fn session(self) -> Result<Session<UpgradedIo>, Error> {
-        let config = self.session.clone();
-        Ok(Session::new(self.await?, config))
-    }
-}
-
 impl Future for PendingUpgrade {
-    type Output = Result<WebSocket<UpgradedIo>, Error>;
+    type Output = Result<Session<UpgradedIo>, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let upgraded = ready!(Pin::new(&mut self.on_upgrade).poll(cx))
@@ -318,7 +311,8 @@ impl Future for PendingUpgrade {
                 "PendingUpgrade polled after completion",
             ))));
         };
-        Poll::Ready(Ok(Framed::new(TokioIo::new(upgraded), WsCodec::new(connection))))
+        let ws = Framed::new(TokioIo::new(upgraded), WsCodec::new(connection));
+        Poll::Ready(Ok(Session::new(ws, self.session.clone())))
     }
 }
 

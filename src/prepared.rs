@@ -16,14 +16,14 @@ use crate::utf8::Utf8Bytes;
 /// `PreparedMessage` builds the frame bytes once per distinct encoding the connections
 /// negotiated and shares them, as [`Bytes`], with every send: a send is then a copy of the
 /// frame into the connection's write buffer ([`Connection::send`](crate::Connection::send),
-/// the codec, a [`Session`](crate::session::Session)), or no copy at all with
+/// the codec, a `Session`), or no copy at all with
 /// [`Connection::send_prepared`](crate::Connection::send_prepared).
 ///
 /// Clones are cheap (one reference count) and share the encodings, which are built lazily on
 /// the first send that needs them (and then cached for the life of the message):
 ///
 /// * **Plain**: a server connection without extensions, or a message below the connection's
-///   [compression threshold](crate::extensions::PerMessageDeflate::compression_threshold).
+///   compression threshold (`PerMessageDeflate::compression_threshold`, feature `deflate`).
 /// * **Compressed**: a server connection whose permessage-deflate agreement has
 ///   `server_no_context_takeover` (each message is compressed from a fresh context, so the
 ///   compressed bytes depend only on the message and the compressor's settings):

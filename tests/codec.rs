@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 use wsproto::codec::{Error, WsCodec};
-use wsproto::upgrade::{self, Decision, Rejection, UpgradeConfig, WebSocket};
+use wsproto::upgrade::{self, Decision, Rejection, UpgradeConfig};
 use wsproto::Delivery;
 use wsproto::{
     AcceptConnection, BytesMessage, CloseConnection, Config, Connection, ConnectionState, ConnectionType,
@@ -60,7 +60,7 @@ async fn codec_over_duplex_both_roles() {
 
 async fn tcp_pair(
     decide: fn(&Request) -> Decision,
-) -> (WebSocket<upgrade::MaybeTlsStream>, WebSocket<TcpStream>) {
+) -> (Framed<upgrade::MaybeTlsStream, WsCodec>, Framed<TcpStream, WsCodec>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {

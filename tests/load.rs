@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
+use tokio_util::codec::Framed;
+use wsproto::codec::WsCodec;
+use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::Delivery;
 use wsproto::{BytesMessage, CloseConnection, Config, Event, Request, TextMessage};
 
@@ -84,7 +86,7 @@ async fn run_client(i: usize, addr: std::net::SocketAddr) {
     assert!(matches!(ws.next().await.unwrap().unwrap(), Event::CloseConnection(c) if c.code == 1000));
 }
 
-async fn send_fragmented(ws: &mut WebSocket<TcpStream>, text: bool, data: &Bytes, fragments: usize) {
+async fn send_fragmented(ws: &mut Framed<TcpStream, WsCodec>, text: bool, data: &Bytes, fragments: usize) {
     let step = data.len().div_ceil(fragments).max(1);
     let mut offset = 0;
     while offset < data.len() || offset == 0 {

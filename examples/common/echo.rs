@@ -2,15 +2,16 @@
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::Framed;
 use wsproto::codec::Error;
-use wsproto::upgrade::WebSocket;
+use wsproto::codec::WsCodec;
 use wsproto::{CloseConnection, Event};
 
 /// Echoes every text and binary event as it comes (whole messages with the upgrade helper's
 /// default delivery; with `Delivery::Chunks` the fragment structure follows the input, so even
 /// a huge message needs little memory), answers pings, and completes the close handshake.
 /// Returns the close event that ended the connection.
-pub async fn echo<T>(ws: &mut WebSocket<T>) -> Result<Option<CloseConnection>, Error>
+pub async fn echo<T>(ws: &mut Framed<T, WsCodec>) -> Result<Option<CloseConnection>, Error>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {

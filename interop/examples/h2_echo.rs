@@ -118,7 +118,7 @@ async fn handle(mut req: Request<Incoming>, peer: SocketAddr) -> Result<Response
         Err(refused) => return Ok(refused.response().map(Full::from)),
     };
     tokio::spawn(async move {
-        let mut ws = match pending.session().await {
+        let mut ws = match pending.await {
             Ok(ws) => ws,
             Err(e) => return eprintln!("{peer}: upgrade failed: {e}"),
         };

@@ -61,7 +61,7 @@ async fn main() -> Result<(), BoxError> {
         eprintln!("connected over HTTP/1.1 (extensions: {:?})", accept.extensions);
         pending
     };
-    let mut ws = pending.session().await?;
+    let mut ws = pending.await?;
     for message in &args[1..] {
         ws.send(TextMessage::new(message.clone()).into()).await?;
         match ws.next().await.transpose()? {

@@ -26,8 +26,8 @@ use wsproto::hyper::IncomingUpgrade;
 use wsproto::upgrade::UpgradeConfig;
 use wsproto::AcceptConnection;
 
-#[path = "../../examples/common/echo.rs"]
-mod echo;
+#[path = "../../examples/common/session_echo.rs"]
+mod session_echo;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:9004";
 
@@ -83,8 +83,8 @@ async fn handle(mut req: Request<Incoming>, peer: SocketAddr) -> Result<Response
             Err(e) => return eprintln!("{peer}: upgrade failed: {e}"),
         };
         eprintln!("{peer}: connected");
-        match echo::echo(&mut ws).await {
-            Ok(close) => eprintln!("{peer}: closed ({:?})", close.map(|c| c.code)),
+        match session_echo::echo(&mut ws).await {
+            Ok(()) => eprintln!("{peer}: closed"),
             Err(e) => eprintln!("{peer}: error: {e}"),
         }
     });

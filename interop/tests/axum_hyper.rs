@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use wsproto::axum::WebSocketUpgrade;
-use wsproto::upgrade::{self, UpgradeConfig, WebSocket};
+use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::{BytesMessage, CloseCode, Event, TextMessage};
 
 #[path = "../../examples/common/session_echo.rs"]
@@ -58,9 +58,11 @@ fn text(len: usize) -> String {
 
 /// Reads the greeting, echoes a text and a binary message, closes: the script every client
 /// runs.
-async fn greet_and_echo<T>(ws: &mut WebSocket<T>) -> String
+async fn greet_and_echo<S, E>(ws: &mut S) -> String
 where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: futures_util::Stream<Item = Result<Event, E>> + futures_util::Sink<Event> + Unpin,
+    E: std::fmt::Debug,
+    <S as futures_util::Sink<Event>>::Error: std::fmt::Debug,
 {
     let greeting = match ws.next().await.unwrap().unwrap() {
         Event::TextMessage(m) => m.data.to_string(),

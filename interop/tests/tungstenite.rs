@@ -24,7 +24,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use wsproto::upgrade::{self, Decision, UpgradeConfig, WebSocket};
+use tokio_util::codec::Framed;
+use wsproto::codec::WsCodec;
+use wsproto::upgrade::{self, Decision, UpgradeConfig};
 use wsproto::{
     AcceptConnection, BytesMessage, CloseCode, CloseConnection, CloseSource, ConnectionState, Event, Ping,
     Pong, Request, TextMessage,
@@ -297,7 +299,7 @@ async fn tungstenite_server(listener: TcpListener) -> Vec<Option<CloseFrame>> {
     closes
 }
 
-async fn wsproto_client(port: u16) -> WebSocket<TcpStream> {
+async fn wsproto_client(port: u16) -> Framed<TcpStream, WsCodec> {
     let io = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let request = Request::new(format!("127.0.0.1:{port}"), "/interop").with_header("x-test", "interop");
     let config = UpgradeConfig::default();
@@ -309,7 +311,9 @@ async fn wsproto_client(port: u16) -> WebSocket<TcpStream> {
     ws
 }
 
-async fn next_event<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(ws: &mut WebSocket<T>) -> Event {
+async fn next_event<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    ws: &mut Framed<T, WsCodec>,
+) -> Event {
     ws.next().await.expect("stream ended").expect("wsproto error")
 }
 
@@ -318,7 +322,7 @@ fn text(s: &str) -> Event {
 }
 
 /// Messages, fragments, pings both ways, seen from the wsproto client.
-async fn wsproto_client_script(ws: &mut WebSocket<TcpStream>) {
+async fn wsproto_client_script(ws: &mut Framed<TcpStream, WsCodec>) {
     ws.send(text("hello")).await.unwrap();
     assert_eq!(next_event(ws).await, text("hello"));
 

@@ -51,10 +51,6 @@ pub use stream::MaybeTlsStream;
 #[cfg(feature = "hyper")]
 pub(crate) use url::WsUrl;
 
-/// The bare WebSocket transport under a [`Session`]: any I/O object framed with [`WsCodec`]
-/// ([`Session::into_inner`] gives it, for tokio-util pipelines).
-pub type WebSocket<T> = Framed<T, WsCodec>;
-
 /// The first of `ours` (in our order of preference) that `request` offers.
 fn first_offered(ours: &[String], request: &Request) -> Option<String> {
     ours.iter().find(|p| request.subprotocols.contains(p)).cloned()
@@ -289,7 +285,7 @@ where
 }
 
 /// Moves the established connection and every byte read past the handshake into a `Framed`.
-pub(crate) fn into_framed<T>(io: T, ws: WsConnection) -> WebSocket<T>
+pub(crate) fn into_framed<T>(io: T, ws: WsConnection) -> Framed<T, WsCodec>
 where
     T: AsyncRead + AsyncWrite,
 {
