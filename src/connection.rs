@@ -8,7 +8,7 @@ use crate::close::{truncate_reason, CloseCode};
 use crate::config::{Config, Delivery, Limits};
 use crate::error::PeerViolation;
 use crate::event::{BytesMessage, CloseConnection, CloseSource, Event, TextMessage};
-use crate::extensions::Extension;
+use crate::extensions::{Extension, SharedFraming};
 use crate::frame::decode::FrameDecoder;
 use crate::frame::{FrameHeader, Opcode, Rsv, MAX_CONTROL_PAYLOAD};
 use crate::mask::extend_masked;
@@ -138,12 +138,12 @@ impl Connection {
         &self.extensions
     }
 
-    /// The permessage-deflate agreement, if that extension is in use.
-    #[cfg(feature = "deflate")]
-    pub fn deflate_params(&self) -> Option<crate::extensions::DeflateParams> {
+    /// The negotiated extension of type `E`, if it is in use: for instance
+    /// `connection.extension::<PerMessageDeflate>()` and its `params()`, the agreement.
+    pub fn extension<E: Extension>(&self) -> Option<&E> {
         self.extensions.iter().find_map(|ext| {
             let any: &dyn std::any::Any = &**ext;
-            any.downcast_ref::<crate::extensions::PerMessageDeflate>()?.params()
+            any.downcast_ref::<E>()
         })
     }
 
@@ -376,25 +376,30 @@ impl Connection {
         }
         // Client frames are masked with a key of their own: nothing to share.
         if !self.role.is_client() {
-            match &self.extensions[..] {
-                [] => return Ok(Some(msg.plain_frame().clone())),
-                #[cfg(feature = "deflate")]
-                [ext] => {
-                    use crate::extensions::{PerMessageDeflate, SharedEncoding};
-                    let any: &dyn std::any::Any = &**ext;
-                    match any.downcast_ref::<PerMessageDeflate>().and_then(|d| d.shared_encoding(msg.len())) {
-                        Some(SharedEncoding::Plain) => return Ok(Some(msg.plain_frame().clone())),
-                        Some(SharedEncoding::Compressed { key, pool }) => {
-                            return msg.deflated_frame(key, pool).map(Some)
-                        }
-                        None => {}
-                    }
-                }
-                _ => {}
+            if let Some(frame) = self.shared_frame(msg)? {
+                return Ok(Some(frame));
             }
         }
         self.send_data(msg.opcode(), msg.payload().clone(), true, dst)?;
         Ok(None)
+    }
+
+    /// The frame of `msg` shared with other connections, if the extensions allow it: every
+    /// one leaves the message untouched (the plain frame), or one transforms it with a
+    /// shared key and the others leave it untouched (that extension's encoding).
+    fn shared_frame(&self, msg: &PreparedMessage) -> Result<Option<Bytes>, LocalProtocolError> {
+        let mut encoder = None;
+        for ext in &self.extensions {
+            match ext.shared_framing(msg.opcode(), msg.len()) {
+                SharedFraming::Untouched => {}
+                SharedFraming::Encoded(key) if encoder.is_none() => encoder = Some((&**ext, key)),
+                _ => return Ok(None),
+            }
+        }
+        match encoder {
+            None => Ok(Some(msg.plain_frame().clone())),
+            Some((ext, key)) => msg.encoded_frame(ext, key).map(Some),
+        }
     }
 
     #[inline]

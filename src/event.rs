@@ -111,13 +111,6 @@ impl Request {
         self.extra_headers.push((name.into(), value.into()));
         self
     }
-
-    /// The permessage-deflate offers among [`extensions`](Self::extensions), typed, in order
-    /// (malformed ones skipped).
-    #[cfg(feature = "deflate")]
-    pub fn deflate_offers(&self) -> Vec<crate::extensions::DeflateItem> {
-        self.extensions.iter().filter_map(|item| crate::extensions::DeflateItem::parse(item).ok()).collect()
-    }
 }
 
 /// Acceptance of an upgrade request.
@@ -156,12 +149,6 @@ impl AcceptConnection {
     pub fn with_header(mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
         self.extra_headers.push((name.into(), value.into()));
         self
-    }
-
-    /// The agreed permessage-deflate parameters, typed, if the server agreed to it.
-    #[cfg(feature = "deflate")]
-    pub fn deflate(&self) -> Option<crate::extensions::DeflateItem> {
-        self.extensions.iter().find_map(|item| crate::extensions::DeflateItem::parse(item).ok())
     }
 }
 

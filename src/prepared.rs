@@ -1,10 +1,12 @@
 //! Prepared messages: framed (and compressed) once, sent to many connections.
 
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::extensions::Extension;
 use crate::frame::{FrameHeader, Opcode, Rsv};
 use crate::utf8::Utf8Bytes;
 
@@ -75,17 +77,15 @@ struct Inner {
     payload: Bytes,
     /// The unmasked frame with the payload as it is.
     plain: OnceLock<Bytes>,
-    /// Compressed frames, by (level, window bits, memory level): the first one lock-free, the others (a
-    /// server with several configurations) behind a lock.
-    #[cfg(feature = "deflate")]
-    deflated: OnceLock<(DeflateKey, Bytes)>,
-    #[cfg(feature = "deflate")]
-    more_deflated: std::sync::Mutex<Vec<(DeflateKey, Bytes)>>,
+    /// Frames an extension transformed, by extension type and its key
+    /// ([`SharedFraming::Encoded`](crate::extensions::SharedFraming::Encoded)): the first one lock-free, the others (a server with
+    /// several configurations) behind a lock.
+    encoded: OnceLock<(EncodingKey, Bytes)>,
+    more_encoded: std::sync::Mutex<Vec<(EncodingKey, Bytes)>>,
 }
 
-/// A compressed encoding: compression level, window bits and memory level.
-#[cfg(feature = "deflate")]
-type DeflateKey = crate::extensions::SharedKey;
+/// One shared encoding: the extension's type and the key it gave.
+type EncodingKey = (TypeId, u64);
 
 impl PreparedMessage {
     /// A prepared text message.
@@ -116,10 +116,8 @@ impl PreparedMessage {
                 opcode,
                 payload,
                 plain: OnceLock::new(),
-                #[cfg(feature = "deflate")]
-                deflated: OnceLock::new(),
-                #[cfg(feature = "deflate")]
-                more_deflated: std::sync::Mutex::new(Vec::new()),
+                encoded: OnceLock::new(),
+                more_encoded: std::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -170,32 +168,34 @@ impl PreparedMessage {
         self.inner.plain.get_or_init(|| frame(self.inner.opcode, Rsv::NONE, &self.inner.payload))
     }
 
-    /// The unmasked frame compressed with a fresh context with `key`'s settings, built on
-    /// first use (with a compressor from `pool` if there is one).
-    #[cfg(feature = "deflate")]
-    pub(crate) fn deflated_frame(
+    /// The unmasked frame as `ext` transforms it on every connection that gave `key`
+    /// ([`Extension::encode_shared`]), built on first use.
+    pub(crate) fn encoded_frame(
         &self,
-        key: DeflateKey,
-        pool: Option<&crate::extensions::DeflatePool>,
+        ext: &dyn Extension,
+        key: u64,
     ) -> Result<Bytes, crate::misuse::LocalProtocolError> {
+        let any: &dyn Any = ext;
+        let key = (any.type_id(), key);
         let build = || {
-            let payload = crate::extensions::compress_message(key, &self.inner.payload, pool)
+            let (rsv, payload) = ext
+                .encode_shared(key.1, self.inner.opcode, &self.inner.payload)
                 .map_err(crate::misuse::LocalProtocolError::Extension)?;
-            Ok::<_, crate::misuse::LocalProtocolError>(frame(self.inner.opcode, Rsv::RSV1, &payload))
+            Ok::<_, crate::misuse::LocalProtocolError>(frame(self.inner.opcode, rsv, &payload))
         };
-        match self.inner.deflated.get() {
+        match self.inner.encoded.get() {
             Some((k, frame)) if *k == key => return Ok(frame.clone()),
             Some(_) => {}
             None => {
                 // Two threads may both build it: the same bytes, one is kept.
                 let built = build()?;
-                let (k, frame) = self.inner.deflated.get_or_init(|| (key, built));
+                let (k, frame) = self.inner.encoded.get_or_init(|| (key, built));
                 if *k == key {
                     return Ok(frame.clone());
                 }
             }
         }
-        let mut more = self.inner.more_deflated.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut more = self.inner.more_encoded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((_, frame)) = more.iter().find(|(k, _)| *k == key) {
             return Ok(frame.clone());
         }

@@ -1388,9 +1388,17 @@ fn permessage_deflate_negotiated_through_the_handshake() {
     let accept = accept_event(c.next_event().unwrap());
     let agreed = accept.deflate().expect("the server agreed to permessage-deflate");
     assert!(!agreed.server_no_context_takeover);
-    let params = c.connection().unwrap().deflate_params().expect("the connection reports the agreement");
+    let params = c
+        .connection()
+        .unwrap()
+        .extension::<PerMessageDeflate>()
+        .and_then(|d| d.params())
+        .expect("the connection reports the agreement");
     assert_eq!(params.server_max_window_bits, 15);
-    assert_eq!(s.connection().unwrap().deflate_params(), Some(params.with_role(ConnectionType::Server)));
+    assert_eq!(
+        s.connection().unwrap().extension::<PerMessageDeflate>().and_then(|d| d.params()),
+        Some(params.with_role(ConnectionType::Server))
+    );
     assert_eq!(names(c.connection().unwrap().extensions()), ["permessage-deflate"]);
     assert_eq!(names(s.connection().unwrap().extensions()), ["permessage-deflate"]);
 

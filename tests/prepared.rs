@@ -363,3 +363,89 @@ proptest! {
         prop_assert_eq!(receive(&mut rx, &wire), messages);
     }
 }
+
+/// A third-party extension that reverses every data frame's payload and marks it with RSV3;
+/// with `key`, it tells prepared messages the output is shareable, and counts how often it
+/// encodes a shared message.
+#[derive(Debug)]
+struct Reverse {
+    key: Option<u64>,
+    shared_encodings: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Extension for Reverse {
+    fn name(&self) -> &str {
+        "x-reverse"
+    }
+    fn enabled(&self) -> bool {
+        true
+    }
+    fn offer(&mut self) -> Option<String> {
+        Some(String::new())
+    }
+    fn frame_outbound(
+        &mut self,
+        _opcode: wsproto::frame::Opcode,
+        rsv: wsproto::frame::Rsv,
+        data: Bytes,
+        _fin: bool,
+    ) -> Result<(wsproto::frame::Rsv, Bytes), wsproto::ExtensionError> {
+        Ok((rsv.union(wsproto::frame::Rsv::RSV3), data.iter().rev().copied().collect()))
+    }
+    fn shared_framing(
+        &self,
+        _opcode: wsproto::frame::Opcode,
+        _len: usize,
+    ) -> wsproto::extensions::SharedFraming {
+        match self.key {
+            Some(key) => wsproto::extensions::SharedFraming::Encoded(key),
+            None => wsproto::extensions::SharedFraming::PerConnection,
+        }
+    }
+    fn encode_shared(
+        &self,
+        _key: u64,
+        _opcode: wsproto::frame::Opcode,
+        payload: &[u8],
+    ) -> Result<(wsproto::frame::Rsv, Bytes), wsproto::ExtensionError> {
+        self.shared_encodings.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok((wsproto::frame::Rsv::RSV3, payload.iter().rev().copied().collect()))
+    }
+}
+
+fn reverse(key: Option<u64>, count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Connection {
+    let ext = Reverse { key, shared_encodings: count.clone() };
+    conn(ConnectionType::Server, vec![Box::new(ext)])
+}
+
+#[test]
+fn an_extension_without_a_sharing_hook_frames_each_connection_itself() {
+    let count = Default::default();
+    let msg = PreparedMessage::binary(Bytes::from_static(b"abc"));
+    let mut expected = BytesMut::new();
+    reverse(None, &count).send(normal_event(&msg), &mut expected).unwrap();
+    assert_eq!(&expected[..], b"\x92\x03cba", "FIN, RSV3, binary, reversed");
+    let a = reverse(None, &count).send_prepared(&msg).unwrap();
+    let b = reverse(None, &count).send_prepared(&msg).unwrap();
+    assert_eq!((&a[..], &b[..]), (&expected[..], &expected[..]));
+    assert_ne!(a.as_ptr(), b.as_ptr(), "not shared: the extension did not say it may be");
+    assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[test]
+fn an_extension_with_a_sharing_key_encodes_once_per_key() {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let msg = PreparedMessage::text("hello");
+    let mut expected = BytesMut::new();
+    reverse(Some(1), &count).send(normal_event(&msg), &mut expected).unwrap();
+    let frames: Vec<(u64, Bytes)> = [1, 2, 1, 2, 1]
+        .into_iter()
+        .map(|key| (key, reverse(Some(key), &count).send_prepared(&msg).unwrap()))
+        .collect();
+    assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 2, "one encoding per key");
+    for (key, frame) in &frames {
+        assert_eq!(&frame[..], &expected[..], "what a normal send writes");
+        let first = &frames.iter().find(|(k, _)| k == key).unwrap().1;
+        assert_eq!(frame.as_ptr(), first.as_ptr(), "shared by the connections of key {key}");
+    }
+}

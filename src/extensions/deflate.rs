@@ -13,7 +13,7 @@ use zlib_rs::{Deflate, DeflateConfig, DeflateFlush};
 
 use crate::close::CloseCode;
 use crate::error::ExtensionError;
-use crate::extensions::Extension;
+use crate::extensions::{Extension, SharedFraming};
 use crate::frame::{Opcode, Rsv};
 use crate::headers::ExtensionItem;
 use crate::role::ConnectionType;
@@ -879,6 +879,19 @@ impl Extension for PerMessageDeflate {
         let rsv = if opcode == Opcode::Continuation { rsv } else { rsv.union(Rsv::RSV1) };
         Ok((rsv, payload))
     }
+
+    fn shared_framing(&self, _opcode: Opcode, len: usize) -> SharedFraming {
+        self.shared(len)
+    }
+
+    fn encode_shared(
+        &self,
+        key: u64,
+        _opcode: Opcode,
+        payload: &[u8],
+    ) -> Result<(Rsv, Bytes), ExtensionError> {
+        self.encode_whole(key, payload)
+    }
 }
 
 /// Inflating would exceed the message budget (reported as a message too big).
@@ -982,6 +995,24 @@ impl DeflateItem {
             }
         }
         Ok(params)
+    }
+}
+
+// The deflate accessors of the handshake events live here, with the parser they use, so
+// the events know nothing of any extension.
+
+impl crate::event::Request {
+    /// The permessage-deflate offers among [`extensions`](Self::extensions), typed, in order
+    /// (malformed ones skipped).
+    pub fn deflate_offers(&self) -> Vec<DeflateItem> {
+        self.extensions.iter().filter_map(|item| DeflateItem::parse(item).ok()).collect()
+    }
+}
+
+impl crate::event::AcceptConnection {
+    /// The agreed permessage-deflate parameters, typed, if the server agreed to it.
+    pub fn deflate(&self) -> Option<DeflateItem> {
+        self.extensions.iter().find_map(|item| DeflateItem::parse(item).ok())
     }
 }
 
@@ -1621,54 +1652,52 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 // ===== prepared messages =====
 
-/// How a server's whole message may be shared between the connections that negotiated the
-/// same encoding (see [`PreparedMessage`](crate::PreparedMessage)).
-#[derive(Debug)]
-pub(crate) enum SharedEncoding<'a> {
-    /// Sent uncompressed (below the compression threshold).
-    Plain,
-    /// Compressed from a fresh context with these settings.
-    Compressed { key: SharedKey, pool: Option<&'a DeflatePool> },
-}
+impl CompressorKey {
+    /// The key as the `u64` of [`SharedFraming::Encoded`]: level, window bits, memory level.
+    fn pack(self) -> u64 {
+        u64::from(self.level) | u64::from(self.bits) << 32 | u64::from(self.mem_level) << 40
+    }
 
-/// The settings a whole message compressed from a fresh context depends on.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub(crate) struct SharedKey(CompressorKey);
+    /// The key [`pack`](Self::pack) made, or `None` for another value.
+    fn unpack(key: u64) -> Option<Self> {
+        let found =
+            CompressorKey { level: key as u32, bits: (key >> 32) as u8, mem_level: (key >> 40) as u8 };
+        (found.pack() == key).then_some(found)
+    }
+}
 
 impl PerMessageDeflate {
-    /// How a whole message of `len` bytes that starts now would be encoded, when that depends
-    /// only on the message and the agreement: `None` when the compressor's state carries over
-    /// between messages (context takeover), so the output is this connection's own.
-    pub(crate) fn shared_encoding(&self, len: usize) -> Option<SharedEncoding<'_>> {
-        let params = self.params?;
+    /// See [`Extension::shared_framing`]: below the threshold a message is sent as it is;
+    /// compressed from a fresh context (no context takeover for our direction), it depends
+    /// only on the message and the compressor's settings; with context takeover it is this
+    /// connection's own.
+    fn shared(&self, len: usize) -> SharedFraming {
+        let Some(params) = self.params else { return SharedFraming::Untouched };
         if len < self.settings.threshold {
-            return Some(SharedEncoding::Plain);
+            return SharedFraming::Untouched;
         }
         if !params.compress_no_context_takeover() {
-            return None;
+            return SharedFraming::PerConnection;
         }
-        Some(SharedEncoding::Compressed {
-            key: SharedKey(self.compressor_key(params)),
-            pool: self.pool.as_ref(),
-        })
+        SharedFraming::Encoded(self.compressor_key(params).pack())
     }
-}
 
-/// Compresses a whole message from a fresh context (a compressor from `pool`, or a new one):
-/// the payload [`PerMessageDeflate`] sends for it under no-context-takeover.
-pub(crate) fn compress_message(
-    key: SharedKey,
-    data: &[u8],
-    pool: Option<&DeflatePool>,
-) -> Result<Bytes, ExtensionError> {
-    let (mut compressor, _) = pool
-        .and_then(|pool| pool.take_compressor(key.0, None))
-        .unwrap_or_else(|| (Compressor::new(key.0), false));
-    let mut out = Vec::with_capacity(data.len() / 4 + 64);
-    compressor.compress_sync(data, &mut out)?;
-    end_message(&mut out);
-    if let Some(pool) = pool {
-        pool.give_compressor(compressor, None);
+    /// See [`Extension::encode_shared`]: the message compressed from a fresh context (a
+    /// compressor from the pool, or a new one), as [`shared`](Self::shared)'s key says.
+    fn encode_whole(&self, key: u64, data: &[u8]) -> Result<(Rsv, Bytes), ExtensionError> {
+        let key = CompressorKey::unpack(key).ok_or_else(|| {
+            ExtensionError::new(CloseCode::INTERNAL_ERROR, "not a permessage-deflate sharing key")
+        })?;
+        let pool = self.pool.as_ref();
+        let (mut compressor, _) = pool
+            .and_then(|pool| pool.take_compressor(key, None))
+            .unwrap_or_else(|| (Compressor::new(key), false));
+        let mut out = Vec::with_capacity(data.len() / 4 + 64);
+        compressor.compress_sync(data, &mut out)?;
+        end_message(&mut out);
+        if let Some(pool) = pool {
+            pool.give_compressor(compressor, None);
+        }
+        Ok((Rsv::RSV1, into_bytes(out)))
     }
-    Ok(into_bytes(out))
 }

@@ -16,8 +16,6 @@ use crate::role::ConnectionType;
 #[cfg(feature = "deflate")]
 mod deflate;
 #[cfg(feature = "deflate")]
-pub(crate) use deflate::{compress_message, SharedEncoding, SharedKey};
-#[cfg(feature = "deflate")]
 pub use deflate::{DeflateItem, DeflateParams, DeflatePool, IdleState, PerMessageDeflate};
 
 /// A WebSocket extension, such as permessage-deflate.
@@ -146,4 +144,48 @@ pub trait Extension: Any + fmt::Debug + Send + Sync {
         let _ = (opcode, fin);
         Ok((rsv, data))
     }
+
+    /// Server: how a whole message of `len` bytes that starts now would leave this
+    /// extension, for a [`PreparedMessage`](crate::PreparedMessage) sent to many connections
+    /// to be framed once and shared. The default, [`SharedFraming::PerConnection`], never
+    /// shares: say more only when the output depends on nothing but the message and what
+    /// the key stands for.
+    fn shared_framing(&self, opcode: Opcode, len: usize) -> SharedFraming {
+        let _ = (opcode, len);
+        SharedFraming::PerConnection
+    }
+
+    /// Server: the RSV bits and payload of a whole message, transformed as
+    /// [`frame_outbound`](Extension::frame_outbound) would on every connection that answered
+    /// [`SharedFraming::Encoded`] with `key`. Called once per key and message (not for each
+    /// connection); the result is shared. Only called after `shared_framing` returned
+    /// `Encoded(key)`.
+    fn encode_shared(
+        &self,
+        key: u64,
+        opcode: Opcode,
+        payload: &[u8],
+    ) -> Result<(Rsv, Bytes), ExtensionError> {
+        let _ = (key, opcode, payload);
+        Err(ExtensionError::new(
+            crate::close::CloseCode::INTERNAL_ERROR,
+            "encode_shared called on an extension that shares no encoding",
+        ))
+    }
+}
+
+/// How a message sent to many connections can be framed once and shared by one of them,
+/// as an extension would transform it ([`Extension::shared_framing`]).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+#[non_exhaustive]
+pub enum SharedFraming {
+    /// Framed by this connection alone: the output depends on the connection's state (a
+    /// compression context taken over from earlier messages, say).
+    PerConnection,
+    /// Left as it is: the plain frame is shared.
+    Untouched,
+    /// Transformed the same way on every connection whose extension, of the same type,
+    /// answers with the same key: encoded once per key ([`Extension::encode_shared`]) and
+    /// shared.
+    Encoded(u64),
 }
