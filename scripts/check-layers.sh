@@ -9,15 +9,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 declare -A floor=(
-  [close]=1 [mask]=1 [utf8]=1 [headers]=1
+  [wire]=1
   [role]=2 [config]=2 [error]=2 [event]=2
   [frame]=3
   [message]=4 [extensions]=4
-  [connection]=5 [state]=5 [misuse]=5 [prepared]=5
+  [connection]=5
   [handshake]=6
   [ws_connection]=7 [lifecycle]=7
   [adapters]=8 [codec]=8 [session]=8 [upgrade]=8
-  [http_compat]=9 [hyper]=9 [axum]=9
+  [integrations]=9 [http_compat]=9 [hyper]=9 [axum]=9
 )
 
 allowed() { sed -n 's/^\([^#][^:]*\):.*/\1/p' scripts/layers-allow.txt | grep -qxF "$1"; }

@@ -1,6 +1,6 @@
 //! Limits, delivery and the masking-key source of a connection.
 
-use crate::mask::KeySource;
+use crate::wire::mask::KeySource;
 
 /// Settings of a connection: limits, delivery and the masking-key source.
 ///

@@ -17,7 +17,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::close::CloseCode;
+use crate::wire::close::CloseCode;
 
 /// The peer violated RFC 6455 (or a negotiated extension) after the handshake.
 ///

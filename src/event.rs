@@ -7,9 +7,9 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::close::CloseCode;
 use crate::error::PeerViolation;
-use crate::utf8::Utf8Bytes;
+use crate::wire::close::CloseCode;
+use crate::wire::utf8::Utf8Bytes;
 
 /// HTTP headers as `(name, value)` byte pairs, in order.
 pub type Headers = Vec<(Bytes, Bytes)>;
@@ -46,7 +46,7 @@ pub enum Event {
     // glue made callers matching a received event copy it with vector loads that stall on
     // store forwarding, which `wsbench decode` shows on small frames; a prepared send
     // allocates a pointer instead.
-    PreparedMessage(Box<crate::prepared::PreparedMessage>),
+    PreparedMessage(Box<crate::connection::prepared::PreparedMessage>),
 }
 
 impl Event {
@@ -404,15 +404,15 @@ into_event! {
     Pong => Event::Pong;
 }
 
-impl From<crate::prepared::PreparedMessage> for Event {
-    fn from(e: crate::prepared::PreparedMessage) -> Event {
+impl From<crate::connection::prepared::PreparedMessage> for Event {
+    fn from(e: crate::connection::prepared::PreparedMessage) -> Event {
         Event::PreparedMessage(Box::new(e))
     }
 }
 
 /// Sends a clone (one reference count): `conn.send(&prepared, &mut buf)`.
-impl From<&crate::prepared::PreparedMessage> for Event {
-    fn from(e: &crate::prepared::PreparedMessage) -> Event {
+impl From<&crate::connection::prepared::PreparedMessage> for Event {
+    fn from(e: &crate::connection::prepared::PreparedMessage) -> Event {
         Event::PreparedMessage(Box::new(e.clone()))
     }
 }

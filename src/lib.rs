@@ -26,20 +26,17 @@
 //
 // Floors: a module imports only from its own floor or below (scripts/check-layers.sh checks it
 // in CI; scripts/layers-allow.txt lists the exceptions still to pay off).
-//   1 wire          close, mask, utf8, headers
+//   1 wire          wire/ (close, mask, utf8, headers)
 //   2 vocabulary    role, config, error, event
-//   3 frames        frame
-//   4 messages      message, extensions
-//   5 connection    connection, state, misuse, prepared
-//   6 handshake     handshake
-//   7 endpoint      ws_connection, lifecycle
-//   8 tokio         adapters (codec, session, upgrade)
-//   9 integrations  http_compat, hyper, axum
+//   3 frames        frame/
+//   4 messages      message, extensions/
+//   5 connection    connection/ (the connection, state, misuse, prepared)
+//   6 handshake     handshake/
+//   7 endpoint      ws_connection, lifecycle/
+//   8 tokio         adapters/ (codec, session, upgrade)
+//   9 integrations  integrations/ (http_compat, hyper, axum)
 #[cfg(feature = "tokio")]
 mod adapters;
-#[cfg(feature = "axum")]
-pub mod axum;
-mod close;
 mod config;
 mod connection;
 mod error;
@@ -47,25 +44,19 @@ mod event;
 pub mod extensions;
 pub mod frame;
 pub mod handshake;
-mod headers;
-#[cfg(feature = "http")]
-pub mod http_compat;
-#[cfg(feature = "hyper")]
-pub mod hyper;
+mod integrations;
 mod lifecycle;
-mod mask;
 mod message;
-mod misuse;
-mod prepared;
 mod role;
-mod state;
-mod utf8;
+mod wire;
 mod ws_connection;
 
 #[cfg(feature = "tokio")]
 pub use adapters::{codec, error::Error, session, upgrade};
-pub use close::CloseCode;
 pub use config::{Config, Delivery, Limits};
+pub use connection::misuse::LocalProtocolError;
+pub use connection::prepared::PreparedMessage;
+pub use connection::state::ConnectionState;
 pub use connection::{Connection, Events};
 pub use error::{ExtensionError, PeerViolation};
 pub use event::{
@@ -73,13 +64,17 @@ pub use event::{
     RejectConnection, RejectData, Request, TextMessage,
 };
 pub use handshake::error::{ProtocolError, RemoteProtocolError};
+#[cfg(feature = "axum")]
+pub use integrations::axum;
+#[cfg(feature = "http")]
+pub use integrations::http_compat;
+#[cfg(feature = "hyper")]
+pub use integrations::hyper;
 pub use lifecycle::{Lifecycle, LifecyclePhase, SessionConfig, Timeout};
-pub use mask::KeySource;
-pub use misuse::LocalProtocolError;
-pub use prepared::PreparedMessage;
 pub use role::ConnectionType;
-pub use state::ConnectionState;
-pub use utf8::Utf8Bytes;
+pub use wire::close::CloseCode;
+pub use wire::mask::KeySource;
+pub use wire::utf8::Utf8Bytes;
 pub use ws_connection::WsConnection;
 
 /// The rustls crate this crate's `wss://` support is built on (features `rustls`,

@@ -9,14 +9,14 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::close::CloseCode;
 use crate::config::Limits;
 use crate::error::{ExtensionError, PeerViolation};
 use crate::event::{BytesMessage, CloseConnection, CloseSource, Event, Ping, Pong, TextMessage};
 use crate::extensions::Extension;
 use crate::frame::{FrameHeader, Opcode, Rsv};
 use crate::role::ConnectionType;
-use crate::utf8::{Utf8Bytes, Utf8Status, Validator};
+use crate::wire::close::CloseCode;
+use crate::wire::utf8::{Utf8Bytes, Utf8Status, Validator};
 
 /// The receiving side's message in progress.
 #[derive(Debug, Default)]

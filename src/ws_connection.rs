@@ -6,13 +6,13 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use crate::config::Config;
+use crate::connection::misuse::LocalProtocolError;
+use crate::connection::state::ConnectionState;
 use crate::connection::Connection;
 use crate::event::Event;
 use crate::handshake::error::ProtocolError;
 use crate::handshake::Handshake;
-use crate::misuse::LocalProtocolError;
 use crate::role::ConnectionType;
-use crate::state::ConnectionState;
 
 /// A whole WebSocket endpoint: the HTTP/1.1 opening handshake, then the frame layer.
 ///

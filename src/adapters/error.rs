@@ -4,9 +4,9 @@ use std::fmt;
 
 use crate::adapters::codec;
 use crate::adapters::upgrade::Rejection;
+use crate::connection::misuse::LocalProtocolError;
 use crate::handshake::error::{ProtocolError, RemoteProtocolError};
 use crate::lifecycle::Timeout;
-use crate::misuse::LocalProtocolError;
 
 /// The error of the tokio layer (feature `tokio`): of the handshake helpers, the
 /// [`Session`](crate::session::Session) and the integrations alike, so `?` works across a whole

@@ -168,7 +168,7 @@ pub trait Extension: Any + fmt::Debug + Send + Sync {
     ) -> Result<(Rsv, Bytes), ExtensionError> {
         let _ = (key, opcode, payload);
         Err(ExtensionError::new(
-            crate::close::CloseCode::INTERNAL_ERROR,
+            crate::wire::close::CloseCode::INTERNAL_ERROR,
             "encode_shared called on an extension that shares no encoding",
         ))
     }

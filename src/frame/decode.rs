@@ -10,8 +10,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::FrameHeader;
 use crate::error::PeerViolation;
-use crate::mask::apply_mask;
 use crate::role::ConnectionType;
+use crate::wire::mask::apply_mask;
 
 /// Least free space reserved while a frame is in progress.
 const MIN_READ_SPACE: usize = 16 << 10;

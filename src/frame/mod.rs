@@ -22,9 +22,9 @@ use bytes::BufMut;
 pub(crate) mod decode;
 
 use crate::error::PeerViolation;
-pub use crate::mask::apply_mask;
+pub use crate::wire::mask::apply_mask;
 #[doc(hidden)]
-pub use crate::mask::apply_mask_scalar;
+pub use crate::wire::mask::apply_mask_scalar;
 
 /// A frame opcode (RFC 6455 §5.2).
 #[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]

@@ -4,7 +4,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-use crate::mask::KeySource;
+use crate::wire::mask::KeySource;
 
 /// The GUID RFC 6455 appends to the client's key before hashing.
 pub const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

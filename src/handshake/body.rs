@@ -7,9 +7,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::RemoteProtocolError;
 use super::head::{self, bad_http};
+use crate::connection::misuse::LocalProtocolError;
 use crate::event::{Event, Headers, RejectData};
-use crate::headers::split_comma_list;
-use crate::misuse::LocalProtocolError;
+use crate::wire::headers::split_comma_list;
 
 /// Longest chunk-size line accepted (size, extensions and line break).
 const MAX_CHUNK_LINE: usize = 4096;

@@ -10,10 +10,10 @@ use super::write::{self, check_header, check_value, header};
 use super::{
     accept, comma_items, generate_accept_token, head, Handshake, Phase, WEBSOCKET_UPGRADE, WEBSOCKET_VERSION,
 };
+use crate::connection::misuse::LocalProtocolError;
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
 use crate::extensions::Extension;
-use crate::headers::{is_token, list_contains_token};
-use crate::misuse::LocalProtocolError;
+use crate::wire::headers::{is_token, list_contains_token};
 
 /// Response headers that do not go into [`AcceptConnection::extra_headers`] on the client.
 const RESPONSE_OWN_HEADERS: [&str; 5] =

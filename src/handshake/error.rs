@@ -3,9 +3,9 @@
 
 use std::fmt;
 
+use crate::connection::misuse::LocalProtocolError;
 use crate::error::{wrap_errors, ExtensionError};
 use crate::event::RejectConnection;
-use crate::misuse::LocalProtocolError;
 
 /// The peer violated the opening handshake.
 ///

@@ -45,13 +45,13 @@ use self::error::{ProtocolError, RemoteProtocolError};
 use self::head::{bad_http, HeadKind, HeadReader};
 use self::server::ReceivedRequest;
 use crate::config::Config;
+use crate::connection::misuse::LocalProtocolError;
+use crate::connection::state::ConnectionState;
 use crate::connection::Connection;
 use crate::event::{Event, Headers};
 use crate::extensions::Extension;
-use crate::headers::split_comma_list;
-use crate::misuse::LocalProtocolError;
 use crate::role::ConnectionType;
-use crate::state::ConnectionState;
+use crate::wire::headers::split_comma_list;
 
 /// The only WebSocket version spoken: `Sec-WebSocket-Version: 13`.
 pub const WEBSOCKET_VERSION: &str = "13";

@@ -3,7 +3,7 @@
 
 use super::error::RemoteProtocolError;
 use crate::extensions::Extension;
-use crate::headers::ExtensionItem;
+use crate::wire::headers::ExtensionItem;
 
 /// Server side: lets each supported extension accept one of the client's offers and returns the
 /// `Sec-WebSocket-Extensions` response value, or `None` when nothing was accepted.

@@ -11,10 +11,10 @@ use super::{
     accept, comma_items, generate_accept_token, server_extensions_handshake, Handshake, Phase,
     VERSION_HEADER, WEBSOCKET_UPGRADE, WEBSOCKET_VERSION,
 };
+use crate::connection::misuse::LocalProtocolError;
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
 use crate::extensions::Extension;
-use crate::headers::list_contains_token;
-use crate::misuse::LocalProtocolError;
+use crate::wire::headers::list_contains_token;
 
 /// Request headers that do not go into [`Request::extra_headers`] on the server.
 const REQUEST_OWN_HEADERS: [&str; 3] = ["host", "sec-websocket-extensions", "sec-websocket-protocol"];

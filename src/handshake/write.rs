@@ -5,8 +5,8 @@ use std::net::Ipv6Addr;
 
 use bytes::{BufMut, BytesMut};
 
-use crate::headers::is_token;
-use crate::misuse::LocalProtocolError;
+use crate::connection::misuse::LocalProtocolError;
+use crate::wire::headers::is_token;
 
 /// Appends `name: value\r\n`.
 pub(crate) fn header(dst: &mut BytesMut, name: &[u8], value: &[u8]) {

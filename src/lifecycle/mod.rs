@@ -35,10 +35,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::close::CloseCode;
+use crate::connection::state::{ConnectionState, SendKind};
 use crate::event::{CloseConnection, CloseSource, Event, Ping};
 use crate::role::ConnectionType;
-use crate::state::{ConnectionState, SendKind};
+use crate::wire::close::CloseCode;
 
 mod config;
 #[cfg(test)]

@@ -1,6 +1,6 @@
 use super::*;
+use crate::connection::state::ConnectionState::{Closed, LocalClosing, Open, RemoteClosing};
 use crate::event::{Pong, TextMessage};
-use crate::state::ConnectionState::{Closed, LocalClosing, Open, RemoteClosing};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)

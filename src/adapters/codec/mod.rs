@@ -20,9 +20,9 @@ use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 use self::buffers::BufferPolicy;
+use crate::connection::misuse::LocalProtocolError;
 use crate::connection::Connection;
 use crate::event::Event;
-use crate::misuse::LocalProtocolError;
 
 /// Errors of [`WsCodec`]: the transport failed, or an event could not be sent.
 ///

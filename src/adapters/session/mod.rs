@@ -59,11 +59,11 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Framed;
 
 use crate::adapters::error::Error;
-use crate::close::CloseCode;
 use crate::codec::{self, WsCodec};
+use crate::connection::state::ConnectionState;
 use crate::event::{CloseConnection, Event};
 use crate::lifecycle::{Lifecycle, LifecyclePhase, SessionConfig, Timeout};
-use crate::state::ConnectionState;
+use crate::wire::close::CloseCode;
 
 mod shutdown;
 mod split;

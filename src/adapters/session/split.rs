@@ -13,9 +13,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
 use crate::adapters::error::Error;
-use crate::close::CloseCode;
+use crate::connection::state::ConnectionState;
 use crate::event::{CloseConnection, Event};
-use crate::state::ConnectionState;
+use crate::wire::close::CloseCode;
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// Splits the session into a read half and a write half, to drive from two tasks.

@@ -11,12 +11,12 @@ use bytes::Bytes;
 use flate2::{Compression, Decompress, FlushDecompress, Status};
 use zlib_rs::{Deflate, DeflateConfig, DeflateFlush};
 
-use crate::close::CloseCode;
 use crate::error::ExtensionError;
 use crate::extensions::{Extension, SharedFraming};
 use crate::frame::{Opcode, Rsv};
-use crate::headers::ExtensionItem;
 use crate::role::ConnectionType;
+use crate::wire::close::CloseCode;
+use crate::wire::headers::ExtensionItem;
 
 /// The extension token.
 const NAME: &str = "permessage-deflate";

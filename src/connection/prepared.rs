@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::extensions::Extension;
 use crate::frame::{FrameHeader, Opcode, Rsv};
-use crate::utf8::Utf8Bytes;
+use crate::wire::utf8::Utf8Bytes;
 
 /// A whole message framed once and sent to many connections: the broadcast of a chat or
 /// pub/sub server (gorilla/websocket's `PreparedMessage`).
@@ -41,9 +41,9 @@ use crate::utf8::Utf8Bytes;
 ///
 /// A prepared message is sent like any event (it converts into [`Event`](crate::Event)), as a
 /// whole message: it cannot continue a fragmented message (sending it while one is in
-/// progress is [`MessageInProgress`](crate::misuse::LocalProtocolError::MessageInProgress)), and it
+/// progress is [`MessageInProgress`](crate::connection::misuse::LocalProtocolError::MessageInProgress)), and it
 /// follows the state machine like a [`TextMessage`](crate::TextMessage) (after our close it
-/// is [`EventNotAllowed`](crate::misuse::LocalProtocolError::EventNotAllowed)).
+/// is [`EventNotAllowed`](crate::connection::misuse::LocalProtocolError::EventNotAllowed)).
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -174,14 +174,14 @@ impl PreparedMessage {
         &self,
         ext: &dyn Extension,
         key: u64,
-    ) -> Result<Bytes, crate::misuse::LocalProtocolError> {
+    ) -> Result<Bytes, crate::connection::misuse::LocalProtocolError> {
         let any: &dyn Any = ext;
         let key = (any.type_id(), key);
         let build = || {
             let (rsv, payload) = ext
                 .encode_shared(key.1, self.inner.opcode, &self.inner.payload)
-                .map_err(crate::misuse::LocalProtocolError::Extension)?;
-            Ok::<_, crate::misuse::LocalProtocolError>(frame(self.inner.opcode, rsv, &payload))
+                .map_err(crate::connection::misuse::LocalProtocolError::Extension)?;
+            Ok::<_, crate::connection::misuse::LocalProtocolError>(frame(self.inner.opcode, rsv, &payload))
         };
         match self.inner.encoded.get() {
             Some((k, frame)) if *k == key => return Ok(frame.clone()),

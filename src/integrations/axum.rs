@@ -34,7 +34,7 @@ use http::Version;
 
 use crate::adapters::error::Error;
 use crate::event::{AcceptConnection, Request};
-use crate::hyper::{IncomingUpgrade, PendingUpgrade, Refused, UpgradedIo};
+use crate::integrations::hyper::{IncomingUpgrade, PendingUpgrade, Refused, UpgradedIo};
 use crate::session::Session;
 use crate::upgrade::UpgradeConfig;
 

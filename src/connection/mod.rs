@@ -1,23 +1,27 @@
 //! The post-handshake WebSocket connection: bytes in, events out; events in, bytes out.
 
+pub(crate) mod misuse;
+pub(crate) mod prepared;
+pub(crate) mod state;
+
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::close::{truncate_reason, CloseCode};
 use crate::config::{Config, Delivery, Limits};
+use crate::connection::misuse::LocalProtocolError;
+use crate::connection::prepared::PreparedMessage;
+use crate::connection::state::{ConnectionState, Input, SendKind, StateMachine};
 use crate::error::PeerViolation;
 use crate::event::{BytesMessage, CloseConnection, CloseSource, Event, TextMessage};
 use crate::extensions::{Extension, SharedFraming};
 use crate::frame::decode::FrameDecoder;
 use crate::frame::{FrameHeader, Opcode, Rsv, MAX_CONTROL_PAYLOAD};
-use crate::mask::extend_masked;
 use crate::message::{Assembly, MessageAssembler};
-use crate::misuse::LocalProtocolError;
-use crate::prepared::PreparedMessage;
 use crate::role::ConnectionType;
-use crate::state::{ConnectionState, Input, SendKind, StateMachine};
-use crate::utf8::Utf8Bytes;
+use crate::wire::close::{truncate_reason, CloseCode};
+use crate::wire::mask::extend_masked;
+use crate::wire::utf8::Utf8Bytes;
 
 /// A WebSocket connection after the opening handshake: a sans-IO state machine.
 ///

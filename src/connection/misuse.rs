@@ -4,10 +4,10 @@
 
 use std::fmt;
 
-use crate::close::CloseCode;
+use crate::connection::state::ConnectionState;
 use crate::error::ExtensionError;
 use crate::role::ConnectionType;
-use crate::state::ConnectionState;
+use crate::wire::close::CloseCode;
 
 /// The API was used in a way the protocol or the state machine does not allow.
 ///

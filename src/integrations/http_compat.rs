@@ -39,9 +39,9 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
+use crate::connection::misuse::LocalProtocolError;
 use crate::event::{AcceptConnection, Headers, RejectConnection, Request};
 use crate::handshake::error::ProtocolError;
-use crate::misuse::LocalProtocolError;
 use crate::ws_connection::WsConnection;
 
 /// The headers of `map` as `(name, value)` pairs (names are lower-case in `http`).
