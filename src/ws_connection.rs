@@ -239,20 +239,22 @@ impl WsConnection {
     }
 
     /// Server: feeds a request parsed by another HTTP layer; see
-    /// [`Handshake::initiate_upgrade_connection`].
+    /// [`ServerHandshake::initiate_upgrade_connection`](crate::handshake::ServerHandshake::initiate_upgrade_connection).
     pub fn initiate_upgrade_connection(
         &mut self,
         headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
         target: &str,
     ) -> Result<(), ProtocolError> {
         match &mut self.phase {
-            Phase::Handshake(handshake) => handshake.initiate_upgrade_connection(headers, target),
+            Phase::Handshake(handshake) => handshake
+                .server_mut("receive an upgrade request")?
+                .initiate_upgrade_connection(headers, target),
             _ => Err(LocalProtocolError::RequestAlreadyReceived.into()),
         }
     }
 
     /// Server: feeds an HTTP/2 extended CONNECT (RFC 8441) parsed by an HTTP/2 stack; see
-    /// [`Handshake::initiate_extended_connect`].
+    /// [`ServerHandshake::initiate_extended_connect`](crate::handshake::ServerHandshake::initiate_extended_connect).
     pub fn initiate_extended_connect(
         &mut self,
         protocol: &str,
@@ -260,13 +262,15 @@ impl WsConnection {
         target: &str,
     ) -> Result<(), ProtocolError> {
         match &mut self.phase {
-            Phase::Handshake(handshake) => handshake.initiate_extended_connect(protocol, headers, target),
+            Phase::Handshake(handshake) => handshake
+                .server_mut("receive an upgrade request")?
+                .initiate_extended_connect(protocol, headers, target),
             _ => Err(LocalProtocolError::RequestAlreadyReceived.into()),
         }
     }
 
     /// Server: accepts an extended CONNECT, returning the 200's headers for the HTTP/2 stack
-    /// (see [`Handshake::accept_extended_connect`]).
+    /// (see [`ServerHandshake::accept_extended_connect`](crate::handshake::ServerHandshake::accept_extended_connect)).
     pub fn accept_extended_connect(
         &mut self,
         accept: crate::event::AcceptConnection,
@@ -275,7 +279,7 @@ impl WsConnection {
         let Phase::Handshake(handshake) = &mut self.phase else {
             return Err(LocalProtocolError::EventNotAllowed { event: "AcceptConnection", state });
         };
-        let headers = handshake.accept_extended_connect(accept)?;
+        let headers = handshake.server_mut("send AcceptConnection")?.accept_extended_connect(accept)?;
         self.advance();
         Ok(headers)
     }

@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use wsproto::extensions::Extension;
-use wsproto::handshake::Handshake;
 use wsproto::handshake::{
     client_extensions_handshake, generate_accept_token, generate_nonce, server_extensions_handshake,
 };
+use wsproto::handshake::{ClientHandshake, Handshake};
 use wsproto::{
     AcceptConnection, BytesMessage, CloseCode, CloseConnection, CloseSource, Config, Connection,
     ConnectionState, ConnectionType, Event, ExtensionError, KeySource, LocalProtocolError, Ping, Pong,
@@ -1522,8 +1522,7 @@ fn rfc8441_through_the_http_types() {
 fn rfc8441_both_roles_round_trip_with_permessage_deflate() {
     use wsproto::extensions::PerMessageDeflate;
 
-    let mut client =
-        Handshake::with_config(ConnectionType::Client, config()).with_extension(PerMessageDeflate::new());
+    let mut client = ClientHandshake::with_config(config()).with_extension(PerMessageDeflate::new());
     let mut server = WsConnection::new(ConnectionType::Server).with_extension(PerMessageDeflate::new());
     let connect = client
         .extended_connect(
@@ -1564,7 +1563,7 @@ fn rfc8441_both_roles_round_trip_with_permessage_deflate() {
     );
 
     // A refusal is a RejectConnection without body (the body is the HTTP/2 stream's).
-    let mut client = Handshake::new(ConnectionType::Client);
+    let mut client = ClientHandshake::new();
     client.extended_connect(Request::new("h", "/")).unwrap();
     client.receive_response_head(403, Vec::<(&str, &str)>::new()).unwrap();
     assert_eq!(client.next_event(), Some(Event::RejectConnection(RejectConnection::new(403))));
@@ -1575,7 +1574,7 @@ fn rfc8441_both_roles_round_trip_with_permessage_deflate() {
 /// data and feeds back the response head: the same validation as the byte path.
 #[test]
 fn http1_request_as_data_and_response_head_from_an_http_stack() {
-    let mut client = Handshake::new(ConnectionType::Client);
+    let mut client = ClientHandshake::new();
     let request = client
         .upgrade_request(Request::new("example.com:8080", "/chat?x=1").with_subprotocols(["chat"]))
         .unwrap();
@@ -1610,7 +1609,7 @@ fn http1_request_as_data_and_response_head_from_an_http_stack() {
             *value = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_vec();
         }
     }
-    let mut other = Handshake::new(ConnectionType::Client);
+    let mut other = ClientHandshake::new();
     other.upgrade_request(Request::new("example.com", "/")).unwrap();
     assert!(matches!(
         other.receive_response_head(101, forged),
@@ -1618,7 +1617,7 @@ fn http1_request_as_data_and_response_head_from_an_http_stack() {
     ));
 
     // A 200 does not accept an HTTP/1.1 upgrade: it is a rejection.
-    let mut other = Handshake::new(ConnectionType::Client);
+    let mut other = ClientHandshake::new();
     other.upgrade_request(Request::new("example.com", "/")).unwrap();
     other.receive_response_head(200, Vec::<(&str, &str)>::new()).unwrap();
     assert!(

@@ -53,7 +53,7 @@ pub enum LocalProtocolError {
     /// A client sent a second `Request`.
     RequestAlreadySent,
     /// A server was given a second request (through
-    /// [`initiate_upgrade_connection`](crate::handshake::Handshake::initiate_upgrade_connection)).
+    /// [`initiate_upgrade_connection`](crate::handshake::ServerHandshake::initiate_upgrade_connection)).
     RequestAlreadyReceived,
     /// A server answered before a request was received.
     NoRequestReceived,

@@ -1,18 +1,23 @@
 //! The client's side of the opening handshake: the request it sends, and the response it
 //! validates (a 101) or reads (a rejection and its body).
 
+use std::fmt;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::body::BodyReader;
 use super::error::{ProtocolError, RemoteProtocolError};
+use super::head::{bad_http, HeadKind};
 use super::negotiate::{self, client_extensions_handshake};
 use super::write::{self, check_header, check_value, header};
-use super::{
-    accept, comma_items, generate_accept_token, head, Handshake, Phase, WEBSOCKET_UPGRADE, WEBSOCKET_VERSION,
-};
+use super::{accept, comma_items, generate_accept_token, head, Common, WEBSOCKET_UPGRADE, WEBSOCKET_VERSION};
+use crate::config::Config;
 use crate::connection::misuse::LocalProtocolError;
+use crate::connection::state::ConnectionState;
+use crate::connection::Connection;
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
 use crate::extensions::Extension;
+use crate::role::ConnectionType;
 use crate::wire::headers::{is_token, list_contains_token};
 
 /// Response headers that do not go into [`AcceptConnection::extra_headers`] on the client.
@@ -63,7 +68,7 @@ fn validate_response(
 }
 
 /// An HTTP/2 extended CONNECT request (RFC 8441) for the HTTP/2 stack to send: its
-/// pseudo-headers and headers. See [`Handshake::extended_connect`].
+/// pseudo-headers and headers. See [`ClientHandshake::extended_connect`].
 #[derive(Clone, Debug, Eq, PartialEq)]
 #[non_exhaustive]
 pub struct ExtendedConnect {
@@ -79,7 +84,7 @@ pub struct ExtendedConnect {
 }
 
 /// An HTTP/1.1 upgrade request for an HTTP stack to send: a `GET` of `target` with `headers`.
-/// See [`Handshake::upgrade_request`].
+/// See [`ClientHandshake::upgrade_request`].
 #[derive(Clone, Debug, Eq, PartialEq)]
 #[non_exhaustive]
 pub struct UpgradeRequest {
@@ -130,7 +135,223 @@ struct PreparedRequest {
     offered: Vec<Box<dyn Extension>>,
 }
 
-impl Handshake {
+/// The client's side of the opening handshake (python wsproto's `H11Handshake` as a client).
+///
+/// Same call protocol as [`Connection`]: [`send`](Self::send) the [`Request`] (or build it
+/// for another HTTP stack: [`upgrade_request`](Self::upgrade_request),
+/// [`extended_connect`](Self::extended_connect)), then [`receive_data`](Self::receive_data) /
+/// [`receive_eof`](Self::receive_eof) in, [`next_event`](Self::next_event) out. States:
+/// CONNECTING → (send `Request`, receive 101) → OPEN; a final non-101 response → REJECTING
+/// (`RejectConnection` with `has_body: true`, then `RejectData` chunks ending with an empty
+/// one with `body_finished: true`) → CLOSED; a 1xx other than 101 → `RejectConnection` with
+/// `has_body: false` → CLOSED. A response that violates the handshake is a
+/// [`RemoteProtocolError`] and CLOSED.
+///
+/// Once OPEN, [`into_connection`](Self::into_connection) gives the [`Connection`] with the
+/// negotiated extensions and the bytes that followed the 101.
+///
+/// ```
+/// use wsproto::handshake::{ClientHandshake, ServerHandshake};
+/// use wsproto::{AcceptConnection, Event, Request};
+///
+/// let mut client = ClientHandshake::new();
+/// let mut server = ServerHandshake::new();
+/// server.receive_data(&client.send_bytes(Request::new("example.com", "/")).unwrap()).unwrap();
+/// assert!(matches!(server.next_event(), Some(Event::Request(_))));
+/// client.receive_data(&server.send_bytes(AcceptConnection::new()).unwrap()).unwrap();
+/// assert!(matches!(client.next_event(), Some(Event::AcceptConnection(_))));
+/// let (conn, trailing) = client.into_connection().unwrap();
+/// assert!(conn.role().is_client() && trailing.is_empty());
+/// ```
+pub struct ClientHandshake {
+    common: Common,
+    phase: ClientPhase,
+}
+
+#[derive(Debug)]
+enum ClientPhase {
+    /// The request is not sent yet.
+    Idle,
+    /// Request sent, waiting for the response head.
+    AwaitingResponse(ClientOffer),
+    /// Reading a rejection body.
+    ReadingRejection(BodyReader),
+    /// Handshake complete, with the negotiated extensions for the connection.
+    Open(Vec<Box<dyn Extension>>),
+    /// Rejected, or failed.
+    Closed,
+}
+
+impl Default for ClientHandshake {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClientHandshake {
+    /// A client handshake with the default [`Config`].
+    pub fn new() -> Self {
+        Self::with_config(Config::default())
+    }
+
+    /// A client handshake; `config` also goes to the [`Connection`] it creates (its key
+    /// source provides the `Sec-WebSocket-Key`).
+    pub fn with_config(config: Config) -> Self {
+        ClientHandshake { common: Common::new(config), phase: ClientPhase::Idle }
+    }
+
+    /// Adds an extension to offer in the `Request`, in the order added. The ones the server
+    /// agrees to end up in the [`Connection`] ([`Connection::extensions`]).
+    pub fn with_extension(self, extension: impl Extension) -> Self {
+        self.with_boxed_extension(Box::new(extension))
+    }
+
+    /// [`with_extension`](Self::with_extension) for an extension already boxed.
+    pub(crate) fn with_boxed_extension(mut self, extension: Box<dyn Extension>) -> Self {
+        self.common.extensions.push(extension);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.common.config
+    }
+
+    /// CONNECTING, REJECTING, CLOSED, or OPEN once the connection exists.
+    pub fn state(&self) -> ConnectionState {
+        match self.phase {
+            ClientPhase::Idle | ClientPhase::AwaitingResponse(_) => ConnectionState::Connecting,
+            ClientPhase::ReadingRejection(_) => ConnectionState::Rejecting,
+            ClientPhase::Open(_) => ConnectionState::Open,
+            ClientPhase::Closed => ConnectionState::Closed,
+        }
+    }
+
+    /// The error that killed the handshake, if the server violated it.
+    pub fn failure(&self) -> Option<&RemoteProtocolError> {
+        self.common.failed.as_ref()
+    }
+
+    /// The next handshake event (`AcceptConnection`, `RejectConnection`, `RejectData`), or
+    /// `None`.
+    #[must_use]
+    pub fn next_event(&mut self) -> Option<Event> {
+        self.common.events.pop_front()
+    }
+
+    /// An iterator over the queued handshake events.
+    pub fn events(&mut self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(move || self.next_event())
+    }
+
+    /// Feeds bytes read from the transport: the response. The `Request` must be sent first
+    /// ([`LocalProtocolError::RequestNotSent`]); once OPEN, bytes belong to the connection
+    /// ([`into_connection`](Self::into_connection)); after a rejection or a failure they are
+    /// ignored.
+    pub fn receive_data(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
+        match &mut self.phase {
+            ClientPhase::Idle => Err(LocalProtocolError::RequestNotSent.into()),
+            ClientPhase::AwaitingResponse(_) => {
+                self.common.head.push(data);
+                self.parse_head()
+            }
+            ClientPhase::ReadingRejection(_) => self.feed_body(data),
+            ClientPhase::Open(_) => Err(LocalProtocolError::HandshakeComplete.into()),
+            ClientPhase::Closed => Ok(()),
+        }
+    }
+
+    /// Reports EOF on the transport: a [`RemoteProtocolError`] while the response is awaited;
+    /// the end of a rejection body read until EOF (final `RejectData`, CLOSED), or a failure
+    /// if the body is truncated. Once OPEN, the connection handed over reports the 1006
+    /// closure.
+    pub fn receive_eof(&mut self) -> Result<(), ProtocolError> {
+        if self.common.failed.is_some() {
+            return Ok(());
+        }
+        self.common.eof = true;
+        match &self.phase {
+            ClientPhase::Idle | ClientPhase::Open(_) | ClientPhase::Closed => Ok(()),
+            ClientPhase::AwaitingResponse(_) => {
+                Err(self.fail(bad_http("connection closed before the handshake response")))
+            }
+            ClientPhase::ReadingRejection(reader) => match reader.eof() {
+                Ok(()) => {
+                    self.finish_rejection();
+                    Ok(())
+                }
+                Err(e) => Err(self.fail(e)),
+            },
+        }
+    }
+
+    /// Serialises the `Request` (once) into `dst`. Anything else, or a header value with
+    /// CR/LF, is a [`LocalProtocolError`] and writes nothing.
+    pub fn send(&mut self, event: impl Into<Event>, dst: &mut BytesMut) -> Result<(), LocalProtocolError> {
+        match event.into() {
+            Event::Request(request) => self.send_request(*request, dst),
+            Event::AcceptConnection(_) => Err(LocalProtocolError::WrongRole {
+                action: "send AcceptConnection",
+                role: ConnectionType::Client,
+            }),
+            Event::RejectConnection(_) => Err(LocalProtocolError::WrongRole {
+                action: "send RejectConnection",
+                role: ConnectionType::Client,
+            }),
+            _ if matches!(self.phase, ClientPhase::Open(_)) => Err(LocalProtocolError::HandshakeComplete),
+            other => Err(LocalProtocolError::EventNotAllowed { event: other.name(), state: self.state() }),
+        }
+    }
+
+    /// Like [`send`](Self::send), returning the bytes.
+    pub fn send_bytes(&mut self, event: impl Into<Event>) -> Result<Bytes, LocalProtocolError> {
+        let mut dst = BytesMut::new();
+        self.send(event, &mut dst)?;
+        Ok(dst.freeze())
+    }
+
+    /// Once OPEN, the end of the handshake by value: the [`Connection`] and the bytes
+    /// received past the 101, to decode first. Before that, the handshake is given back.
+    /// Events not drained are dropped.
+    // The handshake is given back by value when it is not done yet: a move on a cold path.
+    #[allow(clippy::result_large_err)]
+    pub fn into_connection(mut self) -> Result<(Connection, BytesMut), Self> {
+        if !matches!(self.phase, ClientPhase::Open(_)) {
+            return Err(self);
+        }
+        let ClientPhase::Open(extensions) = std::mem::replace(&mut self.phase, ClientPhase::Closed) else {
+            unreachable!("checked above")
+        };
+        Ok(self.common.open(ConnectionType::Client, extensions))
+    }
+
+    /// The server violated the handshake: it is over.
+    fn fail(&mut self, e: RemoteProtocolError) -> ProtocolError {
+        self.phase = ClientPhase::Closed;
+        self.common.fail(e)
+    }
+
+    fn parse_head(&mut self) -> Result<(), ProtocolError> {
+        match self.common.parse_head(HeadKind::Response) {
+            Ok(Some(head)) => self.handle_response(head.status, head.headers),
+            Ok(None) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+impl fmt::Debug for ClientHandshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientHandshake")
+            .field("state", &self.state())
+            .field("phase", &self.phase)
+            .field("queued_events", &self.common.events.len())
+            .field("failed", &self.common.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientHandshake {
     /// Client: the RFC 8441 extended CONNECT for `request`, for an HTTP/2 stack to send on a
     /// new stream (a server that advertised `SETTINGS_ENABLE_CONNECT_PROTOCOL`). The
     /// extensions given to the handshake are offered as over HTTP/1.1. Then feed the response
@@ -138,10 +359,10 @@ impl Handshake {
     /// OPEN, the stream's DATA carries the frames ([`into_connection`](Self::into_connection)).
     ///
     /// ```
-    /// use wsproto::handshake::Handshake;
-    /// use wsproto::{ConnectionType, Event, Request};
+    /// use wsproto::handshake::ClientHandshake;
+    /// use wsproto::{Event, Request};
     ///
-    /// let mut client = Handshake::new(ConnectionType::Client);
+    /// let mut client = ClientHandshake::new();
     /// let connect = client.extended_connect(Request::new("example.com", "/chat")).unwrap();
     /// assert_eq!((connect.authority.as_str(), connect.path.as_str(), connect.protocol), ("example.com", "/chat", "websocket"));
     /// client.receive_response_head(200, Vec::<(&str, &str)>::new()).unwrap();
@@ -167,7 +388,7 @@ impl Handshake {
         status: u16,
         headers: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
     ) -> Result<(), ProtocolError> {
-        let Phase::AwaitingResponse(offer) = &self.phase else {
+        let ClientPhase::AwaitingResponse(offer) = &self.phase else {
             return Err(LocalProtocolError::RequestNotSent.into());
         };
         let accepted = match offer.nonce {
@@ -178,8 +399,8 @@ impl Handshake {
         if accepted {
             return self.accept_response(headers);
         }
-        self.phase = Phase::Closed;
-        self.events.push_back(Event::RejectConnection(RejectConnection {
+        self.phase = ClientPhase::Closed;
+        self.common.events.push_back(Event::RejectConnection(RejectConnection {
             status_code: status,
             headers,
             has_body: false,
@@ -189,7 +410,8 @@ impl Handshake {
 
     /// Validates an accepting response and moves to OPEN.
     fn accept_response(&mut self, headers: Headers) -> Result<(), ProtocolError> {
-        let Phase::AwaitingResponse(offer) = std::mem::replace(&mut self.phase, Phase::Closed) else {
+        let ClientPhase::AwaitingResponse(offer) = std::mem::replace(&mut self.phase, ClientPhase::Closed)
+        else {
             return Ok(());
         };
         let (accept, extensions) = match validate_response(headers, offer) {
@@ -197,8 +419,8 @@ impl Handshake {
             Err(e) => return Err(self.fail(e)),
         };
         // The bytes behind a 101 stay in `head` for `into_connection`.
-        self.phase = Phase::Open(extensions);
-        self.events.push_back(Event::AcceptConnection(Box::new(accept)));
+        self.phase = ClientPhase::Open(extensions);
+        self.common.events.push_back(Event::AcceptConnection(Box::new(accept)));
         Ok(())
     }
 
@@ -207,8 +429,8 @@ impl Handshake {
             return self.accept_response(headers);
         }
         if (100..200).contains(&status) {
-            self.phase = Phase::Closed;
-            self.events.push_back(Event::RejectConnection(RejectConnection {
+            self.phase = ClientPhase::Closed;
+            self.common.events.push_back(Event::RejectConnection(RejectConnection {
                 status_code: status,
                 headers,
                 has_body: false,
@@ -219,20 +441,20 @@ impl Handshake {
             Ok(reader) => reader,
             Err(e) => return Err(self.fail(e)),
         };
-        self.events.push_back(Event::RejectConnection(RejectConnection {
+        self.common.events.push_back(Event::RejectConnection(RejectConnection {
             status_code: status,
             headers,
             has_body: true,
         }));
-        self.phase = Phase::ReadingRejection(reader);
-        let rest = self.head.take();
+        self.phase = ClientPhase::ReadingRejection(reader);
+        let rest = self.common.head.take();
         self.feed_body(&rest)
     }
 
     pub(super) fn feed_body(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
-        let limit = self.config.limits.max_handshake_size;
-        let Phase::ReadingRejection(reader) = &mut self.phase else { return Ok(()) };
-        match reader.feed(data, limit, &mut self.events) {
+        let limit = self.common.config.limits.max_handshake_size;
+        let ClientPhase::ReadingRejection(reader) = &mut self.phase else { return Ok(()) };
+        match reader.feed(data, limit, &mut self.common.events) {
             Ok(true) => {
                 self.finish_rejection();
                 Ok(())
@@ -243,8 +465,10 @@ impl Handshake {
     }
 
     pub(super) fn finish_rejection(&mut self) {
-        self.events.push_back(Event::RejectData(RejectData { data: Bytes::new(), body_finished: true }));
-        self.phase = Phase::Closed;
+        self.common
+            .events
+            .push_back(Event::RejectData(RejectData { data: Bytes::new(), body_finished: true }));
+        self.phase = ClientPhase::Closed;
     }
 
     /// Client: the HTTP/1.1 upgrade request for `request` as data, for an HTTP stack that
@@ -253,10 +477,10 @@ impl Handshake {
     /// head to [`receive_response_head`](Self::receive_response_head).
     ///
     /// ```
-    /// use wsproto::handshake::Handshake;
-    /// use wsproto::{ConnectionType, Request};
+    /// use wsproto::handshake::ClientHandshake;
+    /// use wsproto::Request;
     ///
-    /// let mut client = Handshake::new(ConnectionType::Client);
+    /// let mut client = ClientHandshake::new();
     /// let request = client.upgrade_request(Request::new("example.com", "/chat")).unwrap();
     /// assert_eq!(request.target, "/chat");
     /// assert!(request.headers.iter().any(|(name, _)| name.as_ref() == b"sec-websocket-key"));
@@ -265,7 +489,7 @@ impl Handshake {
         let target = request.target.clone();
         let extra = request.extra_headers.clone();
         let prepared = self.prepare_request(request)?;
-        let nonce = accept::nonce_from(&self.config.key_source);
+        let nonce = accept::nonce_from(&self.common.config.key_source);
         let mut headers: Headers = vec![
             (Bytes::from_static(b"host"), Bytes::from(prepared.host.clone())),
             (Bytes::from_static(b"upgrade"), Bytes::from_static(WEBSOCKET_UPGRADE.as_bytes())),
@@ -296,10 +520,7 @@ impl Handshake {
 
     /// Checks a client's request and collects the extension offers, changing nothing on error.
     fn prepare_request(&mut self, request: Request) -> Result<PreparedRequest, LocalProtocolError> {
-        if !self.role.is_client() {
-            return Err(LocalProtocolError::WrongRole { action: "send a Request", role: self.role });
-        }
-        if !matches!(self.phase, Phase::Idle) {
+        if !matches!(self.phase, ClientPhase::Idle) {
             return Err(LocalProtocolError::RequestAlreadySent);
         }
         let host = write::host_header(&request.host)?.into_owned();
@@ -319,7 +540,7 @@ impl Handshake {
         }
         let mut items = Vec::new();
         let mut offers = Vec::new();
-        for ext in &mut self.extensions {
+        for ext in &mut self.common.extensions {
             let params = ext.offer();
             if let Some(params) = &params {
                 items.push(negotiate::response_item(ext.name(), params));
@@ -330,7 +551,7 @@ impl Handshake {
         check_value("Sec-WebSocket-Extensions", extensions_value.as_bytes())?;
         // Extensions that declined to offer take no part in the connection.
         let mut offers = offers.into_iter();
-        let offered: Vec<_> = std::mem::take(&mut self.extensions)
+        let offered: Vec<_> = std::mem::take(&mut self.common.extensions)
             .into_iter()
             .filter(|_| offers.next() == Some(true))
             .collect();
@@ -344,7 +565,7 @@ impl Handshake {
 
     /// The request is out: wait for the response that answers it.
     fn await_response(&mut self, prepared: PreparedRequest, nonce: Option<String>) {
-        self.phase = Phase::AwaitingResponse(ClientOffer {
+        self.phase = ClientPhase::AwaitingResponse(ClientOffer {
             nonce,
             subprotocols: prepared.subprotocols,
             extensions: prepared.offered,

@@ -1,19 +1,26 @@
 //! The server's side of the opening handshake: the request it validates, and the 101 or the
 //! rejection (with its body) it answers with.
 
+use std::fmt;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::body::BodyWriter;
 use super::error::{ProtocolError, RemoteProtocolError};
+use super::head::HeadKind;
 use super::head::{self, bad_http, Head};
 use super::write::{self, check_header, check_value, header};
 use super::{
-    accept, comma_items, generate_accept_token, server_extensions_handshake, Handshake, Phase,
-    VERSION_HEADER, WEBSOCKET_UPGRADE, WEBSOCKET_VERSION,
+    accept, comma_items, generate_accept_token, server_extensions_handshake, Common, VERSION_HEADER,
+    WEBSOCKET_UPGRADE, WEBSOCKET_VERSION,
 };
+use crate::config::Config;
 use crate::connection::misuse::LocalProtocolError;
+use crate::connection::state::ConnectionState;
+use crate::connection::Connection;
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
 use crate::extensions::Extension;
+use crate::role::ConnectionType;
 use crate::wire::headers::list_contains_token;
 
 /// Request headers that do not go into [`Request::extra_headers`] on the server.
@@ -38,7 +45,7 @@ pub(crate) struct PreparedAccept {
 }
 
 /// Writes the 101 response with `headers`.
-pub(super) fn write_accept(headers: &Headers, dst: &mut BytesMut) {
+fn write_accept(headers: &Headers, dst: &mut BytesMut) {
     dst.put_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
     for (name, value) in headers {
         header(dst, name, value);
@@ -68,11 +75,7 @@ fn validate_request(
     if !connection.is_some_and(|c| list_contains_token(&c, "upgrade")) {
         return Err(RemoteProtocolError::MissingHeader("Connection: Upgrade"));
     }
-    match head::merged(&headers, "sec-websocket-version")? {
-        None => return Err(RemoteProtocolError::MissingHeader(VERSION_HEADER)),
-        Some(v) if v != WEBSOCKET_VERSION => return Err(RemoteProtocolError::UnsupportedVersion(v)),
-        Some(_) => {}
-    }
+    check_version(&headers)?;
     let key = head::merged(&headers, "sec-websocket-key")?
         .ok_or(RemoteProtocolError::MissingHeader("Sec-WebSocket-Key"))?;
     if !accept::is_valid_key(&key) {
@@ -82,11 +85,7 @@ fn validate_request(
     if !upgrade.is_some_and(|u| list_contains_token(&u, WEBSOCKET_UPGRADE)) {
         return Err(RemoteProtocolError::MissingHeader("Upgrade: websocket"));
     }
-    let host = match head::count(&headers, "host") {
-        0 => return Err(RemoteProtocolError::MissingHeader("Host")),
-        1 => head::merged(&headers, "host")?.unwrap_or_default(),
-        _ => return Err(RemoteProtocolError::MultipleHosts),
-    };
+    let host = single_host(&headers)?;
     finish_request(host, target, headers, Some(key))
 }
 
@@ -111,17 +110,28 @@ fn validate_extended_connect(
     if let Some(name) = CONNECTION_SPECIFIC.iter().find(|name| head::count(&headers, name) > 0) {
         return Err(RemoteProtocolError::ConnectionSpecificHeader((*name).to_owned()));
     }
-    match head::merged(&headers, "sec-websocket-version")? {
-        None => return Err(RemoteProtocolError::MissingHeader(VERSION_HEADER)),
-        Some(v) if v != WEBSOCKET_VERSION => return Err(RemoteProtocolError::UnsupportedVersion(v)),
-        Some(_) => {}
-    }
-    let host = match head::count(&headers, "host") {
-        0 => return Err(RemoteProtocolError::MissingHeader("Host")),
-        1 => head::merged(&headers, "host")?.unwrap_or_default(),
-        _ => return Err(RemoteProtocolError::MultipleHosts),
-    };
+    check_version(&headers)?;
+    let host = single_host(&headers)?;
     finish_request(host, target, headers, None)
+}
+
+/// `Sec-WebSocket-Version: 13`, in both HTTP versions (426 otherwise, with the version we
+/// speak).
+fn check_version(headers: &Headers) -> Result<(), RemoteProtocolError> {
+    match head::merged(headers, "sec-websocket-version")? {
+        None => Err(RemoteProtocolError::MissingHeader(VERSION_HEADER)),
+        Some(v) if v != WEBSOCKET_VERSION => Err(RemoteProtocolError::UnsupportedVersion(v)),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The one `Host` (`:authority` in HTTP/2) of a request.
+fn single_host(headers: &Headers) -> Result<String, RemoteProtocolError> {
+    match head::count(headers, "host") {
+        0 => Err(RemoteProtocolError::MissingHeader("Host")),
+        1 => Ok(head::merged(headers, "host")?.unwrap_or_default()),
+        _ => Err(RemoteProtocolError::MultipleHosts),
+    }
 }
 
 /// The `Request` event and what answering it needs, from a validated request.
@@ -147,15 +157,240 @@ fn finish_request(
     Ok((request, ReceivedRequest { key, subprotocols, extension_offers }))
 }
 
-impl Handshake {
+/// The server's side of the opening handshake (python wsproto's `H11Handshake` as a server).
+///
+/// Same call protocol as [`Connection`]: [`receive_data`](Self::receive_data) /
+/// [`receive_eof`](Self::receive_eof) in (or a request another HTTP stack parsed:
+/// [`initiate_upgrade_connection`](Self::initiate_upgrade_connection),
+/// [`initiate_extended_connect`](Self::initiate_extended_connect)),
+/// [`next_event`](Self::next_event) out, [`send`](Self::send) for the answer. States:
+/// CONNECTING → (receive the request: `Request` event; send `AcceptConnection`) → OPEN; or send
+/// `RejectConnection` → CLOSED, or → REJECTING while `RejectData` flows → CLOSED.
+///
+/// After a [`RemoteProtocolError`] the handshake is dead: further input returns the same
+/// error. Send the error's [`event_hint`](RemoteProtocolError::event_hint), the rejection the
+/// violation calls for (CONNECTING still allows `RejectConnection`). After a rejection,
+/// received bytes are ignored.
+///
+/// Once OPEN, [`into_connection`](Self::into_connection) gives the [`Connection`] with the
+/// negotiated extensions and the bytes the client pipelined behind its request.
+pub struct ServerHandshake {
+    common: Common,
+    phase: ServerPhase,
+}
+
+#[derive(Debug)]
+enum ServerPhase {
+    /// Waiting for the request.
+    Idle,
+    /// Request received (early bytes wait in `head`), our answer pending.
+    RequestReceived(ReceivedRequest),
+    /// Sending a rejection body.
+    SendingRejection(BodyWriter),
+    /// Handshake complete, with the negotiated extensions for the connection.
+    Open(Vec<Box<dyn Extension>>),
+    /// Rejected.
+    Closed,
+}
+
+impl Default for ServerHandshake {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerHandshake {
+    /// A server handshake with the default [`Config`].
+    pub fn new() -> Self {
+        Self::with_config(Config::default())
+    }
+
+    /// A server handshake; `config` (its limits: the head size, the early data) also goes to
+    /// the [`Connection`] it creates.
+    pub fn with_config(config: Config) -> Self {
+        ServerHandshake { common: Common::new(config), phase: ServerPhase::Idle }
+    }
+
+    /// Adds an extension that may accept one of the client's offers when `AcceptConnection`
+    /// is sent. The negotiated ones end up in the [`Connection`] ([`Connection::extensions`]).
+    pub fn with_extension(self, extension: impl Extension) -> Self {
+        self.with_boxed_extension(Box::new(extension))
+    }
+
+    /// [`with_extension`](Self::with_extension) for an extension already boxed.
+    pub(crate) fn with_boxed_extension(mut self, extension: Box<dyn Extension>) -> Self {
+        self.common.extensions.push(extension);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.common.config
+    }
+
+    /// CONNECTING, REJECTING, CLOSED, or OPEN once the connection exists.
+    pub fn state(&self) -> ConnectionState {
+        match self.phase {
+            ServerPhase::Idle | ServerPhase::RequestReceived(_) => ConnectionState::Connecting,
+            ServerPhase::SendingRejection(_) => ConnectionState::Rejecting,
+            ServerPhase::Open(_) => ConnectionState::Open,
+            ServerPhase::Closed => ConnectionState::Closed,
+        }
+    }
+
+    /// The error that killed the handshake, if the client violated it.
+    pub fn failure(&self) -> Option<&RemoteProtocolError> {
+        self.common.failed.as_ref()
+    }
+
+    /// The next handshake event (`Request`), or `None`.
+    #[must_use]
+    pub fn next_event(&mut self) -> Option<Event> {
+        self.common.events.pop_front()
+    }
+
+    /// An iterator over the queued handshake events.
+    pub fn events(&mut self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(move || self.next_event())
+    }
+
+    /// Feeds bytes read from the transport: the request, and whatever the client pipelines
+    /// behind it (at most one largest frame while our answer is pending).
+    ///
+    /// A violation is a [`ProtocolError::Remote`] carrying the rejection to answer with (400
+    /// by default, 426 for a bad `Sec-WebSocket-Version`, 431 for a head over the limit or
+    /// with too many headers). Once OPEN, bytes belong to the connection
+    /// ([`into_connection`](Self::into_connection)).
+    pub fn receive_data(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
+        if let Some(e) = &self.common.failed {
+            if !matches!(self.phase, ServerPhase::SendingRejection(_) | ServerPhase::Closed) {
+                return Err(e.clone().into());
+            }
+        }
+        match &mut self.phase {
+            ServerPhase::Idle => {
+                self.common.head.push(data);
+                self.parse_head()
+            }
+            ServerPhase::RequestReceived(_) => {
+                self.common.head.push(data);
+                let cap = self.early_data_cap();
+                if self.common.head.len() > cap {
+                    return Err(self.fail(RemoteProtocolError::TooMuchEarlyData { limit: cap }));
+                }
+                Ok(())
+            }
+            ServerPhase::Open(_) => Err(LocalProtocolError::HandshakeComplete.into()),
+            ServerPhase::SendingRejection(_) | ServerPhase::Closed => Ok(()),
+        }
+    }
+
+    /// Reports EOF on the transport. Before any byte of a request this is a no-op; in the
+    /// middle of the request head it is a [`RemoteProtocolError`]. A handshake that already
+    /// got the request remembers it: once OPEN, the connection it hands over reports the 1006
+    /// closure.
+    pub fn receive_eof(&mut self) -> Result<(), ProtocolError> {
+        if self.common.failed.is_some() {
+            return Ok(());
+        }
+        self.common.eof = true;
+        match &self.phase {
+            ServerPhase::Idle if !self.common.head.is_empty() => {
+                Err(self.fail(bad_http("connection closed in the middle of the request")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Serialises `event` into `dst`: `AcceptConnection` after a `Request` was received (its
+    /// `subprotocol` must be one the client offered; the extensions given to the handshake
+    /// each get the chance to accept the client's offers); `RejectConnection` while
+    /// CONNECTING (a `content-length: 0` header is added when `has_body` is false; with a body
+    /// and no `Content-Length` or `Transfer-Encoding` header, `transfer-encoding: chunked` is
+    /// added and the `RejectData` chunks are encoded accordingly); `RejectData` while
+    /// REJECTING.
+    ///
+    /// Anything else, or a header value with CR/LF, is a [`LocalProtocolError`] and writes
+    /// nothing.
+    pub fn send(&mut self, event: impl Into<Event>, dst: &mut BytesMut) -> Result<(), LocalProtocolError> {
+        match event.into() {
+            Event::AcceptConnection(accept) => {
+                let prepared = self.prepare_accept(*accept)?;
+                if prepared.status != 101 {
+                    self.cancel_accept(prepared);
+                    return Err(LocalProtocolError::AnswerThroughHttp2);
+                }
+                write_accept(&prepared.headers, dst);
+                self.commit_accept(prepared);
+                Ok(())
+            }
+            Event::RejectConnection(reject) => self.send_reject(reject, dst),
+            Event::RejectData(data) => self.send_reject_data(data, dst),
+            Event::Request(_) => {
+                Err(LocalProtocolError::WrongRole { action: "send a Request", role: ConnectionType::Server })
+            }
+            _ if matches!(self.phase, ServerPhase::Open(_)) => Err(LocalProtocolError::HandshakeComplete),
+            other => Err(LocalProtocolError::EventNotAllowed { event: other.name(), state: self.state() }),
+        }
+    }
+
+    /// Like [`send`](Self::send), returning the bytes.
+    pub fn send_bytes(&mut self, event: impl Into<Event>) -> Result<Bytes, LocalProtocolError> {
+        let mut dst = BytesMut::new();
+        self.send(event, &mut dst)?;
+        Ok(dst.freeze())
+    }
+
+    /// Once OPEN, the end of the handshake by value: the [`Connection`] and the bytes
+    /// received past the request, to decode first. Before that, the handshake is given back.
+    /// Events not drained are dropped.
+    // The handshake is given back by value when it is not done yet: a move on a cold path.
+    #[allow(clippy::result_large_err)]
+    pub fn into_connection(mut self) -> Result<(Connection, BytesMut), Self> {
+        if !matches!(self.phase, ServerPhase::Open(_)) {
+            return Err(self);
+        }
+        let ServerPhase::Open(extensions) = std::mem::replace(&mut self.phase, ServerPhase::Closed) else {
+            unreachable!("checked above")
+        };
+        Ok(self.common.open(ConnectionType::Server, extensions))
+    }
+
+    /// The client violated the handshake: remembered, so further input returns it, while a
+    /// rejection can still be sent.
+    fn fail(&mut self, e: RemoteProtocolError) -> ProtocolError {
+        self.common.fail(e)
+    }
+
+    fn parse_head(&mut self) -> Result<(), ProtocolError> {
+        match self.common.parse_head(HeadKind::Request) {
+            Ok(Some(head)) => self.handle_request(head),
+            Ok(None) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+impl fmt::Debug for ServerHandshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandshake")
+            .field("state", &self.state())
+            .field("phase", &self.phase)
+            .field("queued_events", &self.common.events.len())
+            .field("failed", &self.common.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandshake {
     /// A request head arrived: validate it and queue the `Request` event.
     pub(super) fn handle_request(&mut self, head: Head) -> Result<(), ProtocolError> {
         match validate_request(&head.method, head.version, &head.target, head.headers) {
             Ok((request, received)) => {
-                self.events.push_back(Event::Request(Box::new(request)));
-                self.phase = Phase::RequestReceived(received);
+                self.common.events.push_back(Event::Request(Box::new(request)));
+                self.phase = ServerPhase::RequestReceived(received);
                 let cap = self.early_data_cap();
-                if self.head.len() > cap {
+                if self.common.head.len() > cap {
                     return Err(self.fail(RemoteProtocolError::TooMuchEarlyData { limit: cap }));
                 }
                 Ok(())
@@ -216,17 +451,10 @@ impl Handshake {
 
     /// Whether a request may be given now (server, nothing received yet, not failed).
     fn check_can_receive_request(&self) -> Result<(), ProtocolError> {
-        if self.role.is_client() {
-            return Err(LocalProtocolError::WrongRole {
-                action: "receive an upgrade request",
-                role: self.role,
-            }
-            .into());
-        }
-        if let Some(e) = &self.failed {
+        if let Some(e) = &self.common.failed {
             return Err(e.clone().into());
         }
-        if !matches!(self.phase, Phase::Idle) || !self.head.is_empty() {
+        if !matches!(self.phase, ServerPhase::Idle) || !self.common.head.is_empty() {
             return Err(LocalProtocolError::RequestAlreadyReceived.into());
         }
         Ok(())
@@ -239,8 +467,8 @@ impl Handshake {
     ) -> Result<(), ProtocolError> {
         match validated {
             Ok((request, received)) => {
-                self.events.push_back(Event::Request(Box::new(request)));
-                self.phase = Phase::RequestReceived(received);
+                self.common.events.push_back(Event::Request(Box::new(request)));
+                self.phase = ServerPhase::RequestReceived(received);
                 Ok(())
             }
             Err(e) => Err(self.fail(e)),
@@ -249,7 +477,7 @@ impl Handshake {
 
     /// Most bytes a server buffers between the request and its answer: one largest frame.
     pub(super) fn early_data_cap(&self) -> usize {
-        self.config.limits.max_frame_size.saturating_add(14)
+        self.common.config.limits.max_frame_size.saturating_add(14)
     }
 
     /// Checks an `AcceptConnection` and computes the 101's headers, changing nothing yet.
@@ -257,15 +485,12 @@ impl Handshake {
         &mut self,
         accept: AcceptConnection,
     ) -> Result<PreparedAccept, LocalProtocolError> {
-        if self.role.is_client() {
-            return Err(LocalProtocolError::WrongRole { action: "send AcceptConnection", role: self.role });
-        }
-        if self.failed.is_some() {
+        if self.common.failed.is_some() {
             return Err(LocalProtocolError::HandshakeFailed);
         }
-        let Phase::RequestReceived(request) = &self.phase else {
+        let ServerPhase::RequestReceived(request) = &self.phase else {
             return Err(match self.phase {
-                Phase::Idle => LocalProtocolError::NoRequestReceived,
+                ServerPhase::Idle => LocalProtocolError::NoRequestReceived,
                 _ => LocalProtocolError::EventNotAllowed { event: "AcceptConnection", state: self.state() },
             });
         };
@@ -280,11 +505,11 @@ impl Handshake {
         if !accept.extensions.is_empty() {
             return Err(LocalProtocolError::ExtensionsInEvent);
         }
-        let mut extensions = std::mem::take(&mut self.extensions);
+        let mut extensions = std::mem::take(&mut self.common.extensions);
         let negotiated = server_extensions_handshake(&request.extension_offers, &mut extensions);
         if let Some(value) = &negotiated {
             if let Err(e) = check_value("Sec-WebSocket-Extensions", value.as_bytes()) {
-                self.extensions = extensions;
+                self.common.extensions = extensions;
                 return Err(e);
             }
         }
@@ -332,14 +557,14 @@ impl Handshake {
 
     /// Gives back the extensions of a prepared 101 that will not be sent.
     pub(crate) fn cancel_accept(&mut self, prepared: PreparedAccept) {
-        self.extensions = prepared.extensions;
+        self.common.extensions = prepared.extensions;
     }
 
     /// Moves to OPEN after a prepared 101 was written: creates the connection with the
     /// negotiated extensions and the bytes received behind the request.
     pub(crate) fn commit_accept(&mut self, prepared: PreparedAccept) {
         // The bytes received behind the request stay in `head` for `into_connection`.
-        self.phase = Phase::Open(prepared.extensions);
+        self.phase = ServerPhase::Open(prepared.extensions);
     }
 
     pub(super) fn send_reject(
@@ -347,10 +572,7 @@ impl Handshake {
         reject: RejectConnection,
         dst: &mut BytesMut,
     ) -> Result<(), LocalProtocolError> {
-        if self.role.is_client() {
-            return Err(LocalProtocolError::WrongRole { action: "send RejectConnection", role: self.role });
-        }
-        if !matches!(self.phase, Phase::Idle | Phase::RequestReceived(_)) {
+        if !matches!(self.phase, ServerPhase::Idle | ServerPhase::RequestReceived(_)) {
             return Err(LocalProtocolError::EventNotAllowed {
                 event: "RejectConnection",
                 state: self.state(),
@@ -376,8 +598,8 @@ impl Handshake {
         }
         dst.put_slice(b"\r\n");
         self.phase = match writer {
-            Some(writer) => Phase::SendingRejection(writer),
-            None => Phase::Closed,
+            Some(writer) => ServerPhase::SendingRejection(writer),
+            None => ServerPhase::Closed,
         };
         Ok(())
     }
@@ -387,12 +609,12 @@ impl Handshake {
         data: RejectData,
         dst: &mut BytesMut,
     ) -> Result<(), LocalProtocolError> {
-        let Phase::SendingRejection(writer) = &mut self.phase else {
+        let ServerPhase::SendingRejection(writer) = &mut self.phase else {
             return Err(LocalProtocolError::EventNotAllowed { event: "RejectData", state: self.state() });
         };
         writer.write(&data.data, data.body_finished, dst)?;
         if data.body_finished {
-            self.phase = Phase::Closed;
+            self.phase = ServerPhase::Closed;
         }
         Ok(())
     }

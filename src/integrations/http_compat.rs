@@ -113,6 +113,7 @@ impl WsConnection {
         let Some(handshake) = self.handshake_mut() else {
             return Err(LocalProtocolError::RequestAlreadyReceived.into());
         };
+        let handshake = handshake.server_mut("receive an upgrade request")?;
         if request.version() >= http::Version::HTTP_2 {
             if request.method() == http::Method::CONNECT {
                 return Err(LocalProtocolError::ProtocolNeeded.into());
@@ -134,9 +135,9 @@ impl WsConnection {
         let (headers, target) = upgrade_parts(request);
         if request.method() != http::Method::CONNECT {
             return match self.handshake_mut() {
-                Some(handshake) => {
-                    Err(handshake.refuse(crate::handshake::error::RemoteProtocolError::NotExtendedConnect))
-                }
+                Some(handshake) => Err(handshake
+                    .server_mut("receive an upgrade request")?
+                    .refuse(crate::handshake::error::RemoteProtocolError::NotExtendedConnect)),
                 None => Err(LocalProtocolError::RequestAlreadyReceived.into()),
             };
         }
@@ -154,6 +155,7 @@ impl WsConnection {
         let Some(handshake) = self.handshake_mut() else {
             return Err(LocalProtocolError::EventNotAllowed { event: "AcceptConnection", state });
         };
+        let handshake = handshake.server_mut("send AcceptConnection")?;
         let prepared = handshake.prepare_accept(accept)?;
         let status = StatusCode::from_u16(prepared.status).unwrap_or(StatusCode::SWITCHING_PROTOCOLS);
         let response = match build_response(status, &prepared.headers) {
@@ -234,17 +236,16 @@ impl WsConnection {
         let Some(handshake) = self.handshake_mut() else {
             return Err(LocalProtocolError::RequestNotSent.into());
         };
+        let handshake = handshake.client_mut("receive a response")?;
         let headers = response.headers().iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
         let result = handshake.receive_response_head(response.status().as_u16(), headers);
         self.advance();
         result
     }
 
-    fn client_handshake(&mut self) -> Result<&mut crate::handshake::Handshake, LocalProtocolError> {
-        let role = self.role();
+    fn client_handshake(&mut self) -> Result<&mut crate::handshake::ClientHandshake, LocalProtocolError> {
         match self.handshake_mut() {
-            Some(handshake) if role.is_client() => Ok(handshake),
-            Some(_) => Err(LocalProtocolError::WrongRole { action: "send a Request", role }),
+            Some(handshake) => handshake.client_mut("send a Request"),
             None => Err(LocalProtocolError::RequestAlreadySent),
         }
     }
