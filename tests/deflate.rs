@@ -254,7 +254,7 @@ fn rfc_hello_sent_by_server_exact_bytes() {
     client.receive_data(&first).unwrap();
     client.receive_data(&second).unwrap();
     assert_eq!(
-        normalize(client.events().collect()),
+        normalize(client.events()),
         vec![Norm::Text("Hello".into(), true), Norm::Text("Hello".into(), true)]
     );
 }
@@ -271,7 +271,7 @@ fn rfc_hello_sent_by_client_masked() {
     server.receive_data(&first).unwrap();
     server.receive_data(&second).unwrap();
     assert_eq!(
-        normalize(server.events().collect()),
+        normalize(server.events()),
         vec![Norm::Text("Hello".into(), true), Norm::Text("Hello".into(), true)]
     );
 }
@@ -653,7 +653,7 @@ fn unannounced_client_window_is_not_used() {
     for _ in 0..3 {
         let wire = client.send_bytes(BytesMessage::new(data.clone())).unwrap();
         server.receive_data(&wire).unwrap();
-        assert_eq!(normalize(server.events().collect()), vec![Norm::Binary(data.clone(), true)]);
+        assert_eq!(normalize(server.events()), vec![Norm::Binary(data.clone(), true)]);
     }
 }
 

@@ -24,57 +24,10 @@ pub fn pieces(data: &[u8]) -> (Vec<&[u8]>, &[u8]) {
     (out, rest)
 }
 
-/// A message-level summary of events (data chunks of one message joined), so chunkings of the
-/// same bytes compare equal.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Norm {
-    Text(String, bool),
-    Binary(Vec<u8>, bool),
-    Ping(Vec<u8>),
-    Pong(Vec<u8>),
-    Close(u16),
-    Other,
-}
-
-/// Joins data chunks, also across control events between fragments.
-pub fn normalize(events: &[Event]) -> Vec<Norm> {
-    let mut out: Vec<Norm> = Vec::new();
-    // Index in `out` of the message still being received.
-    let mut open: Option<usize> = None;
-    for ev in events {
-        match ev {
-            Event::TextMessage(m) => {
-                if let Some(Norm::Text(s, fin)) = open.and_then(|i| out.get_mut(i)) {
-                    s.push_str(&m.data);
-                    *fin = m.message_finished;
-                } else {
-                    out.push(Norm::Text(m.data.to_string(), m.message_finished));
-                    open = Some(out.len() - 1);
-                }
-                if m.message_finished {
-                    open = None;
-                }
-            }
-            Event::BytesMessage(m) => {
-                if let Some(Norm::Binary(b, fin)) = open.and_then(|i| out.get_mut(i)) {
-                    b.extend_from_slice(&m.data);
-                    *fin = m.message_finished;
-                } else {
-                    out.push(Norm::Binary(m.data.to_vec(), m.message_finished));
-                    open = Some(out.len() - 1);
-                }
-                if m.message_finished {
-                    open = None;
-                }
-            }
-            Event::Ping(p) => out.push(Norm::Ping(p.payload.to_vec())),
-            Event::Pong(p) => out.push(Norm::Pong(p.payload.to_vec())),
-            Event::CloseConnection(c) => out.push(Norm::Close(c.code.0)),
-            _ => out.push(Norm::Other),
-        }
-    }
-    out
-}
+// The tests' message-level view of events, so both judge events the same way.
+#[path = "../../tests/support/norm.rs"]
+mod norm;
+pub use norm::{normalize, Norm};
 
 /// The events that do not depend on how bytes were chunked: finished messages and control
 /// events. (A message cut short by a violation or EOF may have delivered a prefix, or not,

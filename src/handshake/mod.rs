@@ -220,6 +220,7 @@ impl Handshake {
 
     /// The client's handshake, or [`LocalProtocolError::WrongRole`] saying what a server
     /// cannot do.
+    #[cfg(feature = "http")]
     pub(crate) fn client_mut(
         &mut self,
         action: &'static str,

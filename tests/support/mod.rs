@@ -6,6 +6,9 @@ use wsproto::frame::apply_mask_scalar;
 use wsproto::Delivery;
 use wsproto::{Config, Connection, ConnectionType, Event, KeySource};
 
+mod norm;
+pub use norm::{normalize, Norm};
+
 pub const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// A frame as a client sends it: masked with [`KEY`]. `b0` is FIN/RSV/opcode.
@@ -38,58 +41,6 @@ pub fn frame(b0: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
         apply_mask_scalar(&mut body, key, 0);
     }
     out.extend_from_slice(&body);
-    out
-}
-
-/// A message-level view of events: data chunks of one message joined, so that any chunking of
-/// the same bytes compares equal.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Norm {
-    Text(String, bool),
-    Binary(Vec<u8>, bool),
-    Ping(Vec<u8>),
-    Pong(Vec<u8>),
-    Close(u16, Option<String>),
-}
-
-/// Joins data chunks; the bool says whether the message finished.
-pub fn normalize(events: Vec<Event>) -> Vec<Norm> {
-    let mut out: Vec<Norm> = Vec::new();
-    let mut open = false;
-    for ev in events {
-        match ev {
-            Event::TextMessage(m) => {
-                if open {
-                    if let Some(Norm::Text(s, fin)) =
-                        out.iter_mut().rev().find(|n| matches!(n, Norm::Text(..)))
-                    {
-                        s.push_str(&m.data);
-                        *fin = m.message_finished;
-                    }
-                } else {
-                    out.push(Norm::Text(m.data.to_string(), m.message_finished));
-                }
-                open = !m.message_finished;
-            }
-            Event::BytesMessage(m) => {
-                if open {
-                    if let Some(Norm::Binary(b, fin)) =
-                        out.iter_mut().rev().find(|n| matches!(n, Norm::Binary(..)))
-                    {
-                        b.extend_from_slice(&m.data);
-                        *fin = m.message_finished;
-                    }
-                } else {
-                    out.push(Norm::Binary(m.data.to_vec(), m.message_finished));
-                }
-                open = !m.message_finished;
-            }
-            Event::Ping(p) => out.push(Norm::Ping(p.payload.to_vec())),
-            Event::Pong(p) => out.push(Norm::Pong(p.payload.to_vec())),
-            Event::CloseConnection(c) => out.push(Norm::Close(c.code.0, c.reason)),
-            other => panic!("unexpected event {other:?}"),
-        }
-    }
     out
 }
 
