@@ -25,7 +25,7 @@ mod accept;
 mod body;
 mod client;
 pub(crate) mod error;
-mod head;
+pub(crate) mod head;
 mod negotiate;
 mod server;
 mod write;

@@ -7,6 +7,10 @@ use tokio::net::TcpStream;
 
 use super::url::{port_of, split_userinfo, WsUrl};
 use crate::adapters::error::Error;
+use crate::handshake::head::{HeadKind, HeadReader};
+
+/// Largest proxy response head read.
+const MAX_PROXY_HEAD: usize = 16 << 10;
 
 /// An HTTP proxy that [`connect_with`](crate::upgrade::connect_with) opens a tunnel through with `CONNECT`, for `ws://` and
 /// `wss://` alike (TLS runs end to end, through the tunnel).
@@ -73,53 +77,41 @@ impl Proxy {
     /// Connects to the proxy and asks it for a tunnel to `target`.
     pub(super) async fn tunnel(&self, target: &WsUrl) -> Result<TcpStream, Error> {
         let mut io = TcpStream::connect((self.host.as_str(), self.port)).await?;
-        let authority = match target.host.parse::<std::net::Ipv6Addr>() {
-            Ok(_) => format!("[{}]:{}", target.host, target.port),
-            Err(_) => format!("{}:{}", target.host, target.port),
-        };
+        let authority = &target.authority;
         let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
         if let Some(authorization) = &self.authorization {
             request.push_str(&format!("Proxy-Authorization: {authorization}\r\n"));
         }
         request.push_str("\r\n");
         io.write_all(request.as_bytes()).await?;
-        // Read the response head byte by byte: nothing past it may be consumed (the tunnel's
-        // first bytes belong to TLS or the WebSocket handshake).
-        let mut head = Vec::with_capacity(256);
-        while !head.ends_with(b"\r\n\r\n") {
-            if head.len() > 16 << 10 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "proxy response head too large",
-                )
-                .into());
-            }
-            let mut byte = [0u8; 1];
-            if io.read(&mut byte).await? == 0 {
+        // The response head, read with the handshake's head reader (the same limits and
+        // parser as a 101). Nothing may follow it: the tunnel's first bytes come from the
+        // target, which speaks only after our TLS hello or WebSocket request.
+        let invalid = |why: String| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+        let mut reader = HeadReader::default();
+        let mut chunk = [0u8; 1024];
+        let head = loop {
+            let n = io.read(&mut chunk).await?;
+            if n == 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "proxy closed the connection",
                 )
                 .into());
             }
-            head.push(byte[0]);
-        }
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&head) {
-            Ok(httparse::Status::Complete(_)) => {}
-            _ => {
-                return Err(
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed proxy response").into()
-                )
+            reader.push(&chunk[..n]);
+            match reader.parse(HeadKind::Response, MAX_PROXY_HEAD) {
+                Ok(Some(head)) => break head,
+                Ok(None) => {}
+                Err(e) => return Err(invalid(format!("malformed proxy response: {e}"))),
             }
+        };
+        if !reader.is_empty() {
+            return Err(invalid("the proxy sent data before the tunnel was used".to_owned()));
         }
-        match response.code {
-            Some(code) if (200..300).contains(&code) => Ok(io),
-            Some(code) => Err(Error::ProxyRefused(code)),
-            None => {
-                Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed proxy response").into())
-            }
+        match head.status {
+            200..=299 => Ok(io),
+            code => Err(Error::ProxyRefused(code)),
         }
     }
 }

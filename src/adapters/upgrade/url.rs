@@ -12,6 +12,8 @@ pub(crate) struct WsUrl {
     pub(super) port: u16,
     /// The `Host` header: the host (IPv6 in brackets) and the port unless it is the default.
     host_header: String,
+    /// The host (IPv6 in brackets) and the port, always: a proxy's `CONNECT` target.
+    pub(super) authority: String,
     /// Path and query.
     target: String,
 }
@@ -46,7 +48,8 @@ impl WsUrl {
         };
         let default_port = if secure { 443 } else { 80 };
         let port = port_of(authority).unwrap_or(Ok(default_port)).map_err(|()| bad("invalid port"))?;
-        let host_header = if port == default_port { bracketed } else { format!("{bracketed}:{port}") };
+        let authority = format!("{bracketed}:{port}");
+        let host_header = if port == default_port { bracketed } else { authority.clone() };
         let mut target = uri.path().to_owned();
         if target.is_empty() {
             target.push('/');
@@ -55,7 +58,7 @@ impl WsUrl {
             target.push('?');
             target.push_str(query);
         }
-        Ok(WsUrl { secure, host, port, host_header, target })
+        Ok(WsUrl { secure, host, port, host_header, authority, target })
     }
 
     pub(crate) fn request(&self) -> Request {
@@ -141,6 +144,9 @@ mod tests {
             );
         };
         ok("ws://h:9001/p?q", "h", 9001, "h:9001", "/p?q");
+        // A proxy's CONNECT target always names the port, IPv6 in brackets.
+        assert_eq!(WsUrl::parse("wss://[::1]/").unwrap().authority, "[::1]:443");
+        assert_eq!(WsUrl::parse("ws://H.example/").unwrap().authority, "h.example:80");
         ok("ws://h", "h", 80, "h", "/");
         ok("ws://h:80/", "h", 80, "h", "/");
         ok("WS://Example.COM/Chat", "example.com", 80, "example.com", "/Chat");
