@@ -453,3 +453,140 @@ async fn after_a_clean_close_a_server_ends_at_once_and_a_client_waits_for_the_se
     assert_eq!(start.elapsed(), SessionConfig::default().linger);
     drop(server);
 }
+
+/// A transport that counts the writes made to it.
+struct CountingIo {
+    inner: DuplexStream,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for CountingIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountingIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A server session on a write-counting transport, and the raw client end.
+fn counting_pair(
+    config: SessionConfig,
+) -> (Session<CountingIo>, Framed<DuplexStream, WsCodec>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = Connection::new(ConnectionType::Server, Config::default().delivery(Delivery::Messages));
+    let client = Connection::new(
+        ConnectionType::Client,
+        Config::default().delivery(Delivery::Messages).key_source(KeySource::fixed(support::KEY)),
+    );
+    let io = CountingIo { inner: a, writes: writes.clone() };
+    (
+        Session::new(Framed::new(io, WsCodec::new(server)), config),
+        Framed::new(b, WsCodec::new(client)),
+        writes,
+    )
+}
+
+/// The README's echo loop, as written: `send` per message.
+async fn echo_loop<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut ws: Session<T>) {
+    while let Some(Ok(event)) = ws.next().await {
+        if let Event::TextMessage(m) = event {
+            if ws.send(m.into()).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Sends `n` messages in one write, then reads their echoes, checking each.
+async fn pipeline(peer: &mut Framed<DuplexStream, WsCodec>, n: usize) {
+    for i in 0..n {
+        peer.feed(TextMessage::new(format!("message {i}")).into()).await.unwrap();
+    }
+    peer.flush().await.unwrap();
+    for i in 0..n {
+        assert_eq!(next(peer).await, TextMessage::new(format!("message {i}")).into());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn replies_to_pipelined_messages_go_out_in_one_write() {
+    let (session, mut peer, writes) = counting_pair(SessionConfig::default());
+    tokio::spawn(echo_loop(session));
+    pipeline(&mut peer, 16).await;
+    assert_eq!(writes.load(std::sync::atomic::Ordering::Relaxed), 1, "16 echoes, one write");
+
+    // A single message is written at once, in a write of its own.
+    pipeline(&mut peer, 1).await;
+    assert_eq!(writes.load(std::sync::atomic::Ordering::Relaxed), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_coalescing_each_reply_is_its_own_write() {
+    let (session, mut peer, writes) = counting_pair(SessionConfig::default().coalesce_writes(false));
+    tokio::spawn(echo_loop(session));
+    pipeline(&mut peer, 16).await;
+    assert_eq!(writes.load(std::sync::atomic::Ordering::Relaxed), 16);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_back_reply_goes_out_when_reading_would_wait() {
+    let (mut session, mut peer, _) = counting_pair(SessionConfig::default());
+    peer.feed(TextMessage::new("answer me").into()).await.unwrap();
+    peer.feed(TextMessage::new("not me").into()).await.unwrap();
+    peer.flush().await.unwrap();
+    let server = tokio::spawn(async move {
+        assert_eq!(session.next().await.unwrap().unwrap(), TextMessage::new("answer me").into());
+        // More input is buffered: this send is held back...
+        session.send(TextMessage::new("answer").into()).await.unwrap();
+        assert_eq!(session.next().await.unwrap().unwrap(), TextMessage::new("not me").into());
+        // ...and goes out here, where the session waits for input.
+        session.next().await.map(|e| e.map_err(|e| e.to_string()))
+    });
+    assert_eq!(next(&mut peer).await, TextMessage::new("answer").into());
+    peer.send(CloseConnection::new(CloseCode::NORMAL_CLOSURE).into()).await.unwrap();
+    let last = server.await.unwrap();
+    assert!(matches!(last, Some(Ok(Event::CloseConnection(_)))), "{last:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn held_back_replies_are_flushed_at_the_write_buffer_bound() {
+    // 200 pipelined 1 KiB messages against a 16 KiB bound: written in bounded batches.
+    let (session, mut peer, writes) = counting_pair(SessionConfig::default().write_buffer(16 << 10));
+    tokio::spawn(echo_loop(session));
+    let body = "x".repeat(1 << 10);
+    for _ in 0..200 {
+        peer.feed(TextMessage::new(body.clone()).into()).await.unwrap();
+    }
+    peer.flush().await.unwrap();
+    for _ in 0..200 {
+        assert_eq!(next(&mut peer).await, TextMessage::new(body.clone()).into());
+    }
+    let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!((2..200).contains(&writes), "{writes} writes");
+}

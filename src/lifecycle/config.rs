@@ -48,6 +48,15 @@ pub struct SessionConfig {
     /// has the server close the transport first, and the peer sends nothing after its close
     /// frame.
     pub linger: Duration,
+    /// Write replies to pipelined input together (default `true`): a message sent right
+    /// after one was received, while more input is already buffered, is written with the
+    /// replies to that input, in one write, instead of on its own. The writes go out when the
+    /// session next has nothing to read (a `next()` that would wait), on the next send, when
+    /// they pass [`write_buffer`](Self::write_buffer), or at the close. A peer with 16
+    /// messages in flight then costs one write instead of 16; a single message is written at
+    /// once, as without it. Turn it off for a handler that sends and then waits on something
+    /// else before reading again, while its peer pipelines. Split sessions never coalesce.
+    pub coalesce_writes: bool,
 }
 
 impl Default for SessionConfig {
@@ -62,6 +71,7 @@ impl Default for SessionConfig {
             close_timeout: Duration::from_secs(10),
             write_buffer: 64 << 10,
             linger: Duration::from_secs(2),
+            coalesce_writes: true,
         }
     }
 }
@@ -114,6 +124,12 @@ impl SessionConfig {
     /// Sets how long input is drained after we failed the connection.
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
+        self
+    }
+
+    /// Turns write coalescing on or off (see [`coalesce_writes`](Self::coalesce_writes)).
+    pub fn coalesce_writes(mut self, enabled: bool) -> Self {
+        self.coalesce_writes = enabled;
         self
     }
 }

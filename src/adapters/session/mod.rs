@@ -88,6 +88,13 @@ pub struct Session<T> {
     timer_waker: Option<Waker>,
     /// Set when the session is registered with a [`Shutdown`].
     shutdown: Option<ShutdownMember>,
+    /// The last event came out while more input was buffered: the next flush may wait for
+    /// the replies to it (see [`SessionConfig::coalesce_writes`]).
+    read_ahead: bool,
+    /// A flush was held back: the writes go out when reading would wait.
+    deferred: bool,
+    /// Split into halves: never coalesce (the reader may be parked on something else).
+    pub(super) split: bool,
 }
 
 impl<T> fmt::Debug for Session<T> {
@@ -113,6 +120,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             armed: None,
             timer_waker: None,
             shutdown: None,
+            read_ahead: false,
+            deferred: false,
+            split: false,
         }
     }
 
@@ -202,8 +212,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         match Pin::new(&mut self.framed).poll_flush(cx) {
             Poll::Ready(result) => {
                 result?;
+                self.deferred = false;
                 self.life.handle_write_progress();
             }
+            Poll::Pending => self.life.handle_write_stalled(now()),
+        }
+        Ok(())
+    }
+
+    /// Writes held back for coalescing, now that reading would wait.
+    fn poll_write_deferred(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        if !self.deferred {
+            return Ok(());
+        }
+        match Pin::new(&mut self.framed).poll_flush(cx) {
+            Poll::Ready(result) => {
+                result?;
+                self.deferred = false;
+                self.life.handle_write_progress();
+            }
+            // The transport wakes us when it takes more; the send timeout runs meanwhile.
             Poll::Pending => self.life.handle_write_stalled(now()),
         }
         Ok(())
@@ -341,6 +369,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
             match Pin::new(&mut this.framed).poll_next(cx) {
                 Poll::Ready(Some(Ok(event))) => {
                     this.life.handle_received(now(), &event);
+                    this.read_ahead = this.life.config().coalesce_writes
+                        && !this.split
+                        && !this.framed.read_buffer().is_empty();
                     // Answer at once (a pong, the close reply) if the transport takes it.
                     if let Err(e) = this.poll_write_owed(cx) {
                         this.life.handle_transport_error();
@@ -354,7 +385,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
                 }
                 // EOF: the codec reported the close (1006 or the peer's) before ending.
                 Poll::Ready(None) => this.life.handle_eof(now()),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    this.read_ahead = false;
+                    if let Err(e) = this.poll_write_deferred(cx) {
+                        this.life.handle_transport_error();
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    return Poll::Pending;
+                }
             }
         }
     }
@@ -402,9 +440,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
         Ok(())
     }
 
+    /// Flushes, except right after an event that more buffered input follows (see
+    /// [`SessionConfig::coalesce_writes`]): then the writes wait for the replies to that
+    /// input, up to the write buffer's bound, and go out when reading would wait.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
+        if std::mem::take(&mut this.read_ahead)
+            && this.framed.write_buffer().len() < this.life.config().write_buffer
+        {
+            this.deferred = true;
+            return Poll::Ready(Ok(()));
+        }
         let poll = Pin::new(&mut this.framed).poll_flush(cx);
+        if poll.is_ready() {
+            this.deferred = false;
+        }
         this.write_poll(cx, poll)
     }
 

@@ -25,7 +25,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// and timeouts keep running, and either half can read the state. Whatever the transport
     /// or the timer becomes ready for wakes both halves, so neither waits on a wakeup the
     /// other consumed. [`SessionReader::reunite`] puts them back together.
-    pub fn split(self) -> (SessionReader<T>, SessionWriter<T>) {
+    pub fn split(mut self) -> (SessionReader<T>, SessionWriter<T>) {
+        self.split = true;
         let shared = Arc::new(Halves {
             session: std::sync::Mutex::new(self),
             wakers: Arc::new(BothHalves { read: AtomicWaker::new(), write: AtomicWaker::new() }),
@@ -112,7 +113,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> SessionReader<T> {
         }
         drop(writer);
         match Arc::try_unwrap(self.shared) {
-            Ok(halves) => Ok(halves.session.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)),
+            Ok(halves) => {
+                let mut session =
+                    halves.session.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+                session.split = false;
+                Ok(session)
+            }
             Err(_) => unreachable!("both halves were given"),
         }
     }
