@@ -52,11 +52,11 @@ pub struct SessionConfig {
     /// after one was received, while more input is already buffered, is written with the
     /// replies to that input, in one write, instead of on its own. The writes go out when the
     /// session next has nothing to read (a `next()` that would wait), on a send that does not
-    /// follow a received message, when
-    /// they pass [`write_buffer`](Self::write_buffer), or at the close. A peer with 16
-    /// messages in flight then costs one write instead of 16; a single message is written at
-    /// once, as without it. Turn it off for a handler that sends and then waits on something
-    /// else before reading again, while its peer pipelines. Split sessions never coalesce.
+    /// follow a received message, when they pass [`write_buffer`](Self::write_buffer), or at
+    /// the close. A peer with 16 messages in flight then costs one write instead of 16; a
+    /// single message is written at once, as without it. Turn it off for a handler that sends
+    /// and then waits on something else before reading again, while its peer pipelines.
+    /// Split sessions never coalesce.
     pub coalesce_writes: bool,
 }
 
