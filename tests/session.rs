@@ -590,3 +590,33 @@ async fn held_back_replies_are_flushed_at_the_write_buffer_bound() {
     let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
     assert!((2..200).contains(&writes), "{writes} writes");
 }
+
+#[tokio::test]
+async fn after_a_large_message_the_buffers_return_to_their_idle_size() {
+    let (mut session, mut peer) = pair_with(SessionConfig::default(), 1 << 20);
+    let big: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let client = tokio::spawn(async move {
+        peer.send(BytesMessage::new(big.clone()).into()).await.unwrap();
+        assert_eq!(next(&mut peer).await, BytesMessage::new(big).into());
+        peer.send(TextMessage::new("small").into()).await.unwrap();
+        assert_eq!(next(&mut peer).await, TextMessage::new("small").into());
+        peer
+    });
+    for _ in 0..2 {
+        let event = session.next().await.unwrap().unwrap();
+        session.send(event).await.unwrap();
+    }
+    let _peer = client.await.unwrap();
+    // The 8 MiB read and write buffers are given back once the message is through.
+    let framed = session.into_inner();
+    assert!(
+        framed.read_buffer().capacity() <= 8 << 10,
+        "read buffer kept {}",
+        framed.read_buffer().capacity()
+    );
+    assert!(
+        framed.write_buffer().capacity() <= 8 << 10,
+        "write buffer kept {}",
+        framed.write_buffer().capacity()
+    );
+}
