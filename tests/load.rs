@@ -145,3 +145,65 @@ async fn a_thousand_connections_echo_mixed_messages() {
         assert!(grown < 600 << 10, "memory grew by {grown} KiB");
     }
 }
+
+/// Pipelining against the README's session echo loop (`send` per message, so its replies are
+/// coalesced): 500 connections, each with rounds of 32 messages in flight, compressed (the
+/// default offer), every echo checked in order and byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_clients_against_the_session_echo_loop_get_every_echo_in_order() {
+    const CLIENTS: usize = 500;
+    const IN_FLIGHT: usize = 32;
+    const ROUNDS: usize = 4;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = UpgradeConfig::default();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let config = config.clone();
+            tokio::spawn(async move {
+                let Ok((mut ws, _)) = upgrade::accept(stream, config).await else { return };
+                while let Some(Ok(event)) = ws.next().await {
+                    match event {
+                        Event::TextMessage(m) => ws.send(m.into()).await.unwrap(),
+                        Event::BytesMessage(m) => ws.send(m.into()).await.unwrap(),
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    let client = |i: usize| async move {
+        let (ws, accept) = upgrade::connect(&format!("ws://{addr}/")).await.unwrap();
+        assert!(accept.deflate().is_some(), "compressed by default");
+        let mut ws = ws.into_inner();
+        for round in 0..ROUNDS {
+            let batch: Vec<Bytes> = (0..IN_FLIGHT)
+                .map(|k| {
+                    let size = [5usize, 16, 200, 1 << 10, 16 << 10][(i + k + round) % 5];
+                    Bytes::from((0..size).map(|j| (j * 7 + k + i) as u8).collect::<Vec<u8>>())
+                })
+                .collect();
+            for data in &batch {
+                ws.feed(BytesMessage::new(data.clone()).into()).await.unwrap();
+            }
+            ws.flush().await.unwrap();
+            for (k, data) in batch.iter().enumerate() {
+                match ws.next().await.unwrap().unwrap() {
+                    Event::BytesMessage(m) => {
+                        assert_eq!(&m.data, data, "client {i} round {round} message {k}")
+                    }
+                    other => panic!("client {i}: unexpected {other:?}"),
+                }
+            }
+        }
+        ws.send(CloseConnection::new(1000u16).into()).await.unwrap();
+    };
+    let clients: Vec<_> = (0..CLIENTS).map(|i| tokio::spawn(client(i))).collect();
+    let results = tokio::time::timeout(Duration::from_secs(120), futures_util::future::join_all(clients))
+        .await
+        .expect("pipelined load finished in time");
+    for (i, r) in results.into_iter().enumerate() {
+        r.unwrap_or_else(|e| panic!("client {i}: {e}"));
+    }
+}
