@@ -56,7 +56,8 @@ pub struct SessionConfig {
     /// the close. A peer with 16 messages in flight then costs one write instead of 16; a
     /// single message is written at once, as without it. Turn it off for a handler that sends
     /// and then waits on something else before reading again, while its peer pipelines.
-    /// Split sessions never coalesce.
+    /// Split sessions never coalesce. A session dropped without a close can lose writes held
+    /// back this way, as a `Framed` loses what it has not flushed.
     pub coalesce_writes: bool,
 }
 
