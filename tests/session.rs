@@ -620,3 +620,19 @@ async fn after_a_large_message_the_buffers_return_to_their_idle_size() {
         framed.write_buffer().capacity()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn split_halves_never_hold_a_write_back() {
+    // The reader may be parked on something else than the stream: each send is written at once.
+    let (session, mut peer, writes) = counting_pair(SessionConfig::default());
+    let (mut reader, mut writer) = session.split();
+    tokio::spawn(async move {
+        while let Some(Ok(event)) = reader.next().await {
+            if let Event::TextMessage(m) = event {
+                writer.send(m.into()).await.unwrap();
+            }
+        }
+    });
+    pipeline(&mut peer, 16).await;
+    assert_eq!(writes.load(std::sync::atomic::Ordering::Relaxed), 16);
+}
