@@ -209,15 +209,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             Pin::new(&mut self.framed).start_send(event.clone())?;
             self.life.handle_sent(now(), &event);
         }
-        match Pin::new(&mut self.framed).poll_flush(cx) {
-            Poll::Ready(result) => {
-                result?;
-                self.deferred = false;
-                self.life.handle_write_progress();
-            }
-            Poll::Pending => self.life.handle_write_stalled(now()),
-        }
-        Ok(())
+        self.poll_flush_buffered(cx)
     }
 
     /// Writes held back for coalescing, now that reading would wait.
@@ -225,6 +217,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         if !self.deferred {
             return Ok(());
         }
+        self.poll_flush_buffered(cx)
+    }
+
+    /// Flushes what is buffered as far as the transport takes it now, and tells the lifecycle
+    /// whether the write progressed or stalled.
+    fn poll_flush_buffered(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
         match Pin::new(&mut self.framed).poll_flush(cx) {
             Poll::Ready(result) => {
                 result?;
