@@ -72,16 +72,9 @@ async fn main() -> ExitCode {
     let stop = signal::stop();
     tokio::pin!(stop);
     let signal = loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    eprintln!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            signal = &mut stop => break signal,
+        let (stream, peer) = match signal::accept_or_stop(&listener, stop.as_mut()).await {
+            Ok(accepted) => accepted,
+            Err(signal) => break signal,
         };
         let (posts, config, shutdown) = (posts.clone(), config.clone(), shutdown.clone());
         tokio::spawn(async move {

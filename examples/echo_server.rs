@@ -56,18 +56,9 @@ async fn main() -> ExitCode {
     let stop = signal::stop();
     tokio::pin!(stop);
     let signal = loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // Out of file descriptors, or a connection reset before it was accepted: the
-                // listener itself is fine. Pause briefly so a full descriptor table can drain.
-                Err(e) => {
-                    eprintln!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            signal = &mut stop => break signal,
+        let (stream, peer) = match signal::accept_or_stop(&listener, stop.as_mut()).await {
+            Ok(accepted) => accepted,
+            Err(signal) => break signal,
         };
         let (config, shutdown) = (config.clone(), shutdown.clone());
         tokio::spawn(async move {
