@@ -99,7 +99,7 @@ async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), wsproto::Error> {
     stream.set_nodelay(true)?;
-    let (ws, _request) = upgrade::accept(stream, config).await?;
+    let (ws, _) = upgrade::accept(stream, config).await?;
     let mut ws = ws.with_shutdown(&shutdown);
     let mut inbox = posts.subscribe();
     let _ = posts.send(Post::new(peer, format!("* {peer} joined")));

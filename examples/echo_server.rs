@@ -18,7 +18,9 @@
 //! Logs go to stderr: the address at start, one line per connection when it ends, and the
 //! shutdown.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -51,7 +53,9 @@ async fn main() -> ExitCode {
     // One configuration for every connection: permessage-deflate when the client offers it,
     // with compression states shared between connections through the config's pool (the
     // clones handed to each connection share it).
-    let config = UpgradeConfig::default();
+    // Behind an `Arc`: each connection's task then holds 8 bytes for it while the connection
+    // lives, and the upgrade gets its own copy only for the handshake.
+    let config = Arc::new(UpgradeConfig::default());
     let shutdown = Shutdown::new();
     let stop = signal::stop();
     tokio::pin!(stop);
@@ -60,13 +64,7 @@ async fn main() -> ExitCode {
             Ok(accepted) => accepted,
             Err(signal) => break signal,
         };
-        let (config, shutdown) = (config.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            match serve(stream, config, &shutdown).await {
-                Ok(()) => eprintln!("{peer}: closed"),
-                Err(e) => eprintln!("{peer}: {e}"),
-            }
-        });
+        tokio::spawn(connection(stream, peer, config.clone(), shutdown.clone()));
     };
     // Stop accepting: new connections are refused from here on.
     drop(listener);
@@ -86,11 +84,28 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// One connection: the upgrade, then the README's echo loop, registered for graceful shutdown.
-async fn serve(stream: TcpStream, config: UpgradeConfig, shutdown: &Shutdown) -> Result<(), wsproto::Error> {
+/// One connection's task, with its log line when it ends.
+///
+/// Spawned as it is (not wrapped in another `async move` block that would hold a second copy of
+/// its arguments): the task's size is paid by every idle connection.
+async fn connection(stream: TcpStream, peer: SocketAddr, config: Arc<UpgradeConfig>, shutdown: Shutdown) {
+    match serve(stream, config, shutdown).await {
+        Ok(()) => eprintln!("{peer}: closed"),
+        Err(e) => eprintln!("{peer}: {e}"),
+    }
+}
+
+/// The upgrade, then the README's echo loop, registered for graceful shutdown.
+async fn serve(
+    stream: TcpStream,
+    config: Arc<UpgradeConfig>,
+    shutdown: Shutdown,
+) -> Result<(), wsproto::Error> {
     stream.set_nodelay(true)?;
-    let (ws, _request) = upgrade::accept(stream, config).await?;
-    let mut ws = ws.with_shutdown(shutdown);
+    // `_`, not a named binding: the request is dropped here instead of living as long as the
+    // connection.
+    let (ws, _) = upgrade::accept(stream, UpgradeConfig::clone(&config)).await?;
+    let mut ws = ws.with_shutdown(&shutdown);
     while let Some(event) = ws.next().await {
         match event? {
             Event::TextMessage(m) => ws.send(m.into()).await?,

@@ -35,6 +35,11 @@ pub enum Server {
     Yawc,
     /// wsproto through `session::Session` (whole messages, replies, keepalive, timeouts).
     Session,
+    /// The crate's main job as shipped: the `echo_server` example binary (session, graceful
+    /// shutdown, multi-thread runtime, permessage-deflate offered), built beside `wsbench`
+    /// (`cargo build --release --example echo_server`). No heap statistics: its allocator
+    /// is the system's.
+    MainJob,
 }
 
 impl Server {
@@ -43,6 +48,8 @@ impl Server {
             Some(Server::Yawc)
         } else if s == "wsproto-session" {
             Some(Server::Session)
+        } else if s == "echo_server" {
+            Some(Server::MainJob)
         } else {
             Lib::parse(s).map(Server::Lib)
         }
@@ -53,6 +60,7 @@ impl Server {
             Server::Lib(l) => l.name(),
             Server::Yawc => "yawc",
             Server::Session => "wsproto-session",
+            Server::MainJob => "echo_server",
         }
     }
 }
@@ -114,6 +122,7 @@ pub fn server_main(server: Server, deflate: bool, tls: bool) {
                 Server::Lib(Lib::Fws) => spawn(serve_fws(stream)),
                 Server::Yawc => spawn(crate::deflate_echo::serve_yawc(stream)),
                 Server::Session => spawn(serve_session(stream)),
+                Server::MainJob => unreachable!("the main job runs as its own binary"),
             }
         }
     });
@@ -130,6 +139,7 @@ async fn serve_any<S: Io>(server: Server, stream: S, deflate: bool) {
         Server::Lib(Lib::Fws) => serve_fws(stream).await.map_err(|_| ()),
         Server::Session => serve_session(stream).await.map_err(|_| ()),
         Server::Yawc => unimplemented!("yawc is only benchmarked without TLS"),
+        Server::MainJob => unreachable!("the main job runs as its own binary"),
     };
 }
 
@@ -302,7 +312,8 @@ pub fn accept_key(key: &str) -> String {
 pub struct ServerProc {
     pub child: Child,
     pub port: u16,
-    stdout: BufReader<std::process::ChildStdout>,
+    /// Where `heap` answers come from (`None` for the main job, which has no counters).
+    stdout: Option<BufReader<std::process::ChildStdout>>,
 }
 
 impl ServerProc {
@@ -317,6 +328,9 @@ impl ServerProc {
     /// A server, over TLS if `tls`, whose permessage-deflate is configured by `spec` (see
     /// [`deflate_from_env`]).
     pub fn start_with(server: Server, deflate: bool, tls: bool, spec: Option<&str>) -> ServerProc {
+        if server == Server::MainJob {
+            return Self::start_main_job();
+        }
         let exe = std::env::current_exe().expect("current exe");
         let mut cmd = Command::new(exe);
         if let Some(spec) = spec {
@@ -339,18 +353,52 @@ impl ServerProc {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         stdout.read_line(&mut line).expect("server port");
         let port = line.trim().parse().expect("port number");
-        ServerProc { child, port, stdout }
+        ServerProc { child, port, stdout: Some(stdout) }
     }
 
-    /// The server's live heap bytes and blocks, and the size of its last connection future.
-    pub fn heap(&mut self) -> (i64, i64, i64) {
+    /// `echo_server 127.0.0.1:0`, the binary next to this one under `examples/`; its port is
+    /// read from the address it prints at start, its other logs are discarded.
+    fn start_main_job() -> ServerProc {
+        let exe = std::env::current_exe().expect("current exe");
+        let bin = exe.parent().expect("target dir").join("examples").join("echo_server");
+        assert!(
+            bin.exists(),
+            "{} is missing: build it with `cargo build --release --example echo_server`",
+            bin.display()
+        );
+        let mut child = Command::new(&bin)
+            .arg("127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn echo_server");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        stderr.read_line(&mut line).expect("echo_server start line");
+        let port = line
+            .split("ws://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("echo_server printed no address: {line:?}"));
+        // Keep reading its per-connection log lines so the pipe never fills.
+        std::thread::spawn(move || io::copy(&mut stderr, &mut io::sink()));
+        ServerProc { child, port, stdout: None }
+    }
+
+    /// The server's live heap bytes and blocks, and the size of its last connection future
+    /// (`None` for the main job).
+    pub fn heap(&mut self) -> Option<(i64, i64, i64)> {
         use std::io::Write;
+        let stdout = self.stdout.as_mut()?;
         let stdin = self.child.stdin.as_mut().expect("stdin");
         stdin.write_all(b"heap\n").and_then(|_| stdin.flush()).expect("ask heap");
         let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("heap line");
+        stdout.read_line(&mut line).expect("heap line");
         let mut it = line.split_whitespace().map(|x| x.parse::<i64>().expect("number"));
-        (it.next().unwrap_or(0), it.next().unwrap_or(0), it.next().unwrap_or(0))
+        Some((it.next().unwrap_or(0), it.next().unwrap_or(0), it.next().unwrap_or(0)))
     }
 
     pub fn pid(&self) -> u32 {
@@ -361,6 +409,11 @@ impl ServerProc {
 impl Drop for ServerProc {
     fn drop(&mut self) {
         drop(self.child.stdin.take());
+        if self.stdout.is_none() {
+            // The main job stops on SIGTERM (closing its open connections with 1001).
+            // SAFETY: kill(2) with a pid this process spawned and has not yet reaped.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        }
         for _ in 0..50 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;

@@ -9,12 +9,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::*;
-use crate::echo::{connect, EchoParser, ServerProc};
+use crate::echo::{connect, EchoParser, Server, ServerProc};
 
 /// How a memory measurement connects: which server and which extension offer.
 #[derive(Clone, Copy)]
 pub struct Variant {
-    pub lib: Lib,
+    pub server: Server,
     pub label: &'static str,
     /// The `Sec-WebSocket-Extensions` offer, if any (only our server accepts it).
     pub offer: Option<&'static str>,
@@ -26,12 +26,30 @@ pub struct Variant {
 }
 
 const fn v(lib: Lib, label: &'static str, offer: Option<&'static str>) -> Variant {
-    Variant { lib, label, offer, spec: None, warm: false }
+    Variant { server: Server::Lib(lib), label, offer, spec: None, warm: false }
+}
+
+impl Variant {
+    fn is_peer(&self) -> bool {
+        matches!(self.server, Server::Lib(lib) if lib.is_peer())
+    }
 }
 
 const DEFLATE: Option<&str> = Some("permessage-deflate");
 
-pub const VARIANTS: [Variant; 11] = [
+pub const VARIANTS: [Variant; 13] = [
+    Variant {
+        server: Server::MainJob,
+        ..v(
+            Lib::Ours,
+            "echo_server (the main job as shipped: session, multi-thread, deflate offered, not negotiated)",
+            None,
+        )
+    },
+    Variant {
+        server: Server::Session,
+        ..v(Lib::Ours, "wsproto session (current-thread, deflate offered, not negotiated)", None)
+    },
     v(Lib::Ours, "wsproto", None),
     v(Lib::OursWhole, "wsproto-whole", None),
     v(Lib::Ours, "wsproto + deflate", DEFLATE),
@@ -176,17 +194,21 @@ pub struct Mem {
     pub heap: i64,
     pub blocks: i64,
     pub future: i64,
+    /// Whether the heap figures were counted (not for the main job's own binary).
+    pub counted: bool,
 }
 
 fn mem(server: &mut ServerProc) -> Mem {
-    let (heap, blocks, future) = server.heap();
-    Mem { rss_kib: vm_rss_kib(server.pid()), heap, blocks, future }
+    let rss_kib = vm_rss_kib(server.pid());
+    match server.heap() {
+        Some((heap, blocks, future)) => Mem { rss_kib, heap, blocks, future, counted: true },
+        None => Mem { rss_kib, ..Mem::default() },
+    }
 }
 
 /// Server memory at `n1` and `n2` idle connections, after one echo on each.
 pub fn idle_mem(rt: &tokio::runtime::Runtime, v: Variant, n1: usize, n2: usize) -> (Mem, Mem) {
-    let mut server =
-        ServerProc::start_with(crate::echo::Server::Lib(v.lib), v.offer.is_some(), false, v.spec);
+    let mut server = ServerProc::start_with(v.server, v.offer.is_some(), false, v.spec);
     let port = server.port;
     let result = rt.block_on(async {
         let mut conns = Vec::with_capacity(n2);
@@ -205,7 +227,7 @@ pub fn idle_mem(rt: &tokio::runtime::Runtime, v: Variant, n1: usize, n2: usize) 
 /// Server memory with `n` idle connections: at rest, after each echoed one 16 MiB binary
 /// message, and after each then echoed one more small message.
 pub fn shrink_mem(rt: &tokio::runtime::Runtime, v: Variant, n: usize) -> [Mem; 3] {
-    let mut server = ServerProc::start(v.lib, v.offer.is_some());
+    let mut server = ServerProc::start_with(v.server, v.offer.is_some(), false, None);
     let port = server.port;
     let mut big = Vec::new();
     push_frame(&mut big, OP_BINARY, true, false, &binary_payload(16 << 20), true);
@@ -526,6 +548,7 @@ pub fn run_memory(settings: Settings) -> String {
     let mut block_slopes: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
     let mut rss2: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
     let mut future = vec![0i64; VARIANTS.len()];
+    let mut counted = vec![true; VARIANTS.len()];
     let dn = (n2 - n1) as f64;
     for round in 0..rounds {
         for k in 0..VARIANTS.len() {
@@ -543,13 +566,14 @@ pub fn run_memory(settings: Settings) -> String {
             block_slopes[i].push(blocks);
             rss2[i].push(m2.rss_kib as f64);
             future[i] = m2.future;
+            counted[i] = m2.counted;
         }
     }
     let med: Vec<f64> = slopes.iter_mut().map(|s| median(s)).collect();
     let heap_med: Vec<f64> = heap_slopes.iter_mut().map(|s| median(s)).collect();
     let blocks_med: Vec<f64> = block_slopes.iter_mut().map(|s| median(s)).collect();
     let smallest_peer = (0..VARIANTS.len())
-        .filter(|&i| VARIANTS[i].lib.is_peer())
+        .filter(|&i| VARIANTS[i].is_peer())
         .min_by(|&a, &b| med[a].partial_cmp(&med[b]).expect("no NaN"))
         .expect("a peer");
     let mut table = Table::new([
@@ -564,9 +588,13 @@ pub fn run_memory(settings: Settings) -> String {
         table.row(vec![
             v.label.to_string(),
             format!("{:.0} B ({:.2} KiB)", med[i], med[i] / 1024.0),
-            if v.lib.is_peer() { "".into() } else { ratio(med[i], med[smallest_peer]) },
-            format!("{:.0} B ({:.1})", heap_med[i], blocks_med[i]),
-            format!("{} B", future[i]),
+            if v.is_peer() { "".into() } else { ratio(med[i], med[smallest_peer]) },
+            if counted[i] {
+                format!("{:.0} B ({:.1})", heap_med[i], blocks_med[i])
+            } else {
+                "not counted".into()
+            },
+            if counted[i] { format!("{} B", future[i]) } else { "".into() },
             format!("{:.1} MiB", median(&mut rss2[i]) / 1024.0),
         ]);
     }
@@ -588,8 +616,15 @@ pub fn run_memory(settings: Settings) -> String {
     for v in VARIANTS.iter().filter(|v| v.offer.is_none()) {
         let [base, big, small] = shrink_mem(&rt, *v, n);
         let mib = |x: f64| format!("{:.1} MiB", x / 1024.0 / 1024.0);
-        let both = |m: Mem| format!("{} / {}", mib(m.rss_kib as f64 * 1024.0), mib(m.heap as f64));
-        let kept = |m: Mem| mib((m.heap - base.heap) as f64 / n as f64);
+        let heap = |m: Mem| if m.counted { mib(m.heap as f64) } else { "not counted".into() };
+        let both = |m: Mem| format!("{} / {}", mib(m.rss_kib as f64 * 1024.0), heap(m));
+        let kept = |m: Mem| {
+            if m.counted {
+                mib((m.heap - base.heap) as f64 / n as f64)
+            } else {
+                "not counted".into()
+            }
+        };
         println!("  shrink {}: {base:?} -> {big:?} -> {small:?}", v.label);
         table.row(vec![
             v.label.to_string(),

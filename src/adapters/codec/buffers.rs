@@ -11,7 +11,7 @@
 //!   the buffer is drained at a frame boundary it is replaced by a fresh 8 KiB one (in the
 //!   middle of a frame streamed in chunks it is kept: the next chunk reclaims it in place).
 //! * **Idle connections.** A connection waiting at a frame boundary after small reads
-//!   (under 1 KiB) keeps a 2 KiB read buffer; the decoder reserves more as soon as a header
+//!   (under 512 B) keeps a 1 KiB read buffer; the decoder reserves more as soon as a header
 //!   announces a larger frame.
 //! * **Write buffer.** Once flushed, a write buffer over 1 KiB, or one that grew for a frame
 //!   over 64 KiB, is dropped; the next frame reserves exactly what it needs.
@@ -23,7 +23,7 @@ const SHRINK_ABOVE: usize = 64 << 10;
 /// Capacity a drained read buffer shrinks back to after a large payload.
 const BUFFER_CAPACITY: usize = 8 << 10;
 /// Read buffer kept by a connection waiting at a frame boundary (fits typical small messages).
-const IDLE_READ_CAPACITY: usize = 2 << 10;
+const IDLE_READ_CAPACITY: usize = 1 << 10;
 /// Read-ahead after the first read that filled the read buffer.
 const MIN_READ_AHEAD: usize = 16 << 10;
 /// Most free space kept for one read while reads keep filling the buffer.
@@ -63,7 +63,7 @@ impl BufferPolicy {
 
     /// Sizes the read buffer after a decode: room for the next read while the transport keeps
     /// filling it, a fresh small buffer once a large payload was split off a drained buffer,
-    /// and a 2 KiB one for a quiet connection `waiting` at a frame boundary.
+    /// and a 1 KiB one for a quiet connection `waiting` at a frame boundary.
     #[inline]
     pub(super) fn after_decode(
         &mut self,
