@@ -157,6 +157,19 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 }
 
 #[tokio::test]
+async fn an_upgraded_connection_starts_with_idle_sized_buffers() {
+    // Not `Framed`'s 8 KiB each: when thousands of connections arrive at once, each would touch
+    // a page of its read buffer before the first decode shrinks it, and the allocator keeps it.
+    let (a, b) = tokio::io::duplex(4096);
+    let server = tokio::spawn(async move { upgrade::accept(b, UpgradeConfig::default()).await.unwrap().0 });
+    let (client, _) = upgrade::client(a, Request::new("h", "/"), UpgradeConfig::default()).await.unwrap();
+    for framed in [server.await.unwrap().into_inner(), client.into_inner()] {
+        assert!(framed.read_buffer().capacity() <= 1 << 10, "read {}", framed.read_buffer().capacity());
+        assert_eq!(framed.write_buffer().capacity(), 0);
+    }
+}
+
+#[tokio::test]
 async fn rejection_with_a_body_reaches_the_client() {
     let (a, b) = tokio::io::duplex(4096);
     let server = tokio::spawn(async move {

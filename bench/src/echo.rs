@@ -607,6 +607,8 @@ pub struct CellResult {
     pub compressed: u64,
     /// The server's 101 response head (of the first connection).
     pub head: String,
+    /// The server's largest VmRSS (KiB) sampled while measuring, if asked for its pid.
+    pub peak_rss_kib: u64,
 }
 
 /// Messages per second echoed by the server on `port`, sending the pre-built masked `frame`
@@ -621,10 +623,27 @@ pub fn frame_cell(
     measure: Duration,
 ) -> CellResult {
     let connect = |port| async move { connect_head(port, extensions).await };
-    frame_cell_on(rt, port, conns, window, frame, measure, connect)
+    frame_cell_on(rt, port, conns, window, frame, measure, None, connect)
 }
 
-/// [`frame_cell`] over connections opened by `connect` (plain TCP, or TLS).
+/// [`frame_cell`] without extensions that also samples the VmRSS of the server process `pid`
+/// every 50 ms while measuring ([`CellResult::peak_rss_kib`]).
+pub fn frame_cell_rss(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    pid: u32,
+    conns: usize,
+    window: usize,
+    frame: Vec<u8>,
+    measure: Duration,
+) -> CellResult {
+    let connect = |port| async move { connect_head(port, None).await };
+    frame_cell_on(rt, port, conns, window, frame, measure, Some(pid), connect)
+}
+
+/// [`frame_cell`] over connections opened by `connect` (plain TCP, or TLS), sampling the
+/// RSS of `rss_of` while measuring.
+#[allow(clippy::too_many_arguments)]
 fn frame_cell_on<S, C, F>(
     rt: &tokio::runtime::Runtime,
     port: u16,
@@ -632,6 +651,7 @@ fn frame_cell_on<S, C, F>(
     window: usize,
     frame: Vec<u8>,
     measure: Duration,
+    rss_of: Option<u32>,
     connect: C,
 ) -> CellResult
 where
@@ -666,7 +686,16 @@ where
         }
         let c0 = shared.completed.get();
         let t0 = Instant::now();
-        tokio::time::sleep(measure).await;
+        let mut peak_rss_kib = 0;
+        match rss_of {
+            Some(pid) => {
+                while t0.elapsed() < measure {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    peak_rss_kib = peak_rss_kib.max(vm_rss_kib(pid));
+                }
+            }
+            None => tokio::time::sleep(measure).await,
+        }
         // Large messages: keep measuring until enough messages were seen (bounded).
         let min_msgs = (2 * conns).clamp(20, 1000) as u64;
         while shared.completed.get() - c0 < min_msgs && t0.elapsed() < measure * 8 {
@@ -679,7 +708,13 @@ where
         }
         // Let aborted tasks drop their sockets.
         tokio::task::yield_now().await;
-        CellResult { rate, echoed: shared.completed.get(), compressed: shared.compressed.get(), head }
+        CellResult {
+            rate,
+            echoed: shared.completed.get(),
+            compressed: shared.compressed.get(),
+            head,
+            peak_rss_kib,
+        }
     })
 }
 
@@ -818,7 +853,7 @@ pub fn run_tls_echo(settings: Settings, libs: &[Lib]) -> String {
                 upgrade_on(tls, port, None).await
             }
         };
-        frame_cell_on(&rt, servers[i].port, conns, window, frame, settings.echo_measure, connect).rate
+        frame_cell_on(&rt, servers[i].port, conns, window, frame, settings.echo_measure, None, connect).rate
     });
     drop(servers);
     format!(

@@ -224,6 +224,68 @@ pub fn idle_mem(rt: &tokio::runtime::Runtime, v: Variant, n1: usize, n2: usize) 
     result
 }
 
+/// The servers of the active-memory table: the main job, the bare codec, the peers.
+const ACTIVE: [Server; 5] = [
+    Server::MainJob,
+    Server::Lib(Lib::OursWhole),
+    Server::Lib(Lib::TokioWs),
+    Server::Lib(Lib::Fws),
+    Server::Lib(Lib::Tungstenite),
+];
+
+/// RSS per connection while 4,096 connections echo 5-byte text messages (1 and 16 in flight,
+/// the profile public leaderboards use): the server's peak VmRSS sampled during the load, less
+/// its RSS before any connection, divided by the connections. `idle` gives the idle slope of
+/// the table above for a server, shown beside.
+fn active_table(
+    rt: &tokio::runtime::Runtime,
+    settings: Settings,
+    nofile: u64,
+    idle: impl Fn(Server) -> Option<f64>,
+) -> String {
+    let conns = 4096.min(nofile.saturating_sub(200) as usize);
+    let measure = if settings.quick { Duration::from_secs(1) } else { Duration::from_secs(3) };
+    let mut frame = Vec::new();
+    push_frame(&mut frame, OP_TEXT, true, false, b"hello", true);
+    let mut table = Table::new([
+        "server".to_string(),
+        "idle RSS per connection (above)".to_string(),
+        format!("RSS per connection, {conns} echoing, 1 in flight"),
+        "msg/s".to_string(),
+        format!("RSS per connection, {conns} echoing, 16 in flight"),
+        "msg/s".to_string(),
+    ]);
+    for server in ACTIVE {
+        let mut row = vec![
+            server.name().to_string(),
+            idle(server).map_or_else(String::new, |b| format!("{b:.0} B ({:.2} KiB)", b / 1024.0)),
+        ];
+        for window in [1, 16] {
+            let proc = ServerProc::start_with(server, false, false, None);
+            std::thread::sleep(Duration::from_millis(300));
+            let base = vm_rss_kib(proc.pid());
+            let cell =
+                crate::echo::frame_cell_rss(rt, proc.port, proc.pid(), conns, window, frame.clone(), measure);
+            let per_conn = (cell.peak_rss_kib.saturating_sub(base)) as f64 * 1024.0 / conns as f64;
+            println!(
+                "  active {} w{window}: RSS {base} KiB -> peak {} KiB = {per_conn:.0} B/conn, {:.0} msg/s",
+                server.name(),
+                cell.peak_rss_kib,
+                cell.rate
+            );
+            row.push(format!("{per_conn:.0} B ({:.2} KiB)", per_conn / 1024.0));
+            row.push(fmt_rate(cell.rate));
+            drop(proc);
+        }
+        table.row(row);
+    }
+    format!(
+        "\n### Memory under load ({conns} connections echoing 5 B text messages)\n\nEach server in a fresh process: its VmRSS before any connection, then its peak VmRSS (sampled every 50 ms) while {conns} connections keep 1 or 16 messages in flight for {:.0} s; the difference divided by the connections. `echo_server` is the main job's own binary (session, multi-thread runtime, permessage-deflate offered but not negotiated).\n\n{}",
+        measure.as_secs_f64(),
+        table.render()
+    )
+}
+
 /// Server memory with `n` idle connections: at rest, after each echoed one 16 MiB binary
 /// message, and after each then echoed one more small message.
 pub fn shrink_mem(rt: &tokio::runtime::Runtime, v: Variant, n: usize) -> [Mem; 3] {
@@ -603,6 +665,9 @@ pub fn run_memory(settings: Settings) -> String {
         VARIANTS[smallest_peer].label
     );
     s.push_str(&table.render());
+    s.push_str(&active_table(&rt, settings, limit, |server| {
+        VARIANTS.iter().position(|v| v.server == server && v.offer.is_none()).map(|i| med[i])
+    }));
 
     // Shrink-back after a 16 MiB message.
     let n = 8;

@@ -71,10 +71,9 @@ use std::task::{ready, Context, Poll};
 
 use ::hyper::ext::Protocol;
 use ::hyper::upgrade::OnUpgrade;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Extensions, HeaderMap, Method, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
-use tokio_util::codec::Framed;
 
 use crate::adapters::error::Error;
 use crate::codec::WsCodec;
@@ -311,7 +310,11 @@ impl Future for PendingUpgrade {
                 "PendingUpgrade polled after completion",
             ))));
         };
-        let ws = Framed::new(TokioIo::new(upgraded), WsCodec::new(connection));
+        let ws = crate::adapters::codec::upgraded_framed(
+            TokioIo::new(upgraded),
+            WsCodec::new(connection),
+            BytesMut::new(),
+        );
         Poll::Ready(Ok(Session::new(ws, self.session.clone())))
     }
 }

@@ -13,6 +13,8 @@
 
 mod buffers;
 
+pub(crate) use self::buffers::upgraded_framed;
+
 use std::fmt;
 use std::io;
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::codec::{Framed, FramedParts};
+use tokio_util::codec::Framed;
 
 use crate::adapters::codec::WsCodec;
 use crate::adapters::error::Error;
@@ -290,10 +290,8 @@ where
     T: AsyncRead + AsyncWrite,
 {
     let mut conn = ws.into_connection().expect("handshake finished: the connection exists");
-    let read_buf = conn.take_buffered();
-    let mut parts = FramedParts::new::<Event>(io, WsCodec::new(conn));
-    parts.read_buf = read_buf;
-    Framed::from_parts(parts)
+    let leftover = conn.take_buffered();
+    crate::adapters::codec::upgraded_framed(io, WsCodec::new(conn), leftover)
 }
 
 async fn with_timeout<F, R>(timeout: Duration, fut: F) -> Result<R, Error>
