@@ -84,12 +84,7 @@ impl BufferPolicy {
     pub(super) fn before_decode(&mut self, src: &BytesMut) -> usize {
         self.read_peak = self.read_peak.max(src.len());
         if src.len() > self.seen {
-            // A read that filled the buffer says more is queued only if the room was worth
-            // filling: topping up the last few bytes of a buffer mostly taken by earlier
-            // messages happens all the time under many small messages, and growing every such
-            // buffer to the read-ahead size costs each busy connection 8 KiB or more.
-            let read = src.len() - self.seen;
-            self.read_ahead = if src.len() == src.capacity() && read >= IDLE_READ_CAPACITY {
+            self.read_ahead = if src.len() == src.capacity() {
                 (self.read_ahead * 2).clamp(MIN_READ_AHEAD, MAX_READ_AHEAD)
             } else {
                 0
@@ -202,30 +197,6 @@ mod tests {
         let room = policy.before_decode(&src);
         policy.after_decode(&mut src, true, room, true);
         assert_eq!(src.capacity(), IDLE_READ_CAPACITY);
-    }
-
-    #[test]
-    fn topping_up_a_nearly_full_buffer_is_not_read_ahead() {
-        // Many small messages: a read often fills the last few bytes of the buffer. That does
-        // not mean the transport has more queued, and must not grow every busy connection's
-        // buffer to the read-ahead size (it did: 10.6 KiB per connection with 4,096 clients
-        // echoing 5 B messages, against 5.8 KiB for fastwebsockets).
-        let mut policy = BufferPolicy::default();
-        let mut src = BytesMut::with_capacity(IDLE_READ_CAPACITY);
-        src.extend_from_slice(&vec![0; IDLE_READ_CAPACITY - 11]);
-        let room = policy.before_decode(&src);
-        policy.after_decode(&mut src, true, room, false);
-        // 11 bytes arrive and fill it.
-        src.extend_from_slice(&[0; 11]);
-        let room = policy.before_decode(&src);
-        assert_eq!(policy.read_ahead, 0);
-        policy.after_decode(&mut src, true, room, false);
-        assert_eq!(src.capacity(), IDLE_READ_CAPACITY, "no read-ahead reserved");
-        // A read of a whole idle buffer's worth that fills it still grows the read-ahead.
-        let mut policy = BufferPolicy::default();
-        let mut src = BytesMut::with_capacity(IDLE_READ_CAPACITY);
-        cycle(&mut policy, &mut src, IDLE_READ_CAPACITY, 0, false);
-        assert!(src.capacity() - src.len() >= MIN_READ_AHEAD);
     }
 
     #[test]
