@@ -7,7 +7,8 @@
 //! ```
 //!
 //! With no section named, all run. Each section's table is saved under `target/wsbench/`, and
-//! `bench/RESULTS.md` is rebuilt from the machine description and every saved section.
+//! `bench/RESULTS.md` is rebuilt from the machine description, every saved section, and the
+//! hand-written before/after comparisons of `bench/HISTORY.md`.
 
 mod common;
 mod deflate;
@@ -160,6 +161,11 @@ fn main() {
             report.push('\n');
             report.push_str(&text);
         }
+    }
+    // Hand-written before/after comparisons (not regenerated) go last.
+    if let Ok(history) = std::fs::read_to_string(workspace().join("bench/HISTORY.md")) {
+        report.push('\n');
+        report.push_str(&history);
     }
     let path = workspace().join("bench/RESULTS.md");
     std::fs::write(&path, report).expect("write RESULTS.md");
