@@ -57,6 +57,7 @@ pub use config::{Config, Delivery, Limits};
 pub use connection::misuse::LocalProtocolError;
 pub use connection::prepared::PreparedMessage;
 pub use connection::state::ConnectionState;
+pub use connection::traffic::Traffic;
 pub use connection::{Connection, Events};
 pub use error::{ExtensionError, PeerViolation};
 pub use event::{

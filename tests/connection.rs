@@ -651,3 +651,40 @@ fn fragment_count_restarts_with_each_message() {
     assert_eq!(normalize(events), vec![Norm::Text("ab".into(), true), Norm::Text("cd".into(), true)]);
     assert_eq!(conn.state(), ConnectionState::Open);
 }
+
+#[test]
+fn traffic_counts_wire_bytes_payload_and_whole_messages() {
+    // RFC 6455 §5.7: the fragmented "Hello" (2 frames, 9 bytes), an unmasked ping (7 bytes)
+    // and the single-frame "Hello" (7 bytes), fed byte by byte to a client.
+    let wire = [hex("01 03 48 65 6c 80 02 6c 6f"), hex("89 05 48 65 6c 6c 6f"), hex("81 05 48 65 6c 6c 6f")]
+        .concat();
+    let mut client = Connection::new(Client, Config::default().key_source(KeySource::fixed(KEY)));
+    for byte in &wire {
+        client.receive_data(std::slice::from_ref(byte)).unwrap();
+        while client.next_event().is_some() {}
+    }
+    let traffic = client.traffic();
+    assert_eq!(traffic.bytes_received, wire.len() as u64);
+    assert_eq!(traffic.messages_received, 2, "a fragmented message counts once; a ping is no message");
+    assert_eq!(traffic.payload_received, 10);
+    // Sent: one masked text frame (2 + 4 + 5 bytes), one message in two fragments, a ping.
+    client.send_bytes(TextMessage::new("Hello")).unwrap();
+    client
+        .send_bytes(TextMessage { data: "Hel".into(), frame_finished: true, message_finished: false })
+        .unwrap();
+    client.send_bytes(TextMessage::new("lo")).unwrap();
+    client.send_bytes(Ping::new("p")).unwrap();
+    let traffic = client.traffic();
+    assert_eq!(traffic.messages_sent, 2);
+    assert_eq!(traffic.payload_sent, 10);
+    assert_eq!(traffic.bytes_sent, (6 + 5) + (6 + 3) + (6 + 2) + (6 + 1));
+    assert_eq!(traffic.sent_wire_per_payload(), Some(35.0 / 10.0));
+    // A prepared message counts as one message of its payload.
+    let mut server = Connection::new(Server, Config::default());
+    let frame = server.send_prepared(&wsproto::PreparedMessage::binary(vec![0u8; 300])).unwrap();
+    let traffic = server.traffic();
+    assert_eq!(
+        (traffic.messages_sent, traffic.payload_sent, traffic.bytes_sent),
+        (1, 300, frame.len() as u64)
+    );
+}

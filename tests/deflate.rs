@@ -1506,3 +1506,23 @@ fn connections_moved_between_threads_sharing_one_pool_keep_every_message_exact()
     let (compressors, inflaters) = pool.len();
     assert!(compressors <= 2 && inflaters <= 2);
 }
+
+#[test]
+fn traffic_shows_the_compression_ratio_both_ways() {
+    // 50 repetitive JSON messages: the wire carries far fewer bytes than the payload, and the
+    // counters of the two sides agree.
+    let mut pair = Pair::default();
+    let message = r#"{"user":"alice","room":"general","text":"hello hello hello"}"#.repeat(4);
+    let events: Vec<Event> = (0..50).map(|_| TextMessage::new(message.clone()).into()).collect();
+    let wire = pair.send_all(true, events);
+    let received = pair.deliver(true, &wire, 97);
+    assert_eq!(received.len(), 50);
+    let (sent, got) = (pair.client.traffic(), pair.server.traffic());
+    assert_eq!((sent.messages_sent, got.messages_received), (50, 50));
+    assert_eq!(sent.payload_sent, 50 * message.len() as u64);
+    assert_eq!(got.payload_received, sent.payload_sent, "decompressed payload");
+    assert_eq!((sent.bytes_sent, got.bytes_received), (wire.len() as u64, wire.len() as u64));
+    let ratio = sent.sent_wire_per_payload().unwrap();
+    assert!(ratio < 0.2, "compressed to {ratio}");
+    assert_eq!(got.received_wire_per_payload(), Some(ratio));
+}

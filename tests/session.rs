@@ -642,3 +642,33 @@ async fn split_halves_never_hold_a_write_back() {
     pipeline(&mut peer, 16).await;
     assert_eq!(writes.load(std::sync::atomic::Ordering::Relaxed), 16);
 }
+
+#[tokio::test(start_paused = true)]
+async fn stats_count_the_echo_and_the_quiet_time() {
+    let (mut session, mut peer) = pair_with(SessionConfig::default(), 1 << 16);
+    let client = tokio::spawn(async move {
+        for text in ["one", "two", "three"] {
+            peer.send(TextMessage::new(text).into()).await.unwrap();
+            assert_eq!(next(&mut peer).await, TextMessage::new(text).into());
+        }
+        peer
+    });
+    for _ in 0..3 {
+        let event = session.next().await.unwrap().unwrap();
+        session.send(event).await.unwrap();
+    }
+    let _peer = client.await.unwrap();
+    tokio::time::advance(std::time::Duration::from_secs(7)).await;
+    let stats = session.stats();
+    assert_eq!((stats.traffic.messages_received, stats.traffic.messages_sent), (3, 3));
+    assert_eq!((stats.traffic.payload_received, stats.traffic.payload_sent), (11, 11));
+    // Masked from the client (6-byte headers), unmasked from the server (2-byte headers).
+    assert_eq!((stats.traffic.bytes_received, stats.traffic.bytes_sent), (11 + 3 * 6, 11 + 3 * 2));
+    assert_eq!(stats.write_buffered, 0);
+    assert!(
+        stats.since_last_received >= std::time::Duration::from_secs(7),
+        "{:?}",
+        stats.since_last_received
+    );
+    assert_eq!((stats.rtt, stats.smoothed_rtt), (None, None), "no keepalive answered yet");
+}

@@ -3,6 +3,7 @@
 pub(crate) mod misuse;
 pub(crate) mod prepared;
 pub(crate) mod state;
+pub(crate) mod traffic;
 
 use std::fmt;
 
@@ -12,6 +13,7 @@ use crate::config::{Config, Delivery, Limits};
 use crate::connection::misuse::LocalProtocolError;
 use crate::connection::prepared::PreparedMessage;
 use crate::connection::state::{ConnectionState, Input, SendKind, StateMachine};
+use crate::connection::traffic::Traffic;
 use crate::error::PeerViolation;
 use crate::event::{BytesMessage, CloseConnection, CloseSource, Event, TextMessage};
 use crate::extensions::{Extension, SharedFraming};
@@ -74,6 +76,7 @@ pub struct Connection {
     rx: Receiver,
     /// Opcode of the outgoing message in progress, if a fragment was sent without FIN.
     tx_message: Option<Opcode>,
+    traffic: Traffic,
 }
 
 /// The receiving side: the frame layer and the message layer.
@@ -109,6 +112,7 @@ impl Connection {
             buffer: BytesMut::from(trailing_data),
             rx: Receiver::default(),
             tx_message: None,
+            traffic: Traffic::default(),
         }
     }
 
@@ -207,6 +211,20 @@ impl Connection {
     #[must_use]
     #[inline]
     pub fn decode(&mut self, src: &mut BytesMut) -> Option<Event> {
+        let before = src.len();
+        let event = self.decode_counted(src);
+        self.traffic.received(before - src.len(), event.as_ref());
+        event
+    }
+
+    /// What it has received and sent so far (see [`Traffic`]).
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
+    }
+
+    /// [`decode`](Self::decode) before its bytes and event are counted.
+    #[inline(always)]
+    fn decode_counted(&mut self, src: &mut BytesMut) -> Option<Event> {
         if self.delivery != Delivery::Messages {
             return self.decode_event(src);
         }
@@ -303,6 +321,13 @@ impl Connection {
         let Some(kind) = SendKind::of(&event).filter(|&kind| self.state.may_send(kind)) else {
             return Err(LocalProtocolError::EventNotAllowed { event: event.name(), state: self.state() });
         };
+        let start = dst.len();
+        let (payload, finished) = match &event {
+            Event::TextMessage(m) => (m.data.len(), m.message_finished),
+            Event::BytesMessage(m) => (m.data.len(), m.message_finished),
+            Event::PreparedMessage(m) => (m.len(), true),
+            _ => (0, false),
+        };
         match event {
             Event::TextMessage(m) => {
                 self.send_data(Opcode::Text, m.data.into_bytes(), m.message_finished, dst)?
@@ -321,6 +346,7 @@ impl Connection {
             }
             _ => unreachable!("filtered above"),
         }
+        self.traffic.sent(dst.len() - start, payload, finished);
         self.state.sent(kind);
         Ok(())
     }
@@ -364,6 +390,7 @@ impl Connection {
             Some(frame) => frame,
             None => dst.freeze(),
         };
+        self.traffic.sent(frame.len(), msg.len(), true);
         self.state.sent(SendKind::Data);
         Ok(frame)
     }

@@ -86,6 +86,8 @@ pub struct Lifecycle {
     pings: u64,
     /// The last keepalive round trip.
     rtt: Option<Duration>,
+    /// The round trips smoothed (RFC 6298's SRTT: 7/8 of the previous plus 1/8 of the new).
+    smoothed_rtt: Option<Duration>,
     /// Since when writes have made no progress.
     write_stalled_since: Option<Instant>,
     /// When our close frame was sent.
@@ -118,6 +120,7 @@ impl Lifecycle {
             awaiting_pong: None,
             pings: 0,
             rtt: None,
+            smoothed_rtt: None,
             write_stalled_since: None,
             close_sent: None,
             close_queued: false,
@@ -142,6 +145,17 @@ impl Lifecycle {
     /// The round trip of the last answered keepalive ping.
     pub fn rtt(&self) -> Option<Duration> {
         self.rtt
+    }
+
+    /// The keepalive round trips smoothed as TCP does (RFC 6298's SRTT: each new sample counts
+    /// for 1/8), `None` before the first answered keepalive ping.
+    pub fn smoothed_rtt(&self) -> Option<Duration> {
+        self.smoothed_rtt
+    }
+
+    /// When the connection last received an event (or opened, before the first).
+    pub fn last_received(&self) -> Instant {
+        self.last_received
     }
 
     /// The timeout that ended the connection, if one did.
@@ -181,7 +195,12 @@ impl Lifecycle {
                 if self.awaiting_pong.as_ref().is_some_and(|(payload, _)| *payload == pong.payload) =>
             {
                 if let Some((_, sent)) = self.awaiting_pong.take() {
-                    self.rtt = Some(now.saturating_duration_since(sent));
+                    let rtt = now.saturating_duration_since(sent);
+                    self.rtt = Some(rtt);
+                    self.smoothed_rtt = Some(match self.smoothed_rtt {
+                        Some(srtt) => (srtt * 7 + rtt) / 8,
+                        None => rtt,
+                    });
                 }
             }
             Event::CloseConnection(close) => {

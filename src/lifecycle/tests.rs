@@ -44,6 +44,25 @@ fn pings_are_answered_and_keepalive_measures_the_round_trip() {
 }
 
 #[test]
+fn keepalive_round_trips_are_smoothed_as_tcp_does() {
+    let t0 = Instant::now();
+    let mut life = server(SessionConfig::default(), t0);
+    assert_eq!((life.rtt(), life.smoothed_rtt()), (None, None));
+    let mut now = t0;
+    for (k, rtt_ms) in [40u64, 80, 80].into_iter().enumerate() {
+        now += secs(20);
+        life.handle_timeout(now);
+        let Some(Event::Ping(ping)) = transmit(&mut life, Open, now) else { panic!("keepalive ping {k}") };
+        now += Duration::from_millis(rtt_ms);
+        life.handle_received(now, &Pong::new(ping.payload).into());
+        assert_eq!(life.last_received(), now);
+    }
+    assert_eq!(life.rtt(), Some(Duration::from_millis(80)));
+    // 40, then 40·7/8 + 80/8 = 45, then 45·7/8 + 80/8 = 49.375 ms.
+    assert_eq!(life.smoothed_rtt(), Some(Duration::from_micros(49_375)));
+}
+
+#[test]
 fn a_ping_flood_owes_only_the_latest_pong() {
     let t0 = Instant::now();
     let mut life = server(SessionConfig::default(), t0);

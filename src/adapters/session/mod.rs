@@ -97,6 +97,23 @@ pub struct Session<T> {
     pub(super) split: bool,
 }
 
+/// A session's statistics at one moment ([`Session::stats`]): plain data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Messages and bytes received and sent (see [`Traffic`](crate::Traffic)).
+    pub traffic: crate::Traffic,
+    /// The round trip of the last answered keepalive ping.
+    pub rtt: Option<Duration>,
+    /// The keepalive round trips smoothed (RFC 6298's SRTT: each sample counts for 1/8).
+    pub smoothed_rtt: Option<Duration>,
+    /// How long since the last event from the peer (a message, a ping or pong, a close), or
+    /// since the session started.
+    pub since_last_received: Duration,
+    /// Bytes encoded and not yet written to the transport.
+    pub write_buffered: usize,
+}
+
 impl<T> fmt::Debug for Session<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
@@ -157,6 +174,34 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// The round trip of the last answered keepalive ping (Python websockets' `latency`).
     pub fn rtt(&self) -> Option<Duration> {
         self.life.rtt()
+    }
+
+    /// The connection's statistics now, in one read: traffic counters, round trips, time
+    /// since the peer was last heard from, bytes waiting to be written.
+    ///
+    /// ```no_run
+    /// # async fn run(ws: wsproto::session::Session<tokio::net::TcpStream>) {
+    /// let stats = ws.stats();
+    /// println!(
+    ///     "{} messages in, {} out, {} wire bytes sent, rtt {:?}, quiet for {:?}",
+    ///     stats.traffic.messages_received,
+    ///     stats.traffic.messages_sent,
+    ///     stats.traffic.bytes_sent,
+    ///     stats.smoothed_rtt,
+    ///     stats.since_last_received,
+    /// );
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        Stats {
+            traffic: self.framed.codec().connection().traffic(),
+            rtt: self.life.rtt(),
+            smoothed_rtt: self.life.smoothed_rtt(),
+            since_last_received: Instant::now()
+                .into_std()
+                .saturating_duration_since(self.life.last_received()),
+            write_buffered: self.framed.write_buffer().len(),
+        }
     }
 
     /// The session's configuration.
