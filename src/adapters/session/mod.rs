@@ -61,6 +61,7 @@ use tokio_util::codec::Framed;
 use crate::adapters::error::Error;
 use crate::codec::{self, WsCodec};
 use crate::connection::state::ConnectionState;
+use crate::connection::traffic::Traffic;
 use crate::event::{CloseConnection, Event};
 use crate::lifecycle::{Lifecycle, LifecyclePhase, SessionConfig, Timeout};
 use crate::wire::close::CloseCode;
@@ -102,7 +103,7 @@ pub struct Session<T> {
 #[non_exhaustive]
 pub struct Stats {
     /// Messages and bytes received and sent (see [`Traffic`](crate::Traffic)).
-    pub traffic: crate::Traffic,
+    pub traffic: Traffic,
     /// The round trip of the last answered keepalive ping.
     pub rtt: Option<Duration>,
     /// The keepalive round trips smoothed (RFC 6298's SRTT: each sample counts for 1/8).
