@@ -4,7 +4,7 @@ use crate::event::Event;
 
 /// What a [`Connection`](crate::Connection) has received and sent so far: plain counters,
 /// read with [`Connection::traffic`](crate::Connection::traffic) (or, with the round trip and
-/// the write buffer, [`Session::stats`](crate::session::Session::stats)).
+/// the write buffer, `session::Session::stats` with the `tokio` feature).
 ///
 /// Wire bytes are every byte of every frame (headers, masks and control frames included), as
 /// parsed or produced by the connection; payload bytes are the text and binary data the
