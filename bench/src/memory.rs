@@ -681,15 +681,10 @@ pub fn run_memory(settings: Settings) -> String {
     for v in VARIANTS.iter().filter(|v| v.offer.is_none()) {
         let [base, big, small] = shrink_mem(&rt, *v, n);
         let mib = |x: f64| format!("{:.1} MiB", x / 1024.0 / 1024.0);
-        let heap = |m: Mem| if m.counted { mib(m.heap as f64) } else { "not counted".into() };
-        let both = |m: Mem| format!("{} / {}", mib(m.rss_kib as f64 * 1024.0), heap(m));
-        let kept = |m: Mem| {
-            if m.counted {
-                mib((m.heap - base.heap) as f64 / n as f64)
-            } else {
-                "not counted".into()
-            }
-        };
+        // Heap figures exist only where the server counted them.
+        let heap = |m: Mem, bytes: f64| if m.counted { mib(bytes) } else { "not counted".into() };
+        let both = |m: Mem| format!("{} / {}", mib(m.rss_kib as f64 * 1024.0), heap(m, m.heap as f64));
+        let kept = |m: Mem| heap(m, (m.heap - base.heap) as f64 / n as f64);
         println!("  shrink {}: {base:?} -> {big:?} -> {small:?}", v.label);
         table.row(vec![
             v.label.to_string(),

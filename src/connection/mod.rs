@@ -322,12 +322,7 @@ impl Connection {
             return Err(LocalProtocolError::EventNotAllowed { event: event.name(), state: self.state() });
         };
         let start = dst.len();
-        let (payload, finished) = match &event {
-            Event::TextMessage(m) => (m.data.len(), m.message_finished),
-            Event::BytesMessage(m) => (m.data.len(), m.message_finished),
-            Event::PreparedMessage(m) => (m.len(), true),
-            _ => (0, false),
-        };
+        let part = traffic::message_part(&event);
         match event {
             Event::TextMessage(m) => {
                 self.send_data(Opcode::Text, m.data.into_bytes(), m.message_finished, dst)?
@@ -346,7 +341,7 @@ impl Connection {
             }
             _ => unreachable!("filtered above"),
         }
-        self.traffic.sent(dst.len() - start, payload, finished);
+        self.traffic.sent(dst.len() - start, part);
         self.state.sent(kind);
         Ok(())
     }
@@ -390,7 +385,7 @@ impl Connection {
             Some(frame) => frame,
             None => dst.freeze(),
         };
-        self.traffic.sent(frame.len(), msg.len(), true);
+        self.traffic.sent(frame.len(), Some((msg.len(), true)));
         self.state.sent(SendKind::Data);
         Ok(frame)
     }

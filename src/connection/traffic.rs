@@ -55,22 +55,32 @@ impl Traffic {
     #[inline]
     pub(crate) fn received(&mut self, wire: usize, event: Option<&Event>) {
         self.bytes_received += wire as u64;
-        let (payload, finished) = match event {
-            Some(Event::TextMessage(m)) => (m.data.len(), m.message_finished),
-            Some(Event::BytesMessage(m)) => (m.data.len(), m.message_finished),
-            _ => return,
-        };
-        self.payload_received += payload as u64;
-        self.messages_received += u64::from(finished);
+        if let Some((payload, finished)) = event.and_then(message_part) {
+            self.payload_received += payload as u64;
+            self.messages_received += u64::from(finished);
+        }
     }
 
-    /// Counts `wire` bytes produced for a send of `payload` bytes (`finished`: the last frame
-    /// of a message).
+    /// Counts `wire` bytes produced for a send of the [`message_part`] `part`.
     #[inline]
-    pub(crate) fn sent(&mut self, wire: usize, payload: usize, finished: bool) {
+    pub(crate) fn sent(&mut self, wire: usize, part: Option<(usize, bool)>) {
         self.bytes_sent += wire as u64;
-        self.payload_sent += payload as u64;
-        self.messages_sent += u64::from(finished);
+        if let Some((payload, finished)) = part {
+            self.payload_sent += payload as u64;
+            self.messages_sent += u64::from(finished);
+        }
+    }
+}
+
+/// The payload length of a text, binary or prepared message (part), and whether it ends the
+/// message; `None` for control events.
+#[inline]
+pub(crate) fn message_part(event: &Event) -> Option<(usize, bool)> {
+    match event {
+        Event::TextMessage(m) => Some((m.data.len(), m.message_finished)),
+        Event::BytesMessage(m) => Some((m.data.len(), m.message_finished)),
+        Event::PreparedMessage(m) => Some((m.len(), true)),
+        _ => None,
     }
 }
 
