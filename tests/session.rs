@@ -672,3 +672,172 @@ async fn stats_count_the_echo_and_the_quiet_time() {
     );
     assert_eq!((stats.rtt, stats.smoothed_rtt), (None, None), "no keepalive answered yet");
 }
+
+// Large payloads: written from the sender's buffer with vectored writes, in order.
+
+/// A transport that takes vectored writes (as TCP and TLS streams do) into a pipe, at most
+/// `max` bytes per write, and records where each written slice started in memory.
+struct VectoredIo {
+    inner: DuplexStream,
+    max: usize,
+    slices: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl tokio::io::AsyncRead for VectoredIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for VectoredIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.slices.lock().unwrap().extend(bufs.iter().map(|b| b.as_ptr() as usize));
+        let mut gathered = Vec::new();
+        for buf in bufs {
+            gathered.extend_from_slice(&buf[..buf.len().min(self.max - gathered.len())]);
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, &gathered)
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+type Slices = std::sync::Arc<std::sync::Mutex<Vec<usize>>>;
+
+/// A server session on a vectored transport over a pipe of `pipe` bytes, and the client end.
+fn vectored_pair(
+    config: SessionConfig,
+    pipe: usize,
+    max: usize,
+) -> (Session<VectoredIo>, Framed<DuplexStream, WsCodec>, Slices) {
+    let (a, b) = tokio::io::duplex(pipe);
+    let slices = Slices::default();
+    let server = Connection::new(ConnectionType::Server, Config::default().delivery(Delivery::Messages));
+    let client = Connection::new(
+        ConnectionType::Client,
+        Config::default().delivery(Delivery::Messages).key_source(KeySource::fixed(support::KEY)),
+    );
+    let io = VectoredIo { inner: a, max, slices: slices.clone() };
+    (
+        Session::new(Framed::new(io, WsCodec::new(server)), config),
+        Framed::new(b, WsCodec::new(client)),
+        slices,
+    )
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_payload_is_written_from_the_senders_buffer_not_copied() {
+    let (mut session, mut peer, slices) = vectored_pair(SessionConfig::default(), 4 << 20, usize::MAX);
+    let payload = bytes::Bytes::from(pattern(1 << 20, 1));
+    let at = payload.as_ptr() as usize;
+    session.send(BytesMessage::new(payload.clone()).into()).await.unwrap();
+    assert!(slices.lock().unwrap().contains(&at), "the payload's own memory was given to the write");
+    assert_eq!(session.stats().write_buffered, 0);
+    assert_eq!(next(&mut peer).await, BytesMessage::new(payload).into());
+    // A small message is still encoded into the write buffer.
+    let small = bytes::Bytes::from(pattern(100, 2));
+    session.send(BytesMessage::new(small.clone()).into()).await.unwrap();
+    assert!(!slices.lock().unwrap().contains(&(small.as_ptr() as usize)));
+    assert_eq!(next(&mut peer).await, BytesMessage::new(small).into());
+}
+
+#[tokio::test(start_paused = true)]
+async fn large_and_small_frames_and_replies_arrive_in_order_through_partial_writes() {
+    // A pipe smaller than the messages and writes of at most 5,000 bytes: every large payload
+    // goes out in many pieces, while the peer pings and more is sent behind it.
+    let (mut session, mut peer, _) = vectored_pair(SessionConfig::default(), 32 << 10, 5_000);
+    let big = pattern(300 << 10, 3);
+    let prepared = wsproto::PreparedMessage::text("p".repeat(100 << 10));
+    let messages: Vec<Event> = vec![
+        TextMessage::new("first").into(),
+        BytesMessage::new(big.clone()).into(),
+        prepared.clone().into(),
+        BytesMessage::new(pattern(20 << 10, 4)).into(),
+        TextMessage::new("x".repeat(70 << 10)).into(),
+        TextMessage::new("last").into(),
+    ];
+    let expected = messages.clone();
+    let server = tokio::spawn(async move {
+        for message in messages {
+            session.feed(message).await.unwrap();
+        }
+        // A fragmented large message: each fragment's payload is large too.
+        let mut part = BytesMessage::new(pattern(40 << 10, 5));
+        part.message_finished = false;
+        session.feed(part.into()).await.unwrap();
+        session.feed(BytesMessage::new(pattern(40 << 10, 6)).into()).await.unwrap();
+        session.flush().await.unwrap();
+        // Reading answers the peer's ping (owed replies go behind what is queued) and ends
+        // with the peer's close.
+        while let Some(event) = session.next().await {
+            event.unwrap();
+        }
+    });
+    peer.send(Ping::new(&b"between"[..]).into()).await.unwrap();
+    for message in &expected {
+        let got = next(&mut peer).await;
+        let want = match message {
+            Event::PreparedMessage(_) => TextMessage::new("p".repeat(100 << 10)).into(),
+            other => other.clone(),
+        };
+        assert_eq!(got, want);
+    }
+    let whole: Vec<u8> = [pattern(40 << 10, 5), pattern(40 << 10, 6)].concat();
+    assert_eq!(next(&mut peer).await, BytesMessage::new(whole).into());
+    assert_eq!(next(&mut peer).await, Pong::new(&b"between"[..]).into());
+    peer.send(CloseConnection::new(CloseCode::NORMAL_CLOSURE).into()).await.unwrap();
+    assert!(
+        matches!(next(&mut peer).await, Event::CloseConnection(c) if c.code == CloseCode::NORMAL_CLOSURE)
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_bare_transport_taken_mid_write_still_holds_every_byte_sent() {
+    let (mut session, mut peer, _) = vectored_pair(SessionConfig::default(), 64 << 10, usize::MAX);
+    let big = pattern(1 << 20, 7);
+    // The peer is not reading: the send stalls with part of the message written.
+    let stalled =
+        tokio::time::timeout(Duration::from_millis(10), session.send(BytesMessage::new(big.clone()).into()))
+            .await;
+    assert!(stalled.is_err(), "a 1 MiB message cannot fit a 64 KiB pipe");
+    let mut framed = session.into_inner();
+    assert!(!framed.write_buffer().is_empty(), "the rest of the message is in the write buffer");
+    let reader = tokio::spawn(async move { (next(&mut peer).await, next(&mut peer).await) });
+    framed.send(TextMessage::new("after").into()).await.unwrap();
+    let (first, second) = reader.await.unwrap();
+    assert_eq!(first, BytesMessage::new(big).into());
+    assert_eq!(second, TextMessage::new("after").into());
+}

@@ -317,33 +317,64 @@ impl Connection {
     // new stack slot and its tag then read back, both stalling on store forwarding.
     #[inline]
     pub fn send(&mut self, event: impl Into<Event>, dst: &mut BytesMut) -> Result<(), LocalProtocolError> {
-        let event = event.into();
+        let tail = self.send_split(event.into(), dst, usize::MAX)?;
+        debug_assert!(tail.is_none(), "nothing is left out below usize::MAX");
+        Ok(())
+    }
+
+    /// [`send`](Self::send) without copying a large payload: when the bytes to put on the wire
+    /// after the frame header are at least `min_len` long and need no change on the way (a
+    /// server's frames are not masked), only the header goes into `dst` and the payload is
+    /// returned, to be written right after `dst`'s contents (one vectored write). A prepared
+    /// message's shared frame of that size is returned whole, with nothing written into `dst`.
+    /// Below `min_len`, and for a client (whose payload is masked into `dst`), this is `send`
+    /// and returns `None`.
+    #[inline(always)]
+    pub(crate) fn send_split(
+        &mut self,
+        event: Event,
+        dst: &mut BytesMut,
+        min_len: usize,
+    ) -> Result<Option<Bytes>, LocalProtocolError> {
         let Some(kind) = SendKind::of(&event).filter(|&kind| self.state.may_send(kind)) else {
             return Err(LocalProtocolError::EventNotAllowed { event: event.name(), state: self.state() });
         };
         let start = dst.len();
         let part = traffic::message_part(&event);
-        match event {
+        let tail = match event {
             Event::TextMessage(m) => {
-                self.send_data(Opcode::Text, m.data.into_bytes(), m.message_finished, dst)?
+                self.send_data(Opcode::Text, m.data.into_bytes(), m.message_finished, dst, min_len)?
             }
-            Event::BytesMessage(m) => self.send_data(Opcode::Binary, m.data, m.message_finished, dst)?,
-            Event::PreparedMessage(m) => {
-                if let Some(frame) = self.prepared_frame(&m, dst)? {
+            Event::BytesMessage(m) => {
+                self.send_data(Opcode::Binary, m.data, m.message_finished, dst, min_len)?
+            }
+            Event::PreparedMessage(m) => match self.prepared_frame(&m, dst, min_len)? {
+                Some(frame) if frame.len() >= min_len => Some(frame),
+                Some(frame) => {
                     dst.extend_from_slice(&frame);
+                    None
                 }
+                None => None,
+            },
+            Event::Ping(p) => {
+                self.send_control(Opcode::Ping, &p.payload, dst)?;
+                None
             }
-            Event::Ping(p) => self.send_control(Opcode::Ping, &p.payload, dst)?,
-            Event::Pong(p) => self.send_control(Opcode::Pong, &p.payload, dst)?,
+            Event::Pong(p) => {
+                self.send_control(Opcode::Pong, &p.payload, dst)?;
+                None
+            }
             Event::CloseConnection(c) => {
                 let payload = close_payload(&c)?;
                 self.send_control(Opcode::Close, &payload, dst)?;
+                None
             }
             _ => unreachable!("filtered above"),
-        }
-        self.traffic.sent(dst.len() - start, part);
+        };
+        let tail_len = tail.as_ref().map_or(0, Bytes::len);
+        self.traffic.sent(dst.len() - start + tail_len, part);
         self.state.sent(kind);
-        Ok(())
+        Ok(tail)
     }
 
     /// Like [`send`](Self::send), returning the bytes.
@@ -381,7 +412,7 @@ impl Connection {
             });
         }
         let mut dst = BytesMut::new();
-        let frame = match self.prepared_frame(msg, &mut dst)? {
+        let frame = match self.prepared_frame(msg, &mut dst, usize::MAX)? {
             Some(frame) => frame,
             None => dst.freeze(),
         };
@@ -391,11 +422,13 @@ impl Connection {
     }
 
     /// The shared frame of `msg` on this connection, or `None` once it is framed into `dst`
-    /// as a normal message (where sharing is not possible).
+    /// as a normal message (where sharing is not possible; its payload split off as
+    /// [`send_split`](Self::send_split) does, if at least `min_len` long).
     fn prepared_frame(
         &mut self,
         msg: &PreparedMessage,
         dst: &mut BytesMut,
+        min_len: usize,
     ) -> Result<Option<Bytes>, LocalProtocolError> {
         if self.tx_message.is_some() {
             return Err(LocalProtocolError::MessageInProgress);
@@ -406,8 +439,7 @@ impl Connection {
                 return Ok(Some(frame));
             }
         }
-        self.send_data(msg.opcode(), msg.payload().clone(), true, dst)?;
-        Ok(None)
+        self.send_data(msg.opcode(), msg.payload().clone(), true, dst, min_len)
     }
 
     /// The frame of `msg` shared with other connections, if the extensions allow it: every
@@ -435,7 +467,8 @@ impl Connection {
         data: Bytes,
         fin: bool,
         dst: &mut BytesMut,
-    ) -> Result<(), LocalProtocolError> {
+        min_len: usize,
+    ) -> Result<Option<Bytes>, LocalProtocolError> {
         let opcode = match self.tx_message {
             None => kind,
             Some(current) if current == kind => Opcode::Continuation,
@@ -450,8 +483,12 @@ impl Connection {
             payload = p;
         }
         self.tx_message = if fin { None } else { Some(kind) };
+        if payload.len() >= min_len && !self.role.is_client() {
+            FrameHeader { fin, rsv, opcode, mask: None, payload_len: payload.len() as u64 }.encode(dst);
+            return Ok(Some(payload));
+        }
         self.write_frame(fin, rsv, opcode, &payload, dst);
-        Ok(())
+        Ok(None)
     }
 
     fn send_control(

@@ -163,3 +163,21 @@ impl Encoder<Event> for WsCodec {
         Ok(())
     }
 }
+
+impl WsCodec {
+    /// [`encode`](Encoder::encode), leaving a payload of at least `min_len` bytes out of `dst`
+    /// when it can go on the wire as it is: returned, to be written right after `dst`'s
+    /// contents (see `Connection::send_split`).
+    pub(crate) fn encode_split(
+        &mut self,
+        event: Event,
+        dst: &mut BytesMut,
+        min_len: usize,
+    ) -> Result<Option<bytes::Bytes>, Error> {
+        self.buffers.before_encode(dst);
+        let before = dst.len();
+        let tail = self.conn.send_split(event, dst, min_len)?;
+        self.buffers.after_encode(dst.len() - before);
+        Ok(tail)
+    }
+}

@@ -66,9 +66,11 @@ use crate::event::{CloseConnection, Event};
 use crate::lifecycle::{Lifecycle, LifecyclePhase, SessionConfig, Timeout};
 use crate::wire::close::CloseCode;
 
+mod queue;
 mod shutdown;
 mod split;
 
+use queue::{WriteQueue, LARGE_PAYLOAD};
 pub use shutdown::Shutdown;
 use shutdown::ShutdownMember;
 pub use split::{SessionReader, SessionWriter};
@@ -96,6 +98,10 @@ pub struct Session<T> {
     deferred: bool,
     /// Split into halves: never coalesce (the reader may be parked on something else).
     pub(super) split: bool,
+    /// Large payloads sent without a copy, with what was encoded before them: written before
+    /// the `Framed` write buffer (see the `queue` module). Boxed, and dropped once written, so
+    /// that a connection that never sends one carries a pointer.
+    queue: Option<Box<WriteQueue>>,
 }
 
 /// A session's statistics at one moment ([`Session::stats`]): plain data.
@@ -141,6 +147,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             read_ahead: false,
             deferred: false,
             split: false,
+            queue: None,
         }
     }
 
@@ -152,8 +159,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     }
 
     /// The bare `Framed` transport, for tokio-util pipelines (the lifecycle's pending replies
-    /// and timers are dropped: from then on nothing is answered by itself).
-    pub fn into_inner(self) -> Framed<T, WsCodec> {
+    /// and timers are dropped: from then on nothing is answered by itself). Bytes sent and not
+    /// yet written are in its write buffer.
+    pub fn into_inner(mut self) -> Framed<T, WsCodec> {
+        if let Some(queue) = self.queue.take() {
+            let all = queue.into_buffer(self.framed.write_buffer());
+            *self.framed.write_buffer_mut() = all;
+        }
         self.framed
     }
 
@@ -201,13 +213,69 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             since_last_received: Instant::now()
                 .into_std()
                 .saturating_duration_since(self.life.last_received()),
-            write_buffered: self.framed.write_buffer().len(),
+            write_buffered: self.write_buffered(),
         }
     }
 
     /// The session's configuration.
     pub fn config(&self) -> &SessionConfig {
         self.life.config()
+    }
+
+    /// Bytes sent and not yet written to the transport.
+    fn write_buffered(&self) -> usize {
+        self.framed.write_buffer().len() + self.queue.as_ref().map_or(0, |queue| queue.len())
+    }
+
+    /// Encodes a message, leaving a large payload out of the write buffer (see the `queue`
+    /// module) where the transport takes vectored writes; others are copied as `Framed` does.
+    fn start_send_data(&mut self, event: Event) -> Result<(), Error> {
+        let len = match &event {
+            Event::TextMessage(m) => m.data.len(),
+            Event::BytesMessage(m) => m.data.len(),
+            Event::PreparedMessage(m) => m.len(),
+            _ => 0,
+        };
+        if len < LARGE_PAYLOAD || !self.framed.get_ref().is_write_vectored() {
+            return Ok(Pin::new(&mut self.framed).start_send(event)?);
+        }
+        let mut buf = std::mem::take(self.framed.write_buffer_mut());
+        let result = self.framed.codec_mut().encode_split(event, &mut buf, LARGE_PAYLOAD);
+        if let Ok(Some(payload)) = &result {
+            let queue = self.queue.get_or_insert_with(Default::default);
+            // The header and everything encoded before it, then the payload.
+            queue.push(buf.split().freeze());
+            queue.push(payload.clone());
+        }
+        *self.framed.write_buffer_mut() = buf;
+        result?;
+        Ok(())
+    }
+
+    /// Writes the queue of large payloads, then what the write buffer held behind it; ready
+    /// once the queue is empty (the write buffer may still hold what was encoded meanwhile).
+    fn poll_write_queue(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), codec::Error>> {
+        let Some(queue) = self.queue.as_mut() else { return Poll::Ready(Ok(())) };
+        // What the write buffer holds was encoded after the queue: it goes out after it.
+        queue.push(self.framed.write_buffer_mut().split().freeze());
+        ready!(queue.poll_write(self.framed.get_mut(), cx))?;
+        self.queue = None;
+        Poll::Ready(Ok(()))
+    }
+
+    /// `Framed::poll_ready` with the queue in front: ready while what waits to be written is
+    /// under the write buffer's bound.
+    fn poll_ready_io(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), codec::Error>> {
+        if self.queue.is_some() && self.write_buffered() >= self.life.config().write_buffer {
+            ready!(self.poll_write_queue(cx))?;
+        }
+        Pin::new(&mut self.framed).poll_ready(cx)
+    }
+
+    /// `Framed::poll_flush` with the queue in front.
+    fn poll_flush_io(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), codec::Error>> {
+        ready!(self.poll_write_queue(cx))?;
+        Pin::new(&mut self.framed).poll_flush(cx)
     }
 
     /// Closes cleanly: sends a close frame with `code` and `reason`, waits (up to the close
@@ -243,7 +311,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             return Ok(());
         }
         loop {
-            match Pin::new(&mut self.framed).poll_ready(cx) {
+            match self.poll_ready_io(cx) {
                 Poll::Ready(result) => result?,
                 Poll::Pending => {
                     self.life.handle_write_stalled(now());
@@ -269,7 +337,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// Flushes what is buffered as far as the transport takes it now, and tells the lifecycle
     /// whether the write progressed or stalled.
     fn poll_flush_buffered(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
-        match Pin::new(&mut self.framed).poll_flush(cx) {
+        match self.poll_flush_io(cx) {
             Poll::Ready(result) => {
                 result?;
                 self.deferred = false;
@@ -343,7 +411,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         if !self.life.has_owed() {
             // `poll_close` flushes, then shuts the write side down (TLS: close_notify). Its
             // error changes nothing: the connection is ending either way.
-            if Pin::new(&mut self.framed).poll_close(cx).is_ready() {
+            let queue_written = self.poll_write_queue(cx).map(|_| ());
+            if queue_written.is_ready() && Pin::new(&mut self.framed).poll_close(cx).is_ready() {
                 self.life.handle_shut_down(now());
                 return Poll::Ready(());
             }
@@ -463,7 +532,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
             // What is sent now is discarded (see `Lifecycle::admits`): no need to wait.
             return Poll::Ready(Ok(()));
         }
-        let poll = Pin::new(&mut this.framed).poll_ready(cx);
+        let poll = this.poll_ready_io(cx);
         this.write_poll(cx, poll)
     }
 
@@ -474,7 +543,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
         }
         match event {
             Event::TextMessage(_) | Event::BytesMessage(_) | Event::PreparedMessage(_) => {
-                Pin::new(&mut this.framed).start_send(event)?;
+                this.start_send_data(event)?;
             }
             control => {
                 Pin::new(&mut this.framed).start_send(control.clone())?;
@@ -489,13 +558,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
     /// input, up to the write buffer's bound, and go out when reading would wait.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        if std::mem::take(&mut this.read_ahead)
-            && this.framed.write_buffer().len() < this.life.config().write_buffer
-        {
+        if std::mem::take(&mut this.read_ahead) && this.write_buffered() < this.life.config().write_buffer {
             this.deferred = true;
             return Poll::Ready(Ok(()));
         }
-        let poll = Pin::new(&mut this.framed).poll_flush(cx);
+        let poll = this.poll_flush_io(cx);
         if poll.is_ready() {
             this.deferred = false;
         }
