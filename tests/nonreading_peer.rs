@@ -1,7 +1,8 @@
 //! A peer that does not read is cut off as such: whatever it sends meanwhile (a ping flood,
 //! data, nothing), a session whose writes make no progress ends with the send timeout
 //! (`Error::Timeout(Timeout::Send)`), never with the keepalive's 1011, even with a keepalive
-//! shorter than the send timeout.
+//! shorter than the send timeout. And a peer that only paused reading is not cut off: the
+//! replies held in the write buffer go out once it reads again.
 //!
 //! `tokio::io::duplex` with a 4 KiB pipe and tokio's paused clock: deterministic, no real
 //! sleeps.
@@ -136,6 +137,40 @@ async fn a_peer_that_floods_then_falls_silent_without_reading_is_cut_off_by_the_
     flood(&mut peer, Duration::from_millis(50), Duration::from_secs(3), ping).await;
     let (error, ended) = server.await.unwrap();
     assert_send_timeout(error, start, ended);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_pauses_reading_gets_the_pongs_once_it_reads_again() {
+    let (session, peer) = pair(config().keepalive(None, Duration::from_secs(1)));
+    let server = spawn_echo(session);
+    let (mut tx, mut rx) = peer.split();
+    // Pings for 3 s without reading: the pongs fill the pipe and the session's writes stall.
+    let mut n = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        tx.send(ping(n)).await.unwrap();
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Then it reads (well within the send timeout): every pong owed comes out, the last
+    // ping's included, and the session is still open after the send timeout has passed.
+    let last = n - 1;
+    let reader = tokio::spawn(async move {
+        loop {
+            match rx.next().await {
+                Some(Ok(Event::Pong(pong))) if pong.payload[117..] == last.to_be_bytes() => return Ok(rx),
+                Some(Ok(_)) => {}
+                other => return Err(format!("{other:?}")),
+            }
+        }
+    });
+    let got = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    let rx = got.expect("the last pong arrived within 5 s").unwrap().expect("the stream stayed open");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(!server.is_finished(), "the session ended although the peer reads again");
+    drop((rx, tx));
+    let (error, _) = server.await.unwrap();
+    assert!(error.is_none(), "{error:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -275,8 +275,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                 self.deferred = false;
                 self.life.handle_write_progress();
             }
-            // The transport wakes us when it takes more; the send timeout runs meanwhile.
-            Poll::Pending => self.life.handle_write_stalled(now()),
+            // The transport wakes us when it takes more; the send timeout runs meanwhile. The
+            // flush is retried when reading would wait, so replies left in the buffer go out
+            // once the peer reads again, even if the application never sends.
+            Poll::Pending => {
+                self.deferred = true;
+                self.life.handle_write_stalled(now());
+            }
         }
         Ok(())
     }
