@@ -218,6 +218,28 @@ async fn measure(case: Case, n: usize, messages: fn(u64) -> Vec<Bytes>) -> (isiz
     ((with_servers - without_servers) / n as isize, without_servers - without_pool)
 }
 
+#[tokio::test]
+async fn per_connection_heap_stays_under_the_stated_ceilings() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut failed = Vec::new();
+    eprintln!("{:<64} {:>12} {:>10} {:>12}", "configuration", "per conn", "ceiling", "pool");
+    for case in cases() {
+        let (name, ceiling_kib) = (case.name, case.ceiling_kib);
+        let (per_connection, pool) = measure(case, N, worst).await;
+        eprintln!(
+            "{:<64} {:>8.1} KiB {:>6} KiB {:>8.1} KiB",
+            name,
+            per_connection as f64 / 1024.0,
+            ceiling_kib,
+            pool as f64 / 1024.0
+        );
+        if per_connection > (ceiling_kib << 10) as isize {
+            failed.push(format!("{name}: {per_connection} B > {ceiling_kib} KiB"));
+        }
+    }
+    assert!(failed.is_empty(), "over the ceiling: {failed:?}");
+}
+
 /// Regression: a session used to keep the write buffer of its last large frame (up to the
 /// message limit) until it next sent; an idle echo connection after a 4 MiB echo kept 4 MiB.
 #[tokio::test]
