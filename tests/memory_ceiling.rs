@@ -218,9 +218,18 @@ async fn measure(case: Case, n: usize, messages: fn(u64) -> Vec<Bytes>) -> (isiz
     ((with_servers - without_servers) / n as isize, without_servers - without_pool)
 }
 
-#[tokio::test]
-async fn per_connection_heap_stays_under_the_stated_ceilings() {
+/// Runs `test` alone (the counter is global) on a current-thread runtime.
+fn serial<F: std::future::Future<Output = ()>>(test: F) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(test);
+}
+
+#[test]
+fn per_connection_heap_stays_under_the_stated_ceilings() {
+    serial(ceilings());
+}
+
+async fn ceilings() {
     let mut failed = Vec::new();
     eprintln!("{:<64} {:>12} {:>10} {:>12}", "configuration", "per conn", "ceiling", "pool");
     for case in cases() {
@@ -242,9 +251,12 @@ async fn per_connection_heap_stays_under_the_stated_ceilings() {
 
 /// Regression: a session used to keep the write buffer of its last large frame (up to the
 /// message limit) until it next sent; an idle echo connection after a 4 MiB echo kept 4 MiB.
-#[tokio::test]
-async fn an_idle_session_does_not_keep_the_write_buffer_of_a_large_echo() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+#[test]
+fn an_idle_session_does_not_keep_the_write_buffer_of_a_large_echo() {
+    serial(idle_after_a_large_echo());
+}
+
+async fn idle_after_a_large_echo() {
     let case = Case {
         name: "plain, one 4 MiB echo",
         server: UpgradeConfig::default().compression(false),

@@ -99,7 +99,7 @@ async fn serve(
 /// Message `k` of healthy client `i`: text or binary, 0 B to 200 KiB.
 fn message(i: usize, k: usize) -> (bool, Bytes) {
     let size = [0usize, 1, 125, 126, 4096, 65_536, 200_000][(i + k) % 7];
-    let text = (i + k) % 2 == 0;
+    let text = (i + k).is_multiple_of(2);
     let data: Vec<u8> = if text {
         let mut s: String = "wsproto ✓ faults ".chars().cycle().take(size).collect();
         s.truncate(size.min(s.len()));
