@@ -13,8 +13,9 @@
 //! * **Idle connections.** A connection waiting at a frame boundary after small reads
 //!   (under 512 B) keeps a 1 KiB read buffer; the decoder reserves more as soon as a header
 //!   announces a larger frame.
-//! * **Write buffer.** Once flushed, a write buffer over 1 KiB, or one that grew for a frame
-//!   over 64 KiB, is dropped; the next frame reserves exactly what it needs.
+//! * **Write buffer.** Once flushed, a write buffer that held over 1 KiB is dropped (by the
+//!   session right after the flush, else at the next encode); the next frame reserves exactly
+//!   what it needs.
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -73,8 +74,8 @@ pub(super) struct BufferPolicy {
     seen: usize,
     /// Free space to keep in the read buffer before the next read.
     read_ahead: usize,
-    /// The write buffer grew for a large frame: release it once it has been flushed.
-    /// (`capacity()` cannot tell: a flushed `BytesMut` reports 0 while keeping its allocation.)
+    /// The write buffer held over 1 KiB: release it once it has been flushed. (`capacity()`
+    /// cannot tell: a flushed `BytesMut` reports 0 while keeping its allocation.)
     large_write: bool,
 }
 
@@ -139,10 +140,10 @@ impl BufferPolicy {
         }
     }
 
-    /// Notes the size of the frame just encoded.
+    /// Notes how much the write buffer holds after an encode.
     #[inline]
-    pub(super) fn after_encode(&mut self, written: usize) {
-        self.large_write |= written > SHRINK_ABOVE;
+    pub(super) fn after_encode(&mut self, buffered: usize) {
+        self.large_write |= buffered > IDLE_WRITE_CAPACITY;
     }
 }
 
@@ -214,5 +215,18 @@ mod tests {
         policy.after_encode(5);
         policy.before_encode(&mut dst);
         assert_eq!(dst.len(), 5, "a buffer still holding data is kept");
+        // A 16 KiB frame (below the read side's 64 KiB) is not kept either once flushed.
+        dst.extend_from_slice(&vec![0; 16 << 10]);
+        policy.after_encode(dst.len());
+        dst.clear();
+        policy.before_encode(&mut dst);
+        assert_eq!(dst.capacity(), 0, "a flushed 16 KiB write buffer is released");
+        // Small frames stay in their small buffer.
+        dst.extend_from_slice(b"small");
+        policy.after_encode(dst.len());
+        dst.clear();
+        let kept = dst.as_ptr();
+        policy.before_encode(&mut dst);
+        assert_eq!(dst.as_ptr(), kept, "a small write buffer is kept");
     }
 }

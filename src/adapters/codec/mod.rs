@@ -124,6 +124,12 @@ impl WsCodec {
     pub fn into_connection(self) -> Connection {
         self.conn
     }
+
+    /// Drops `dst`, a write buffer just flushed, if it grew for a large frame (as the next
+    /// encode would), so that an idle connection does not keep it.
+    pub(crate) fn release_flushed(&mut self, dst: &mut BytesMut) {
+        self.buffers.before_encode(dst);
+    }
 }
 
 impl Decoder for WsCodec {
@@ -157,9 +163,8 @@ impl Encoder<Event> for WsCodec {
 
     fn encode(&mut self, event: Event, dst: &mut BytesMut) -> Result<(), Error> {
         self.buffers.before_encode(dst);
-        let before = dst.len();
         self.conn.send(event, dst)?;
-        self.buffers.after_encode(dst.len() - before);
+        self.buffers.after_encode(dst.len());
         Ok(())
     }
 }

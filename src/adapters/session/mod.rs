@@ -342,11 +342,27 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                 result?;
                 self.deferred = false;
                 self.life.handle_write_progress();
+                self.release_flushed_write_buffer();
             }
-            // The transport wakes us when it takes more; the send timeout runs meanwhile.
-            Poll::Pending => self.life.handle_write_stalled(now()),
+            // The transport wakes us when it takes more; the send timeout runs meanwhile. The
+            // flush is retried when reading would wait, so replies left in the buffer go out
+            // once the peer reads again, even if the application never sends.
+            Poll::Pending => {
+                self.deferred = true;
+                self.life.handle_write_stalled(now());
+            }
         }
         Ok(())
+    }
+
+    /// Drops a flushed write buffer that grew for a large frame now, not at the next send:
+    /// an idle connection would keep it (the largest frame it sent) until then.
+    fn release_flushed_write_buffer(&mut self) {
+        if self.framed.write_buffer().is_empty() {
+            let mut buffer = std::mem::take(self.framed.write_buffer_mut());
+            self.framed.codec_mut().release_flushed(&mut buffer);
+            *self.framed.write_buffer_mut() = buffer;
+        }
     }
 
     /// The outcome of a write poll: progress stops the send timeout; a stall starts it and
@@ -359,6 +375,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         match poll {
             Poll::Ready(result) => {
                 self.life.handle_write_progress();
+                self.release_flushed_write_buffer();
                 Poll::Ready(result.map_err(Error::from))
             }
             Poll::Pending => {
