@@ -180,9 +180,8 @@ impl WsCodec {
         min_len: usize,
     ) -> Result<Option<bytes::Bytes>, Error> {
         self.buffers.before_encode(dst);
-        let before = dst.len();
         let tail = self.conn.send_split(event, dst, min_len)?;
-        self.buffers.after_encode(dst.len() - before);
+        self.buffers.after_encode(dst.len());
         Ok(tail)
     }
 }
