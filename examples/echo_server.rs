@@ -15,8 +15,14 @@
 //! Stop it with Ctrl-C (SIGINT) or SIGTERM: it stops accepting, asks every connection to close
 //! with 1001 (going away), waits up to 5 s for the closing handshakes, and exits with status 0.
 //! A second signal stops it at once. Errors are printed as `error: ...` and exit with status 1.
-//! Logs go to stderr: the address at start, one line per connection when it ends, and the
-//! shutdown.
+//!
+//! Logs go to stderr through `tracing-subscriber`, filtered by `RUST_LOG` (default `info`; e.g.
+//! `RUST_LOG=debug`, or `RUST_LOG=warn,echo_server=info`): the address at start, one line per
+//! connection when it ends, and the shutdown. Built with the crate's `tracing` feature
+//! (`cargo run --release --features tracing --example echo_server`), the line per connection
+//! is the library's (`websocket closed` with the close code, who closed, the traffic), inside
+//! a `connection` span with the peer address and a `websocket` span with the role, HTTP
+//! version and extensions, and `RUST_LOG=debug` explains every close.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -25,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info, warn};
 use wsproto::session::Shutdown;
 use wsproto::upgrade::{self, UpgradeConfig};
 use wsproto::Event;
@@ -41,13 +48,14 @@ const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    log_to_stderr();
     let addr = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_ADDR.to_string());
     let listener = match TcpListener::bind(&addr).await {
         Ok(listener) => listener,
         Err(e) => return cli::fail(cli::bind_failed(&addr, &e, "echo_server")),
     };
     match listener.local_addr() {
-        Ok(local) => eprintln!("echo server listening on ws://{local} (Ctrl-C or SIGTERM stops it)"),
+        Ok(local) => info!("echo server listening on ws://{local} (Ctrl-C or SIGTERM stops it)"),
         Err(e) => return cli::fail(format_args!("cannot read the listening address: {e}")),
     }
     // One configuration for every connection: permessage-deflate when the client offers it,
@@ -69,17 +77,17 @@ async fn main() -> ExitCode {
     // Stop accepting: new connections are refused from here on.
     drop(listener);
     let started = Instant::now();
-    eprintln!("{signal}: closing {} connections with 1001 (going away)", shutdown.live());
+    info!("{signal}: closing {} connections with 1001 (going away)", shutdown.live());
     tokio::select! {
         left = shutdown.graceful(CLOSE_DEADLINE) => {
             let took = started.elapsed().as_secs_f64();
             if left > 0 {
-                eprintln!("shut down in {took:.2} s; {left} connections did not finish their closing handshake in time");
+                warn!("shut down in {took:.2} s; {left} connections did not finish their closing handshake in time");
             } else {
-                eprintln!("shut down in {took:.2} s");
+                info!("shut down in {took:.2} s");
             }
         }
-        signal = signal::stop() => eprintln!("{signal} again: stopping without waiting"),
+        signal = signal::stop() => warn!("{signal} again: stopping without waiting"),
     }
     ExitCode::SUCCESS
 }
@@ -89,10 +97,33 @@ async fn main() -> ExitCode {
 /// Spawned as it is (not wrapped in another `async move` block that would hold a second copy of
 /// its arguments): the task's size is paid by every idle connection.
 async fn connection(stream: TcpStream, peer: SocketAddr, config: Arc<UpgradeConfig>, shutdown: Shutdown) {
-    match serve(stream, config, shutdown).await {
-        Ok(()) => eprintln!("{peer}: closed"),
-        Err(e) => eprintln!("{peer}: {e}"),
+    // With the `tracing` feature the library logs the connection's line (in this span, which
+    // gives it the peer address); without it, this is the line.
+    #[cfg(feature = "tracing")]
+    let result = {
+        use tracing::Instrument;
+        serve(stream, config, shutdown).instrument(tracing::info_span!("connection", %peer)).await
+    };
+    #[cfg(not(feature = "tracing"))]
+    let result = serve(stream, config, shutdown).await;
+    match result {
+        Ok(()) if cfg!(feature = "tracing") => debug!("{peer}: closed"),
+        Ok(()) => info!("{peer}: closed"),
+        Err(e) => info!("{peer}: {e}"),
     }
+}
+
+/// Log lines to stderr, filtered by `RUST_LOG` (targets and levels, e.g. `debug` or
+/// `warn,wsproto=debug`; default `info`).
+fn log_to_stderr() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter = std::env::var("RUST_LOG").ok().and_then(|spec| spec.parse::<Targets>().ok());
+    let filter = filter.unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(filter)
+        .init();
 }
 
 /// The upgrade, then the README's echo loop, registered for graceful shutdown.

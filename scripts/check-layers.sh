@@ -14,7 +14,7 @@ declare -A floor=(
   [frame]=3
   [message]=4 [extensions]=4
   [connection]=5
-  [handshake]=6
+  [handshake]=6 [trace]=6
   [ws_connection]=7 [lifecycle]=7
   [adapters]=8 [codec]=8 [session]=8 [upgrade]=8
   [integrations]=9 [http_compat]=9 [hyper]=9 [axum]=9

@@ -31,7 +31,7 @@
 //   3 frames        frame/
 //   4 messages      message, extensions/
 //   5 connection    connection/ (the connection, state, misuse, prepared)
-//   6 handshake     handshake/
+//   6 handshake     handshake/, trace (the log events, feature `tracing`)
 //   7 endpoint      ws_connection, lifecycle/
 //   8 tokio         adapters/ (codec, session, upgrade)
 //   9 integrations  integrations/ (http_compat, hyper, axum)
@@ -48,6 +48,7 @@ mod integrations;
 mod lifecycle;
 mod message;
 mod role;
+mod trace;
 mod wire;
 mod ws_connection;
 

@@ -1,1 +1,99 @@
-//! Interoperability tests live in tests/.
+//! Interoperability tests live in tests/; this library holds what their child processes share.
+
+pub mod child {
+    //! Examples run as child processes: built with the cargo running the test, killed if the
+    //! test fails, their output read line by line.
+
+    use std::io::{BufRead, BufReader};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::mpsc::{self, Receiver};
+    use std::thread;
+    use std::time::Instant;
+
+    /// Kills the child when the test fails before it exits.
+    pub struct Guard(pub Child);
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// Builds `example` of `package` once with the cargo running this test (`features` as
+    /// cargo's `--features` list, empty for none) and returns its executable.
+    pub fn build_example(package: &str, example: &str, features: &str) -> PathBuf {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut args = vec!["build", "-p", package, "--example", example, "--message-format=json"];
+        if !features.is_empty() {
+            args.extend(["--features", features]);
+        }
+        let output = Command::new(env!("CARGO"))
+            .args(&args)
+            .current_dir(root)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build");
+        assert!(output.status.success(), "cargo build --example {example} failed");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let name = format!("\"name\":\"{example}\"");
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(&name) && l.contains("\"executable\":\""))
+            .unwrap_or_else(|| panic!("cargo reported no {example} executable"));
+        let start = line.find("\"executable\":\"").unwrap() + "\"executable\":\"".len();
+        let end = start + line[start..].find('"').unwrap();
+        PathBuf::from(&line[start..end])
+    }
+
+    /// The lines of a child's pipe, read on a thread.
+    pub fn lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+
+    /// The first line containing `needle` before `deadline`; the others go to `seen`.
+    pub fn wait_for(
+        rx: &Receiver<String>,
+        needle: &str,
+        deadline: Instant,
+        seen: &mut Vec<String>,
+    ) -> String {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("no line containing {needle:?} ({e}); seen: {seen:?}"),
+            }
+        }
+    }
+
+    /// The message of a log line of the examples (`<time>  <LEVEL> <message>`, as
+    /// tracing-subscriber writes it), or the whole line if it has no such prefix.
+    pub fn log_message(line: &str) -> &str {
+        let mut rest = line.trim_start();
+        for _ in 0..2 {
+            match rest.split_once(char::is_whitespace) {
+                Some((_, tail)) => rest = tail.trim_start(),
+                None => return line,
+            }
+        }
+        rest
+    }
+
+    /// The `ws://` address in a line (the examples' "listening on ws://HOST:PORT").
+    pub fn ws_url(line: &str) -> String {
+        let start = line.find("ws://").unwrap_or_else(|| panic!("no ws:// address in {line:?}"));
+        line[start..].split_whitespace().next().unwrap().to_string()
+    }
+}

@@ -22,7 +22,7 @@
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
@@ -35,6 +35,7 @@ use tokio::time::timeout;
 use wsproto::session::Session;
 use wsproto::upgrade::MaybeTlsStream;
 use wsproto::{CloseCode, Event};
+use wsproto_interop::child::{build_example, Guard};
 
 /// Until a process says something expected (listening, relaying, lost Redis).
 const LOG_BOUND: Duration = Duration::from_secs(20);
@@ -42,16 +43,6 @@ const LOG_BOUND: Duration = Duration::from_secs(20);
 const ROUND_BOUND: Duration = Duration::from_secs(20);
 /// From SIGTERM to the exit: the processes' own 5 s for the closing handshakes, plus slack.
 const EXIT_BOUND: Duration = Duration::from_secs(10);
-
-/// Kills the child when the test fails before it exits.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The lines a child writes to one of its pipes, read on a thread.
 struct Log {
@@ -94,26 +85,6 @@ impl Log {
             }
         }
     }
-}
-
-/// Builds the example with the cargo running this test and returns its executable.
-fn build_chat_cluster() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let output = Command::new(env!("CARGO"))
-        .args(["build", "-p", "wsproto-interop", "--example", "chat_cluster", "--message-format=json"])
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run cargo build");
-    assert!(output.status.success(), "cargo build --example chat_cluster failed");
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("\"name\":\"chat_cluster\"") && l.contains("\"executable\":\""))
-        .expect("cargo reported no chat_cluster executable");
-    let start = line.find("\"executable\":\"").unwrap() + "\"executable\":\"".len();
-    let end = start + line[start..].find('"').unwrap();
-    PathBuf::from(&line[start..end])
 }
 
 fn free_port() -> u16 {
@@ -311,7 +282,7 @@ fn chat_cluster_relays_through_redis_and_survives_its_restart() {
         );
         return;
     }
-    let exe = build_chat_cluster();
+    let exe = build_example("wsproto-interop", "chat_cluster", "");
     let started = Instant::now();
     let port = free_port();
     let mut redis = start_redis(port);

@@ -14,74 +14,20 @@
 //! Needs `python3` with the `websockets` package (`.ci/run` installs it). Unix only.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use wsproto_interop::child::{build_example, lines, log_message, wait_for, ws_url, Guard};
 
 const CLIENTS: usize = 500;
 const MESSAGES: usize = 6;
 /// For the whole Python run (its own deadline is 150 s).
 const RUN_BOUND: Duration = Duration::from_secs(170);
-
-/// Kills the child when the test fails before it exits.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Builds the example once with the cargo running this test and returns its executable.
-fn build_echo_server() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let output = Command::new(env!("CARGO"))
-        .args(["build", "-p", "wsproto", "--example", "echo_server", "--message-format=json"])
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run cargo build");
-    assert!(output.status.success(), "cargo build --example echo_server failed");
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("\"name\":\"echo_server\"") && l.contains("\"executable\":\""))
-        .expect("cargo reported no echo_server executable");
-    let start = line.find("\"executable\":\"").unwrap() + "\"executable\":\"".len();
-    let end = start + line[start..].find('"').unwrap();
-    PathBuf::from(&line[start..end])
-}
-
-/// The lines of a child's pipe, read on a thread.
-fn lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// The first line starting with `prefix` before `deadline`; the others go to `seen`.
-fn wait_for(rx: &Receiver<String>, prefix: &str, deadline: Instant, seen: &mut Vec<String>) -> String {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if line.starts_with(prefix) => return line,
-            Ok(line) => seen.push(line),
-            Err(e) => panic!("no line starting with {prefix:?} ({e}); seen: {seen:?}"),
-        }
-    }
-}
 
 fn number(result: &str, key: &str) -> usize {
     let pattern = format!(" {key}=");
@@ -99,7 +45,7 @@ fn python_has_websockets() {
 
 /// The echo server on a free port, its log, and its URL.
 fn start_server() -> (Guard, Receiver<String>, String) {
-    let server = build_echo_server();
+    let server = build_example("wsproto", "echo_server", "");
     // Hundreds of connections need more descriptors than a default soft limit of 1024.
     let mut child = Command::new("sh")
         .args(["-c", "ulimit -n 8192 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; exec \"$0\" \"$@\""])
@@ -117,7 +63,7 @@ fn start_server() -> (Guard, Receiver<String>, String) {
         Instant::now() + Duration::from_secs(30),
         &mut Vec::new(),
     );
-    let url = listening.split_whitespace().nth(4).unwrap().to_string() + "/";
+    let url = ws_url(&listening) + "/";
     (Guard(child), log, url)
 }
 
@@ -145,7 +91,7 @@ fn python_clients(url: &str, clients: usize, messages: usize, large: bool) -> St
 fn wait_ended(log: &Receiver<String>, mut ended: usize, total: usize, deadline: Instant) -> usize {
     while ended < total {
         match log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if line.starts_with("127.0.0.1:") => ended += 1,
+            Ok(line) if log_message(&line).starts_with("127.0.0.1:") => ended += 1,
             Ok(_) => {}
             Err(_) => break,
         }

@@ -8,12 +8,12 @@
 //! signals are sent with `kill`.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use wsproto_interop::child::{build_example, lines, wait_for, ws_url, Guard};
 
 const CLIENTS: usize = 1000;
 /// From the signal to the server's exit: its own deadline for the closing handshakes plus slack.
@@ -22,62 +22,6 @@ const EXIT_BOUND: Duration = Duration::from_secs(10);
 const READY_BOUND: Duration = Duration::from_secs(100);
 /// Until the clients have reported, after the signal.
 const RESULT_BOUND: Duration = Duration::from_secs(70);
-
-/// Kills the child when the test fails before it exits.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Builds the example once with the cargo running this test and returns its executable.
-fn build_echo_server() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let output = Command::new(env!("CARGO"))
-        .args(["build", "-p", "wsproto", "--example", "echo_server", "--message-format=json"])
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run cargo build");
-    assert!(output.status.success(), "cargo build --example echo_server failed");
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("\"name\":\"echo_server\"") && l.contains("\"executable\":\""))
-        .expect("cargo reported no echo_server executable");
-    let start = line.find("\"executable\":\"").unwrap() + "\"executable\":\"".len();
-    let end = start + line[start..].find('"').unwrap();
-    PathBuf::from(&line[start..end])
-}
-
-/// The lines of a child's pipe, read on a thread.
-fn lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// The first line starting with `prefix` before `deadline`; the others go to `seen`.
-fn wait_for(rx: &Receiver<String>, prefix: &str, deadline: Instant, seen: &mut Vec<String>) -> String {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if line.starts_with(prefix) => return line,
-            Ok(line) => seen.push(line),
-            Err(e) => panic!("no line starting with {prefix:?} ({e}); seen: {seen:?}"),
-        }
-    }
-}
 
 /// The value of `key=` in a `RESULT` line.
 fn field<'a>(result: &'a str, key: &str) -> &'a str {
@@ -119,7 +63,7 @@ fn phase(server: &Path, signal: &str) {
         Instant::now() + Duration::from_secs(30),
         &mut server_seen,
     );
-    let url = listening.split_whitespace().nth(4).unwrap().to_string() + "/";
+    let url = ws_url(&listening) + "/";
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/echo_clients.py");
     let mut clients = Command::new("python3")
@@ -188,7 +132,7 @@ fn phase(server: &Path, signal: &str) {
 #[test]
 fn echo_server_closes_a_thousand_python_clients_with_1001_on_sigterm_and_sigint() {
     python_has_websockets();
-    let server = build_echo_server();
+    let server = build_example("wsproto", "echo_server", "");
     let started = Instant::now();
     phase(&server, "TERM");
     phase(&server, "INT");

@@ -83,6 +83,7 @@ use crate::handshake::error::{ProtocolError, RemoteProtocolError};
 use crate::lifecycle::SessionConfig;
 use crate::role::ConnectionType;
 use crate::session::Session;
+use crate::trace;
 use crate::upgrade::{Rejection, UpgradeConfig, WsUrl};
 use crate::ws_connection::WsConnection;
 
@@ -209,6 +210,8 @@ impl IncomingUpgrade {
         }
         let mut ws = config.endpoint(ConnectionType::Server);
         self.head.feed(&mut ws)?;
+        let http = if self.version() == Version::HTTP_2 { "2" } else { "1.1" };
+        let subprotocol = accept.subprotocol.clone();
         let response = ws.accept_response(accept).map_err(|e| Refused::internal(&e.to_string()))?;
         let connection =
             ws.into_connection().ok_or_else(|| Refused::internal("the handshake did not open"))?;
@@ -216,6 +219,7 @@ impl IncomingUpgrade {
             on_upgrade: self.on_upgrade,
             connection: Some(connection),
             session: config.session.clone(),
+            handshake: (http, subprotocol),
         };
         Ok((response, pending))
     }
@@ -232,15 +236,18 @@ pub struct Refused {
 
 impl Refused {
     fn from_protocol(error: ProtocolError) -> Refused {
-        match error {
+        let refused = match error {
             ProtocolError::Remote(remote) => {
                 Refused { reject: remote.event_hint(), message: remote.to_string(), error: Some(remote) }
             }
-            ProtocolError::Local(local) => Refused::internal(&local.to_string()),
-        }
+            ProtocolError::Local(local) => return Refused::internal(&local.to_string()),
+        };
+        trace::handshake_refused(ConnectionType::Server, refused.reject.status_code, &refused.message);
+        refused
     }
 
     fn internal(message: &str) -> Refused {
+        trace::handshake_refused(ConnectionType::Server, 500, &message);
         Refused { reject: RejectConnection::new(500), error: None, message: message.to_owned() }
     }
 
@@ -297,6 +304,8 @@ pub struct PendingUpgrade {
     on_upgrade: OnUpgrade,
     connection: Option<Connection>,
     session: SessionConfig,
+    /// The HTTP version and the subprotocol agreed, for the session's log.
+    handshake: (&'static str, Option<String>),
 }
 
 impl Future for PendingUpgrade {
@@ -315,7 +324,9 @@ impl Future for PendingUpgrade {
             WsCodec::new(connection),
             BytesMut::new(),
         );
-        Poll::Ready(Ok(Session::new(ws, self.session.clone())))
+        let session = Session::new(ws, self.session.clone());
+        session.record_handshake(self.handshake.0, self.handshake.1.as_deref());
+        Poll::Ready(Ok(session))
     }
 }
 
@@ -369,18 +380,27 @@ impl ClientUpgrade {
                     .ws
                     .into_connection()
                     .ok_or_else(|| Error::Io(std::io::Error::other("the handshake did not open")))?;
+                let http = if response.version() == Version::HTTP_2 { "2" } else { "1.1" };
                 let pending = PendingUpgrade {
                     on_upgrade: ::hyper::upgrade::on(response),
                     connection: Some(connection),
                     session: self.session,
+                    handshake: (http, accept.subprotocol.clone()),
                 };
                 Ok((*accept, pending))
             }
-            Some(Event::RejectConnection(reject)) => Err(Error::Rejected(Box::new(Rejection {
-                status_code: reject.status_code,
-                headers: reject.headers,
-                body: Bytes::new(),
-            }))),
+            Some(Event::RejectConnection(reject)) => {
+                trace::handshake_refused(
+                    ConnectionType::Client,
+                    reject.status_code,
+                    &"rejected by the server",
+                );
+                Err(Error::Rejected(Box::new(Rejection {
+                    status_code: reject.status_code,
+                    headers: reject.headers,
+                    body: Bytes::new(),
+                })))
+            }
             _ => Err(Error::Io(std::io::Error::other("the handshake gave no response event"))),
         }
     }

@@ -38,6 +38,7 @@ use bytes::Bytes;
 use crate::connection::state::{ConnectionState, SendKind};
 use crate::event::{CloseConnection, CloseSource, Event, Ping};
 use crate::role::ConnectionType;
+use crate::trace;
 use crate::wire::close::CloseCode;
 
 mod config;
@@ -196,6 +197,7 @@ impl Lifecycle {
             {
                 if let Some((_, sent)) = self.awaiting_pong.take() {
                     let rtt = now.saturating_duration_since(sent);
+                    trace::keepalive_pong(rtt);
                     self.rtt = Some(rtt);
                     self.smoothed_rtt = Some(match self.smoothed_rtt {
                         Some(srtt) => (srtt * 7 + rtt) / 8,
@@ -204,6 +206,7 @@ impl Lifecycle {
                 }
             }
             Event::CloseConnection(close) => {
+                trace::close_received(close);
                 self.close_received = true;
                 self.awaiting_pong = None;
                 // Nothing but a close may follow the peer's close.
@@ -260,7 +263,8 @@ impl Lifecycle {
                     }
                 }
             }
-            Event::CloseConnection(_) if self.close_sent.is_none() => {
+            Event::CloseConnection(close) if self.close_sent.is_none() => {
+                trace::close_sent(close);
                 self.close_sent = Some(now);
                 self.close_queued = false;
                 // A ping we sent will not be answered any more, and nothing else may follow.
@@ -288,18 +292,13 @@ impl Lifecycle {
     /// The application asks to close with `close`: it is queued ahead of everything owed,
     /// unless the close has begun already. Returns whether it was queued.
     pub fn handle_close_request(&mut self, close: CloseConnection) -> bool {
-        if self.closing() {
-            return false;
-        }
-        self.close_queued = true;
-        self.owed.push_front(close.into());
-        true
+        self.queue_close(close, false)
     }
 
     /// The server is shutting down gracefully: close with 1001 (going away), unless the close
     /// has begun already.
     pub fn handle_shutdown_request(&mut self) -> bool {
-        self.handle_close_request(CloseConnection::with_reason(CloseCode::GOING_AWAY, "server shutting down"))
+        self.queue_close(CloseConnection::with_reason(CloseCode::GOING_AWAY, "server shutting down"), true)
     }
 
     /// The transport's write side was shut down at `now` ([`LifecyclePhase::ShuttingDown`] is over):
@@ -379,6 +378,7 @@ impl Lifecycle {
         if let Some(interval) = self.config.keepalive_interval {
             if self.awaiting_pong.is_none() && now >= self.last_ping.max(self.last_received) + interval {
                 self.pings += 1;
+                trace::keepalive_ping(self.pings);
                 let payload = Bytes::copy_from_slice(&self.pings.to_be_bytes());
                 self.awaiting_pong = Some((payload.clone(), now));
                 self.last_ping = now;
@@ -448,6 +448,17 @@ impl Lifecycle {
 
     // ===== transitions =====
 
+    /// Queues our close ahead of everything owed, unless the close has begun already.
+    fn queue_close(&mut self, close: CloseConnection, shutdown: bool) -> bool {
+        if self.closing() {
+            return false;
+        }
+        trace::close_requested(shutdown);
+        self.close_queued = true;
+        self.owed.push_front(close.into());
+        true
+    }
+
     /// Leaves [`LifecyclePhase::Open`] once the closing handshake is over or the connection failed.
     fn advance(&mut self, now: Instant) {
         let handshake_over = self.close_sent.is_some() && self.close_received;
@@ -468,6 +479,7 @@ impl Lifecycle {
     /// Ends the connection for `timeout`: sends `close` (if any) in place of everything owed
     /// and lingers for its reply; without one, nothing more can be exchanged.
     fn give_up(&mut self, now: Instant, timeout: Timeout, close: Option<CloseConnection>) {
+        trace::timed_out(&timeout);
         self.timed_out = Some(timeout);
         self.unreported = Some(timeout);
         self.owed.clear();

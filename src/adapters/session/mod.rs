@@ -64,6 +64,7 @@ use crate::connection::state::ConnectionState;
 use crate::connection::traffic::Traffic;
 use crate::event::{CloseConnection, Event};
 use crate::lifecycle::{Lifecycle, LifecyclePhase, SessionConfig, Timeout};
+use crate::trace::{self, ConnectionLog};
 use crate::wire::close::CloseCode;
 
 mod queue;
@@ -102,6 +103,8 @@ pub struct Session<T> {
     /// the `Framed` write buffer (see the `queue` module). Boxed, and dropped once written, so
     /// that a connection that never sends one carries a pointer.
     queue: Option<Box<WriteQueue>>,
+    /// The connection's span and closing log line (feature `tracing`; zero-sized without).
+    log: ConnectionLog,
 }
 
 /// A session's statistics at one moment ([`Session::stats`]): plain data.
@@ -137,6 +140,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         let now = Instant::now();
         framed.set_backpressure_boundary(config.write_buffer);
         let role = framed.codec().connection().role();
+        let log = ConnectionLog::new(role, framed.codec().connection().extensions());
         Session {
             framed,
             life: Lifecycle::new(config, role, now.into_std()),
@@ -148,6 +152,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             deferred: false,
             split: false,
             queue: None,
+            log,
         }
     }
 
@@ -222,6 +227,35 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         self.life.config()
     }
 
+    /// Runs a lifecycle input that may log (a close, a timeout, the end of input) inside the
+    /// connection's span; the per-message inputs are called directly.
+    fn logged<R>(&mut self, input: impl FnOnce(&mut Lifecycle) -> R) -> R {
+        let Session { log, life, .. } = self;
+        log.in_span(|| input(life))
+    }
+
+    /// A control frame (or close) was written to the connection.
+    fn sent_control(&mut self, event: &Event) {
+        if let Event::CloseConnection(close) = event {
+            self.log.close(close, false);
+            self.logged(|life| life.handle_sent(now(), event));
+        } else {
+            self.life.handle_sent(now(), event);
+        }
+    }
+
+    /// The transport failed: nothing more can be exchanged.
+    fn transport_failed(&mut self, error: &dyn fmt::Display) {
+        self.log.in_span(|| trace::transport_failed(error));
+        self.life.handle_transport_error();
+    }
+
+    /// The HTTP version and subprotocol of the handshake, for the connection's span.
+    pub(crate) fn record_handshake(&self, http: &str, subprotocol: Option<&str>) {
+        trace::handshake_accepted(http, subprotocol, self.connection().extensions().len());
+        self.log.record_handshake(http, subprotocol);
+    }
+
     /// Bytes sent and not yet written to the transport.
     fn write_buffered(&self) -> usize {
         self.framed.write_buffer().len() + self.queue.as_ref().map_or(0, |queue| queue.len())
@@ -282,7 +316,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// timeout) for the peer's reply, then shuts the transport down. Events received
     /// meanwhile are discarded. If the close has begun already, waits for it to finish.
     pub async fn close_with(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        self.life.handle_close_request(close_frame(code, reason));
+        self.logged(|life| life.handle_close_request(close_frame(code, reason)));
         poll_fn(|cx| self.poll_finish(cx)).await
     }
 
@@ -321,7 +355,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             let Some(event) = self.life.poll_transmit(self.state()) else { break };
             // Owed events are control frames: the clone is a few bytes.
             Pin::new(&mut self.framed).start_send(event.clone())?;
-            self.life.handle_sent(now(), &event);
+            self.sent_control(&event);
         }
         self.poll_flush_buffered(cx)
     }
@@ -411,7 +445,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             }
             // Fired (perhaps at a deadline since pushed back): act, then re-arm.
             self.armed = None;
-            self.life.handle_timeout(now());
+            self.logged(|life| life.handle_timeout(now()));
             handled = true;
             if self.life.phase() == LifecyclePhase::Done {
                 return true;
@@ -421,8 +455,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
 
     /// [`LifecyclePhase::ShuttingDown`]: writes what is still owed, then shuts the write side down.
     fn poll_shut_down(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.poll_write_owed(cx).is_err() {
-            self.life.handle_transport_error();
+        if let Err(e) = self.poll_write_owed(cx) {
+            self.transport_failed(&e);
             return Poll::Ready(());
         }
         if !self.life.has_owed() {
@@ -479,18 +513,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
                 LifecyclePhase::Done => {
                     // Over: no longer counted by a `Shutdown`.
                     this.shutdown = None;
+                    let traffic = this.framed.codec().connection().traffic();
+                    let timeout = this.life.timed_out();
+                    this.log.ended(timeout.as_ref().map(|t| t as &dyn fmt::Display), &traffic);
                     return Poll::Ready(None);
                 }
             }
             if this.shutdown.as_mut().is_some_and(|member| member.poll_requested(cx)) {
-                this.life.handle_shutdown_request();
+                this.logged(Lifecycle::handle_shutdown_request);
             }
             if this.poll_timers(cx) {
                 continue;
             }
             // Owed events first: replies, a keepalive ping, our close.
             if let Err(e) = this.poll_write_owed(cx) {
-                this.life.handle_transport_error();
+                this.transport_failed(&e);
                 return Poll::Ready(Some(Err(e)));
             }
             if this.life.phase() != LifecyclePhase::Open {
@@ -498,27 +535,33 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
             }
             match Pin::new(&mut this.framed).poll_next(cx) {
                 Poll::Ready(Some(Ok(event))) => {
-                    this.life.handle_received(now(), &event);
+                    if let Event::CloseConnection(close) = &event {
+                        this.log.close(close, true);
+                        this.logged(|life| life.handle_received(now(), &event));
+                    } else {
+                        // Messages, pings and pongs log nothing at `debug` and above.
+                        this.life.handle_received(now(), &event);
+                    }
                     this.read_ahead = this.life.config().coalesce_writes
                         && !this.split
                         && !this.framed.read_buffer().is_empty();
                     // Answer at once (a pong, the close reply) if the transport takes it.
                     if let Err(e) = this.poll_write_owed(cx) {
-                        this.life.handle_transport_error();
+                        this.transport_failed(&e);
                         return Poll::Ready(Some(Err(e)));
                     }
                     return Poll::Ready(Some(Ok(event)));
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    this.life.handle_transport_error();
+                    this.transport_failed(&e);
                     return Poll::Ready(Some(Err(e.into())));
                 }
                 // EOF: the codec reported the close (1006 or the peer's) before ending.
-                Poll::Ready(None) => this.life.handle_eof(now()),
+                Poll::Ready(None) => this.logged(|life| life.handle_eof(now())),
                 Poll::Pending => {
                     this.read_ahead = false;
                     if let Err(e) = this.poll_write_deferred(cx) {
-                        this.life.handle_transport_error();
+                        this.transport_failed(&e);
                         return Poll::Ready(Some(Err(e)));
                     }
                     return Poll::Pending;
@@ -534,7 +577,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         if let Err(e) = this.poll_write_owed(cx) {
-            this.life.handle_transport_error();
+            this.transport_failed(&e);
             return Poll::Ready(Err(e));
         }
         if this.life.has_owed() {
@@ -564,7 +607,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
             }
             control => {
                 Pin::new(&mut this.framed).start_send(control.clone())?;
-                this.life.handle_sent(now(), &control);
+                this.sent_control(&control);
             }
         }
         Ok(())
@@ -589,7 +632,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
     /// Closes cleanly with 1000 (see [`Session::close_with`]).
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        this.life.handle_close_request(CloseConnection::new(CloseCode::NORMAL_CLOSURE));
+        this.logged(|life| life.handle_close_request(CloseConnection::new(CloseCode::NORMAL_CLOSURE)));
         this.poll_finish(cx)
     }
 }

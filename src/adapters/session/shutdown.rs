@@ -61,6 +61,8 @@ impl Shutdown {
     /// `deadline` passes; returns how many were still live then. Sessions registered later
     /// close as soon as they are polled.
     pub async fn graceful(&self, deadline: Duration) -> usize {
+        let started = tokio::time::Instant::now();
+        crate::trace::shutdown_started(self.live());
         self.inner.requested.cancel();
         let wait = async {
             loop {
@@ -72,7 +74,9 @@ impl Shutdown {
             }
         };
         let _ = tokio::time::timeout(deadline, wait).await;
-        self.live()
+        let left = self.live();
+        crate::trace::shutdown_finished(left, started.elapsed());
+        left
     }
 
     pub(super) fn member(&self) -> ShutdownMember {

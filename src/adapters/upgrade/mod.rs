@@ -34,6 +34,7 @@ use crate::adapters::session::Session;
 use crate::event::{AcceptConnection, Event, Headers, RejectConnection, RejectData, Request};
 use crate::handshake::error::ProtocolError;
 use crate::role::ConnectionType;
+use crate::trace;
 use crate::ws_connection::WsConnection;
 
 mod config;
@@ -133,7 +134,11 @@ where
     loop {
         while let Some(event) = ws.next_event() {
             match event {
-                Event::AcceptConnection(accept) => return Ok((into_session(io, ws, &config), *accept)),
+                Event::AcceptConnection(accept) => {
+                    let session = into_session(io, ws, &config);
+                    session.record_handshake("1.1", accept.subprotocol.as_deref());
+                    return Ok((session, *accept));
+                }
                 Event::RejectConnection(reject) => {
                     let finished = !reject.has_body;
                     rejection = Some(Rejection {
@@ -167,7 +172,7 @@ where
             if let Some(r) = rejection.take() {
                 // A body delimited by EOF ends here.
                 while ws.next_event().is_some() {}
-                return Err(Error::Rejected(Box::new(r)));
+                return Err(rejected(Some(r)));
             }
             return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
@@ -176,7 +181,9 @@ where
 }
 
 fn rejected(rejection: Option<Rejection>) -> Error {
-    Error::Rejected(Box::new(rejection.unwrap_or_else(|| Rejection::new(0))))
+    let rejection = rejection.unwrap_or_else(|| Rejection::new(0));
+    trace::handshake_refused(ConnectionType::Client, rejection.status_code, &"rejected by the server");
+    Error::Rejected(Box::new(rejection))
 }
 
 /// Server handshake over `io`: reads the request, asks `decide`, answers.
@@ -241,6 +248,7 @@ where
         }
         if let Err(e) = ws.receive_data(&buf) {
             if let ProtocolError::Remote(remote) = &e {
+                trace::handshake_refused(ConnectionType::Server, remote.event_hint().status_code, remote);
                 if let Ok(bytes) = ws.send_bytes(remote.event_hint()) {
                     let _ = io.write_all(&bytes).await;
                     let _ = io.flush().await;
@@ -251,12 +259,20 @@ where
     };
     match decide(&request) {
         Decision::Accept(accept) => {
+            let subprotocol = accept.subprotocol.clone();
             let bytes = ws.send_bytes(accept)?;
             io.write_all(&bytes).await?;
             io.flush().await?;
-            Ok((into_session(io, ws, &config), *request))
+            let session = into_session(io, ws, &config);
+            session.record_handshake("1.1", subprotocol.as_deref());
+            Ok((session, *request))
         }
         Decision::Reject(rejection) => {
+            trace::handshake_refused(
+                ConnectionType::Server,
+                rejection.status_code,
+                &"rejected by the application",
+            );
             let mut reject = RejectConnection::new(rejection.status_code);
             reject.headers = rejection.headers.clone();
             let mut out = BytesMut::new();
