@@ -1016,7 +1016,7 @@ pub fn run_echo(settings: Settings, servers: &[Server]) -> String {
     });
     drop(procs);
     format!(
-        "## Echo over loopback TCP (messages per second; median of rounds)\n\n`handrolled` is the limit (no WebSocket library, no limits: unmask every complete frame of a read into one buffer, one write); `echo_server` is the main job as shipped (its own binary: `Session` with write coalescing, multi-thread runtime, not pinned). Ratios: to the best peer of the cell (named), and to the limit.\n\n{table}"
+        "## Echo over loopback TCP (messages per second; median of rounds)\n\n`handrolled` is the limit (no WebSocket library, no limits: unmask every complete frame of a read into one buffer, one write); `echo_server` is the main job as shipped (its own binary: `Session` with write coalescing, multi-thread runtime, not pinned). Ratios: to the best peer of the cell (named), and to the limit. The limit is a ceiling with several small messages in flight (it answers a whole read with one write); with one 16 KiB message in flight and at 1 MiB, where copying and the socket dominate, it waits for each frame's last byte and copies the frame once more, and libraries match or pass it.\n\n{table}"
     )
 }
 

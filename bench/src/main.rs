@@ -10,9 +10,11 @@
 //! ```
 //!
 //! With no section named, all run. Each section's table is saved under `target/wsbench/`, and
-//! `bench/RESULTS.md` is rebuilt from the machine description, every saved section, and the
-//! hand-written before/after comparisons of `bench/HISTORY.md`.
+//! `bench/RESULTS.md` is rebuilt from the machine description, every saved section (each table
+//! followed by its chart, drawn into `bench/charts/`), and the hand-written before/after
+//! comparisons of `bench/HISTORY.md`.
 
+mod charts;
 mod common;
 mod deflate;
 mod deflate_echo;
@@ -163,10 +165,14 @@ fn main() {
     let mut report = String::from("# wsproto benchmark results\n\n");
     report.push_str(&machine);
     report.push_str(METHOD);
+    // Charts beside the tables, drawn again from the saved sections.
+    let charts_dir = workspace().join("bench/charts");
+    std::fs::create_dir_all(&charts_dir).expect("create bench/charts");
+    charts::clear(&charts_dir);
     for section in SECTIONS {
         if let Ok(text) = std::fs::read_to_string(out_dir.join(format!("{section}.md"))) {
             report.push('\n');
-            report.push_str(&text);
+            report.push_str(&charts::with_charts(section, &text, &charts_dir));
         }
     }
     // Hand-written before/after comparisons (not regenerated) go last.
@@ -231,6 +237,9 @@ frame 16 MiB / message 64 MiB, its own default of 1 MiB refusing the 1 MiB cells
 `WebSocketAcceptor` (`read_frame`/`write_frame` of its split parts; not over TLS), sockudo-ws
 `WebSocketServer::<Http1>::accept_raw` (`next`/`send`, default `Config`).
 Libraries alternate within each round (rotating the order); each cell is the median of the rounds.
+Each table with messages per second, MB/s or bytes per connection is followed by a chart of it
+(`bench/charts/<section>.svg`, then `<section>-2.svg`, …; log scales), drawn by `wsbench report`
+from the saved tables.
 
 - **wsproto** is the default configuration (data delivered in chunks as it arrives: one event per
   frame here since frames arrive whole, one per fragment for fragmented messages);

@@ -86,7 +86,10 @@ pub const VARIANTS: [Variant; 17] = [
     plain(Server::Yawc, "yawc"),
     plain(Server::Wtx, "wtx"),
     plain(Server::Sockudo, "sockudo-ws"),
-    plain(Server::Handrolled, "handrolled (no library: the floor)"),
+    plain(
+        Server::Handrolled,
+        "handrolled (the echo limit: no library; keeps a read buffer of at least 4 KiB)",
+    ),
 ];
 
 /// The warm-up of [`Variant::warm`]: 4 client frames of 16 KiB of chat JSON each, compressed
@@ -234,7 +237,7 @@ pub fn idle_mem(rt: &tokio::runtime::Runtime, v: Variant, n1: usize, n2: usize) 
 }
 
 /// The servers of the active-memory table: the main job, the bare codec, the peers, the
-/// hand-rolled floor.
+/// hand-rolled echo limit.
 const ACTIVE: [Server; 9] = [
     Server::MainJob,
     Server::Lib(Lib::OursWhole),
@@ -294,7 +297,7 @@ fn active_table(
         table.row(row);
     }
     format!(
-        "\n### Memory under load ({conns} connections echoing 5 B text messages)\n\nEach server in a fresh process: its VmRSS before any connection, then its peak VmRSS (sampled every 50 ms) while {conns} connections keep 1 or 16 messages in flight for {:.0} s; the difference divided by the connections. `echo_server` is the main job's own binary (session, multi-thread runtime, permessage-deflate offered but not negotiated); `handrolled` is the floor (no library: a 101 answer, then one growing read buffer and one output buffer).\n\n{}",
+        "\n### Memory under load ({conns} connections echoing 5 B text messages)\n\nEach server in a fresh process: its VmRSS before any connection, then its peak VmRSS (sampled every 50 ms) while {conns} connections keep 1 or 16 messages in flight for {:.0} s; the difference divided by the connections. `echo_server` is the main job's own binary (session, multi-thread runtime, permessage-deflate offered but not negotiated); `handrolled` is the echo limit, not a memory floor (no library, but a read buffer of at least 4 KiB and an output buffer kept at their largest).\n\n{}",
         measure.as_secs_f64(),
         table.render()
     )
