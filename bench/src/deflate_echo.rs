@@ -13,7 +13,6 @@ use std::io::{Read, Write};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::common::*;
 use crate::echo::{accept_key, frame_cell, header_value, read_request_head, Server, ServerProc};
@@ -73,9 +72,12 @@ pub fn compressed_frame(text: &[u8]) -> Vec<u8> {
 /// yawc's server. yawc's own server handshake needs a hyper server (`hyper::Request` and
 /// `hyper::upgrade::on`); this one answers the request head directly (as for fastwebsockets),
 /// agreeing to the parameters offered as yawc's negotiation would (no window bits without its
-/// `zlib` feature), then hands the socket to yawc with the agreed extension. Default level
-/// (`with_balanced_compression`, level 6, as wsproto), UTF-8 checked (as wsproto does).
-pub async fn serve_yawc(mut stream: TcpStream) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// `zlib` feature), then hands the socket to yawc with the agreed extension (none when none is
+/// offered: the plain echo and memory sections). Default level (`with_balanced_compression`,
+/// level 6, as wsproto), UTF-8 checked (as wsproto does).
+pub async fn serve_yawc<S: crate::echo::Io>(
+    mut stream: S,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use yawc::{OpCode, Options, Role, WebSocket};
     let agreed = {
         let head = read_request_head(&mut stream).await?;
@@ -89,7 +91,13 @@ pub async fn serve_yawc(mut stream: TcpStream) -> Result<(), Box<dyn std::error:
         stream.write_all(response.as_bytes()).await?;
         agreed
     };
-    let options = Options::default().with_balanced_compression().with_utf8();
+    // yawc's default limits (frames under 1 MiB, messages under 2 MiB) refuse the echo's 1 MiB
+    // and the memory section's 16 MiB messages: the bench's usual limits instead (its bounds
+    // are exclusive: frames of 16 MiB, messages of 64 MiB pass).
+    let options = Options::default()
+        .with_balanced_compression()
+        .with_utf8()
+        .with_limits((16 << 20) + 1, (64 << 20) + 1);
     let mut ws = WebSocket::from_stream_with_extensions(stream, Role::Server, agreed.as_deref(), options)?;
     while let Some(frame) = ws.next().await {
         match frame.opcode() {

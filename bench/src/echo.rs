@@ -27,12 +27,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 // Servers
 // ---------------------------------------------------------------------------------------------
 
-/// What `wsbench server NAME` runs: one of the libraries of [`Lib`], or yawc (the
-/// compressed echo peer, always with permessage-deflate).
+/// What `wsbench server NAME` runs: one of the libraries of [`Lib`], a peer benchmarked only
+/// over sockets (yawc, wtx, sockudo-ws), the hand-rolled limit, or one of wsproto's
+/// higher-level entry points.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum Server {
     Lib(Lib),
+    /// yawc: permessage-deflate when offered (the compressed echo), plain otherwise.
     Yawc,
+    /// wtx (`WebSocketAcceptor`, `read_frame`/`write_frame`).
+    Wtx,
+    /// sockudo-ws (`WebSocketServer::<Http1>`, `WebSocketStream` `next`/`send`).
+    Sockudo,
+    /// No WebSocket library: the fixed upgrade, then every complete frame of a read unmasked
+    /// into one output buffer written at once. No limits, no checks: the ceiling of this echo.
+    Handrolled,
     /// wsproto through `session::Session` (whole messages, replies, keepalive, timeouts).
     Session,
     /// The crate's main job as shipped: the `echo_server` example binary (session, graceful
@@ -42,27 +51,82 @@ pub enum Server {
     MainJob,
 }
 
+/// The servers of the echo section, in table order: the limit, our entries, the peers.
+pub const ECHO_SERVERS: [Server; 10] = [
+    Server::Handrolled,
+    Server::MainJob,
+    Server::Lib(Lib::Ours),
+    Server::Lib(Lib::OursWhole),
+    Server::Lib(Lib::Tungstenite),
+    Server::Lib(Lib::TokioWs),
+    Server::Lib(Lib::Fws),
+    Server::Yawc,
+    Server::Wtx,
+    Server::Sockudo,
+];
+
 impl Server {
+    /// Every server `wsbench server NAME` and `--libs` accept.
+    pub const ALL: [Server; 11] = [
+        Server::Handrolled,
+        Server::MainJob,
+        Server::Session,
+        Server::Lib(Lib::Ours),
+        Server::Lib(Lib::OursWhole),
+        Server::Lib(Lib::Tungstenite),
+        Server::Lib(Lib::TokioWs),
+        Server::Lib(Lib::Fws),
+        Server::Yawc,
+        Server::Wtx,
+        Server::Sockudo,
+    ];
+
     pub fn parse(s: &str) -> Option<Server> {
-        if s == "yawc" {
-            Some(Server::Yawc)
-        } else if s == "wsproto-session" {
-            Some(Server::Session)
-        } else if s == "echo_server" {
-            Some(Server::MainJob)
-        } else {
-            Lib::parse(s).map(Server::Lib)
-        }
+        Server::ALL.into_iter().find(|x| x.name() == s)
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Server::Lib(l) => l.name(),
             Server::Yawc => "yawc",
+            Server::Wtx => "wtx",
+            Server::Sockudo => "sockudo-ws",
+            Server::Handrolled => "handrolled",
             Server::Session => "wsproto-session",
             Server::MainJob => "echo_server",
         }
     }
+
+    /// A peer library (counts in "best peer").
+    pub fn is_peer(self) -> bool {
+        match self {
+            Server::Lib(l) => l.is_peer(),
+            Server::Yawc | Server::Wtx | Server::Sockudo => true,
+            Server::Handrolled | Server::Session | Server::MainJob => false,
+        }
+    }
+
+    /// One of ours (gets ratio columns).
+    pub fn is_ours(self) -> bool {
+        !self.is_peer() && self != Server::Handrolled
+    }
+
+    /// Whether `wsbench server NAME --tls` serves it (the main job is its own binary without
+    /// TLS; wtx speaks TLS only through its own `tokio-rustls` feature, not enabled here).
+    pub fn supports_tls(self) -> bool {
+        !matches!(self, Server::MainJob | Server::Wtx)
+    }
+
+    /// Whether it can run here (the main job needs its binary built beside this one).
+    pub fn available(self) -> bool {
+        self != Server::MainJob || main_job_binary().exists()
+    }
+}
+
+/// Where the main job's binary is expected: `examples/echo_server` beside this executable.
+pub fn main_job_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent().expect("target dir").join("examples").join("echo_server")
 }
 
 /// `wsbench server <lib> [--deflate] [--tls]`: prints the port, serves until stdin closes.
@@ -121,6 +185,9 @@ pub fn server_main(server: Server, deflate: bool, tls: bool) {
                 Server::Lib(Lib::TokioWs) => spawn(serve_tokio_ws(stream)),
                 Server::Lib(Lib::Fws) => spawn(serve_fws(stream)),
                 Server::Yawc => spawn(crate::deflate_echo::serve_yawc(stream)),
+                Server::Wtx => spawn(serve_wtx(stream)),
+                Server::Sockudo => spawn(serve_sockudo(stream)),
+                Server::Handrolled => spawn(serve_handrolled(stream)),
                 Server::Session => spawn(serve_session(stream)),
                 Server::MainJob => unreachable!("the main job runs as its own binary"),
             }
@@ -138,7 +205,10 @@ async fn serve_any<S: Io>(server: Server, stream: S, deflate: bool) {
         Server::Lib(Lib::TokioWs) => serve_tokio_ws(stream).await.map_err(|_| ()),
         Server::Lib(Lib::Fws) => serve_fws(stream).await.map_err(|_| ()),
         Server::Session => serve_session(stream).await.map_err(|_| ()),
-        Server::Yawc => unimplemented!("yawc is only benchmarked without TLS"),
+        Server::Yawc => crate::deflate_echo::serve_yawc(stream).await.map_err(|_| ()),
+        Server::Sockudo => serve_sockudo(stream).await.map_err(|_| ()),
+        Server::Handrolled => serve_handrolled(stream).await.map_err(|_| ()),
+        Server::Wtx => unimplemented!("wtx is benchmarked without TLS (see Server::supports_tls)"),
         Server::MainJob => unreachable!("the main job runs as its own binary"),
     };
 }
@@ -272,6 +342,142 @@ async fn serve_fws<S: Io>(mut stream: S) -> Result<(), Box<dyn std::error::Error
     Ok(())
 }
 
+/// wtx with its own handshake (`WebSocketAcceptor::default()`: no compression, its default
+/// 64 MiB payload limit) and the split parts its documentation gives for writing back a frame
+/// just read; `Adaptive`: a single frame's payload stays in wtx's network buffer.
+async fn serve_wtx(stream: TcpStream) -> Result<(), wtx::Error> {
+    use wtx::collection::Vector;
+    use wtx::web_socket::{OpCode, WebSocketAcceptor, WebSocketPayloadOrigin};
+    let mut ws = WebSocketAcceptor::default().accept(stream).await?;
+    let mut buffer = Vector::new();
+    let (mut common, mut reader, mut writer) = ws.split_mut();
+    loop {
+        let mut frame = reader.read_frame(&mut buffer, &mut common, WebSocketPayloadOrigin::Adaptive).await?;
+        match frame.op_code() {
+            OpCode::Text | OpCode::Binary => writer.write_frame(&mut common, &mut frame).await?,
+            OpCode::Close => break,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// sockudo-ws with its own HTTP/1.1 handshake (`WebSocketServer::<Http1>`, `accept_raw`: the
+/// stream type kept) and default `Config` (frame 16 MiB, message 64 MiB, write corking, idle
+/// ping and timeout timers), echoing through its `Stream`/`Sink`.
+async fn serve_sockudo<S: Io>(stream: S) -> Result<(), sockudo_ws::Error> {
+    use sockudo_ws::server::WebSocketServer;
+    use sockudo_ws::{Config, Http1, Message};
+    let (mut ws, _) = WebSocketServer::<Http1>::new(Config::default()).accept_raw(stream).await?;
+    while let Some(msg) = ws.next().await {
+        match msg? {
+            msg @ (Message::Text(_) | Message::Binary(_)) => ws.send(msg).await?,
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The limit: no WebSocket library and no limits. The fixed upgrade (the helpers the
+/// fastwebsockets server uses), then per read (into room that grows while reads fill it):
+/// every complete frame in the read buffer is
+/// unmasked into one output buffer (its header rewritten without the mask; a ping answered as
+/// a pong), the output written once; a partial frame stays for the next read. A close frame is
+/// echoed and ends the connection.
+async fn serve_handrolled<S: Io>(mut stream: S) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    {
+        let head = read_request_head(&mut stream).await?;
+        let key = header_value(&head, "sec-websocket-key").ok_or("no key")?;
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            accept_key(&key)
+        );
+        stream.write_all(response.as_bytes()).await?;
+    }
+    let mut input = BytesMut::new();
+    let mut output: Vec<u8> = Vec::new();
+    // Room offered to each read: 4 KiB, doubled (up to 256 KiB) whenever a read fills it.
+    let mut chunk = 4096;
+    loop {
+        if input.capacity() - input.len() < chunk {
+            input.reserve(chunk);
+        }
+        let room = input.capacity() - input.len();
+        let n = stream.read_buf(&mut input).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if n == room {
+            chunk = (chunk * 2).min(256 << 10);
+        }
+        let (used, closed) = unmask_frames(&input, &mut output);
+        input.advance(used);
+        if !output.is_empty() {
+            stream.write_all(&output).await?;
+            output.clear();
+        }
+        if closed {
+            return Ok(());
+        }
+    }
+}
+
+/// Appends every complete frame at the start of `input` to `output`, unmasked; returns the
+/// bytes used and whether a close frame was among them.
+pub fn unmask_frames(input: &[u8], output: &mut Vec<u8>) -> (usize, bool) {
+    let mut pos = 0;
+    loop {
+        let rest = &input[pos..];
+        if rest.len() < 2 {
+            return (pos, false);
+        }
+        let masked = rest[1] & 0x80 != 0;
+        let (ext, len) = match rest[1] & 0x7f {
+            126 if rest.len() >= 4 => (2, u64::from(u16::from_be_bytes([rest[2], rest[3]]))),
+            127 if rest.len() >= 10 => (8, u64::from_be_bytes(rest[2..10].try_into().expect("8 bytes"))),
+            126 | 127 => return (pos, false),
+            n => (0, u64::from(n)),
+        };
+        let key_len = if masked { 4 } else { 0 };
+        let head = 2 + ext + key_len;
+        let Some(total) = usize::try_from(len).ok().and_then(|l| l.checked_add(head)) else {
+            return (pos, false);
+        };
+        if rest.len() < total {
+            return (pos, false);
+        }
+        let opcode = rest[0] & 0x0f;
+        // A ping is answered by a pong with the same payload.
+        output.push(if opcode == 0x9 { (rest[0] & 0xf0) | 0xa } else { rest[0] });
+        output.push(rest[1] & 0x7f);
+        output.extend_from_slice(&rest[2..2 + ext]);
+        let start = output.len();
+        output.extend_from_slice(&rest[head..total]);
+        if masked {
+            let k = &rest[2 + ext..head];
+            unmask(&mut output[start..], [k[0], k[1], k[2], k[3]]);
+        }
+        pos += total;
+        if opcode == 0x8 {
+            return (pos, true);
+        }
+    }
+}
+
+/// XORs `data` with the repeated `key`, eight bytes at a time.
+fn unmask(data: &mut [u8], key: [u8; 4]) {
+    let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let mut chunks = data.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let v = u64::from_ne_bytes(chunk.try_into().expect("8 bytes")) ^ wide;
+        chunk.copy_from_slice(&v.to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= key[i & 3];
+    }
+}
+
 /// Reads an HTTP request head (up to the blank line) into a heap buffer (a minimal handshake
 /// for libraries that have none without hyper; the load generator sends nothing after it).
 pub async fn read_request_head<S: AsyncRead + Unpin>(
@@ -359,8 +565,7 @@ impl ServerProc {
     /// `echo_server 127.0.0.1:0`, the binary next to this one under `examples/`; its port is
     /// read from the address it prints at start, its other logs are discarded.
     fn start_main_job() -> ServerProc {
-        let exe = std::env::current_exe().expect("current exe");
-        let bin = exe.parent().expect("target dir").join("examples").join("echo_server");
+        let bin = main_job_binary();
         assert!(
             bin.exists(),
             "{} is missing: build it with `cargo build --release --example echo_server`",
@@ -719,27 +924,34 @@ where
 }
 
 /// The session's cost over the bare codec: echo through `Framed<TcpStream, WsCodec>` with whole
-/// messages (`wsproto-whole`) against the same echo through a `Session`, alternating.
+/// messages (`wsproto-whole`) against the same echo through a `Session`, alternating, with the
+/// hand-rolled limit beside.
 pub fn run_session(settings: Settings) -> String {
     pin_to(1);
     raise_nofile();
-    let servers =
-        [ServerProc::start(Lib::OursWhole, false), ServerProc::start_server(Server::Session, false)];
+    let servers = [
+        ServerProc::start(Lib::OursWhole, false),
+        ServerProc::start_server(Server::Session, false),
+        ServerProc::start_server(Server::Handrolled, false),
+    ];
     let rt = current_thread_runtime();
     let rounds = if settings.quick { 1 } else { 5 };
     let mut table = Table::new([
         "echo: size, window, conns",
         "wsproto-whole msg/s",
         "wsproto-session msg/s",
+        "handrolled msg/s",
         "session / bare",
+        "wsproto-whole / limit",
+        "wsproto-session / limit",
     ]);
     for size in [16usize, 1 << 10] {
         for window in [1usize, 16] {
             for conns in [1usize, 16] {
-                let mut samples = [Vec::new(), Vec::new()];
+                let mut samples = [Vec::new(), Vec::new(), Vec::new()];
                 for round in 0..rounds {
-                    for k in 0..2 {
-                        let i = (k + round) % 2;
+                    for k in 0..servers.len() {
+                        let i = (k + round) % servers.len();
                         samples[i].push(echo_cell(
                             &rt,
                             servers[i].port,
@@ -750,12 +962,15 @@ pub fn run_session(settings: Settings) -> String {
                         ));
                     }
                 }
-                let (bare, session) = (median(&mut samples[0]), median(&mut samples[1]));
+                let [bare, session, limit] = samples.each_mut().map(|s| median(s));
                 let row = vec![
                     format!("{} w{window} c{conns}", fmt_size(size)),
                     fmt_rate(bare),
                     fmt_rate(session),
+                    fmt_rate(limit),
                     ratio(session, bare),
+                    ratio(bare, limit),
+                    ratio(session, limit),
                 ];
                 println!("  {}", row.join(" | "));
                 table.row(row);
@@ -764,31 +979,53 @@ pub fn run_session(settings: Settings) -> String {
     }
     drop(servers);
     let mut s = String::from(
-        "## Session cost (echo over loopback TCP, whole messages: bare `Framed` against `Session`; median of rounds)\n\n",
+        "## Session cost (echo over loopback TCP, whole messages: bare `Framed` against `Session`, and the hand-rolled limit; median of rounds)\n\n",
     );
     s.push_str(&table.render());
     s
 }
 
-pub fn run_echo(settings: Settings, libs: &[Lib]) -> String {
+/// The servers of `wanted` that can run (the main job is left out, with a note, when its
+/// binary is not built).
+fn runnable(wanted: &[Server]) -> Vec<Server> {
+    wanted
+        .iter()
+        .copied()
+        .filter(|s| {
+            let ok = s.available();
+            if !ok {
+                eprintln!(
+                    "{} left out: build it with `cargo build --release --example echo_server`",
+                    main_job_binary().display()
+                );
+            }
+            ok
+        })
+        .collect()
+}
+
+pub fn run_echo(settings: Settings, servers: &[Server]) -> String {
     pin_to(1);
     raise_nofile();
-    let servers: Vec<ServerProc> = libs.iter().map(|&l| ServerProc::start(l, false)).collect();
+    let servers = runnable(servers);
+    let procs: Vec<ServerProc> = servers.iter().map(|&s| ServerProc::start_server(s, false)).collect();
     let rt = current_thread_runtime();
     let sizes = [16usize, 1 << 10, 16 << 10, 1 << 20];
-    let table = echo_table(settings, libs, &sizes, &[1, 16, 256], "echo", |i, conns, window, size| {
-        echo_cell(&rt, servers[i].port, conns, window, size, settings.echo_measure)
+    let table = echo_table(settings, &servers, &sizes, &[1, 16, 256], "echo", |i, conns, window, size| {
+        echo_cell(&rt, procs[i].port, conns, window, size, settings.echo_measure)
     });
-    drop(servers);
-    format!("## Echo over loopback TCP (messages per second; median of rounds)\n\n{table}")
+    drop(procs);
+    format!(
+        "## Echo over loopback TCP (messages per second; median of rounds)\n\n`handrolled` is the limit (no WebSocket library, no limits: unmask every complete frame of a read into one buffer, one write); `echo_server` is the main job as shipped (its own binary: `Session` with write coalescing, multi-thread runtime, not pinned). Ratios: to the best peer of the cell (named), and to the limit. The limit is a ceiling with several small messages in flight (it answers a whole read with one write); with one 16 KiB message in flight and at 1 MiB, where copying and the socket dominate, it waits for each frame's last byte and copies the frame once more, and libraries match or pass it.\n\n{table}"
+    )
 }
 
 /// The table of an echo section: for each size, window and connection count, the median over
-/// rounds of `cell(library index, conns, window, size)` for every library (alternating, the
-/// order rotating each round), and our ratios to the best peer.
+/// rounds of `cell(server index, conns, window, size)` for every server (alternating, the
+/// order rotating each round), and the ratios of ours to the best peer and to the limit.
 fn echo_table(
     settings: Settings,
-    libs: &[Lib],
+    servers: &[Server],
     sizes: &[usize],
     conn_counts: &[usize],
     what: &str,
@@ -796,30 +1033,45 @@ fn echo_table(
 ) -> String {
     let rounds = if settings.quick { 1 } else { 3 };
     let mut header = vec![format!("{what}: size, window, conns")];
-    header.extend(libs.iter().map(|l| format!("{} msg/s", l.name())));
-    let ours: Vec<usize> = (0..libs.len()).filter(|&i| !libs[i].is_peer()).collect();
-    for &i in &ours {
-        header.push(format!("{} / best peer", libs[i].name()));
+    header.extend(servers.iter().map(|l| format!("{} msg/s", l.name())));
+    let ours: Vec<usize> = (0..servers.len()).filter(|&i| servers[i].is_ours()).collect();
+    let has_peer = servers.iter().any(|l| l.is_peer());
+    let limit = servers.iter().position(|&s| s == Server::Handrolled);
+    if has_peer {
+        header.extend(ours.iter().map(|&i| format!("{} / best peer", servers[i].name())));
+    }
+    if limit.is_some() {
+        header.extend(ours.iter().map(|&i| format!("{} / limit", servers[i].name())));
+        header.extend(has_peer.then(|| "best peer / limit".to_string()));
     }
     let mut table = Table::new(header);
-    let has_peer = libs.iter().any(|l| l.is_peer());
     for &size in sizes {
         for window in [1usize, 16] {
             for &conns in conn_counts {
-                let mut samples: Vec<Vec<f64>> = vec![Vec::new(); libs.len()];
+                let mut samples: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
                 for round in 0..rounds {
-                    for k in 0..libs.len() {
-                        let i = (k + round) % libs.len();
+                    for k in 0..servers.len() {
+                        let i = (k + round) % servers.len();
                         samples[i].push(cell(i, conns, window, size));
                     }
                 }
                 let rates: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
                 let mut row = vec![format!("{} w{window} c{conns}", fmt_size(size))];
                 row.extend(rates.iter().map(|r| fmt_rate(*r)));
-                if has_peer {
-                    let best = crate::inmem::best_peer(libs, &rates);
+                let best = (0..servers.len())
+                    .filter(|&i| servers[i].is_peer())
+                    .max_by(|&a, &b| rates[a].partial_cmp(&rates[b]).expect("no NaN"));
+                if let Some(best) = best {
                     for &i in &ours {
-                        row.push(format!("{} ({})", ratio(rates[i], rates[best]), libs[best].name()));
+                        row.push(format!("{} ({})", ratio(rates[i], rates[best]), servers[best].name()));
+                    }
+                }
+                if let Some(limit) = limit {
+                    for &i in &ours {
+                        row.push(ratio(rates[i], rates[limit]));
+                    }
+                    if let Some(best) = best {
+                        row.push(ratio(rates[best], rates[limit]));
                     }
                 }
                 println!("  {}", row.join(" | "));
@@ -832,16 +1084,17 @@ fn echo_table(
 
 /// Echo over TLS (tokio-rustls on both sides of loopback, TLS 1.3, the ring provider): the
 /// same servers and load as [`run_echo`], each connection wrapped in TLS.
-pub fn run_tls_echo(settings: Settings, libs: &[Lib]) -> String {
+pub fn run_tls_echo(settings: Settings, servers: &[Server]) -> String {
     pin_to(1);
     raise_nofile();
+    let servers: Vec<Server> = servers.iter().copied().filter(|s| s.supports_tls()).collect();
     // First: the certificate is made here, before the servers read it.
     let connector = crate::tls::connector();
-    let servers: Vec<ServerProc> =
-        libs.iter().map(|&l| ServerProc::start_with(Server::Lib(l), false, true, None)).collect();
+    let procs: Vec<ServerProc> =
+        servers.iter().map(|&s| ServerProc::start_with(s, false, true, None)).collect();
     let rt = current_thread_runtime();
     let sizes = [16usize, 1 << 10, 16 << 10];
-    let table = echo_table(settings, libs, &sizes, &[1, 16], "TLS echo", |i, conns, window, size| {
+    let table = echo_table(settings, &servers, &sizes, &[1, 16], "TLS echo", |i, conns, window, size| {
         let mut frame = Vec::new();
         push_frame(&mut frame, OP_BINARY, true, false, &binary_payload(size), true);
         let connect = |port: u16| {
@@ -853,10 +1106,10 @@ pub fn run_tls_echo(settings: Settings, libs: &[Lib]) -> String {
                 upgrade_on(tls, port, None).await
             }
         };
-        frame_cell_on(&rt, servers[i].port, conns, window, frame, settings.echo_measure, None, connect).rate
+        frame_cell_on(&rt, procs[i].port, conns, window, frame, settings.echo_measure, None, connect).rate
     });
-    drop(servers);
+    drop(procs);
     format!(
-        "## Echo over TLS (tokio-rustls 0.26 with ring on both sides of loopback; messages per second; median of rounds)\n\n{table}"
+        "## Echo over TLS (tokio-rustls 0.26 with ring on both sides of loopback; messages per second; median of rounds)\n\n`handrolled` (the limit) runs the same unmasking loop on the TLS stream; `echo_server` (no TLS) and wtx (TLS only through its own `tokio-rustls` feature) are not in this table.\n\n{table}"
     )
 }

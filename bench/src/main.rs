@@ -1,15 +1,20 @@
 //! `wsbench`: wsproto side by side with tokio-tungstenite, tokio-websockets and
-//! fastwebsockets (decode, encode, loopback echo, permessage-deflate, broadcast fan-out, memory).
+//! fastwebsockets (decode, encode, loopback echo, permessage-deflate, broadcast fan-out, memory),
+//! plus yawc, wtx and sockudo-ws over sockets (echo, memory), against a hand-rolled echo with
+//! no library (the limit).
 //!
 //! ```text
 //! cargo build --release -p wsproto-bench
-//! target/release/wsbench [--quick] [--libs a,b,..] [decode] [encode] [echo] [session] [tls-echo] [deflate] [deflate-echo] [fanout] [memory]
+//! cargo build --release --example echo_server   # the main job, a column of the echo section
+//! target/release/wsbench [--quick] [--libs a,b,..] [decode] [encode] [echo] [session] [tls-echo] [deflate] [deflate-echo] [fanout] [memory] [report]
 //! ```
 //!
 //! With no section named, all run. Each section's table is saved under `target/wsbench/`, and
-//! `bench/RESULTS.md` is rebuilt from the machine description, every saved section, and the
-//! hand-written before/after comparisons of `bench/HISTORY.md`.
+//! `bench/RESULTS.md` is rebuilt from the machine description, every saved section (each table
+//! followed by its chart, drawn into `bench/charts/`), and the hand-written before/after
+//! comparisons of `bench/HISTORY.md`.
 
+mod charts;
 mod common;
 mod deflate;
 mod deflate_echo;
@@ -32,8 +37,9 @@ const SECTIONS: [&str; 9] =
 
 fn usage() -> ! {
     eprintln!(
-        "usage: wsbench [--quick] [--libs LIB,..] [{}]..\n       wsbench server LIB|yawc [--deflate] [--tls]\n       wsbench load PORT SIZE WINDOW CONNS SECONDS [--deflate]\n       wsbench loop decode|encode|encode-client|deflate-enc|deflate-dec LIB CASE SECONDS\nlibraries: {}",
+        "usage: wsbench [--quick] [--libs SERVER,..] [{}|report]..\n       wsbench server SERVER [--deflate] [--tls]\n       wsbench load PORT SIZE WINDOW CONNS SECONDS [--deflate]\n       wsbench loop decode|encode|encode-client|deflate-enc|deflate-dec LIB CASE SECONDS\nservers (--libs filters the echo and TLS echo sections): {}\nlibraries (loop): {}",
         SECTIONS.join("|"),
+        echo::Server::ALL.map(echo::Server::name).join(", "),
         Lib::ALL.map(Lib::name).join(", ")
     );
     std::process::exit(2)
@@ -82,7 +88,8 @@ fn main() {
         return;
     }
     let mut quick = false;
-    let mut libs: Vec<Lib> = Lib::ALL.to_vec();
+    // `--libs`: which servers the echo sections run (all by default).
+    let mut servers: Vec<echo::Server> = echo::ECHO_SERVERS.to_vec();
     let mut sections: Vec<&str> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -97,7 +104,9 @@ fn main() {
             }
             "--libs" => {
                 let list = it.next().unwrap_or_else(|| usage());
-                libs = list.split(',').map(|s| Lib::parse(s).unwrap_or_else(|| usage())).collect();
+                let wanted: Vec<echo::Server> =
+                    list.split(',').map(|s| echo::Server::parse(s).unwrap_or_else(|| usage())).collect();
+                servers = echo::ECHO_SERVERS.into_iter().filter(|s| wanted.contains(s)).collect();
             }
             s => match SECTIONS.iter().find(|&&x| x == s) {
                 Some(x) => sections.push(x),
@@ -121,9 +130,9 @@ fn main() {
         let mut text = match section {
             "decode" => inmem::run_decode(settings),
             "encode" => inmem::run_encode(settings),
-            "echo" => echo::run_echo(settings, &libs),
+            "echo" => echo::run_echo(settings, &servers),
             "session" => echo::run_session(settings),
-            "tls-echo" => echo::run_tls_echo(settings, &libs),
+            "tls-echo" => echo::run_tls_echo(settings, &servers),
             "deflate" => deflate::run_deflate(settings),
             "deflate-echo" => deflate_echo::run_deflate_echo(settings),
             "fanout" => fanout::run_fanout(settings),
@@ -156,10 +165,14 @@ fn main() {
     let mut report = String::from("# wsproto benchmark results\n\n");
     report.push_str(&machine);
     report.push_str(METHOD);
+    // Charts beside the tables, drawn again from the saved sections.
+    let charts_dir = workspace().join("bench/charts");
+    std::fs::create_dir_all(&charts_dir).expect("create bench/charts");
+    charts::clear(&charts_dir);
     for section in SECTIONS {
         if let Ok(text) = std::fs::read_to_string(out_dir.join(format!("{section}.md"))) {
             report.push('\n');
-            report.push_str(&text);
+            report.push_str(&charts::with_charts(section, &text, &charts_dir));
         }
     }
     // Hand-written before/after comparisons (not regenerated) go last.
@@ -194,12 +207,14 @@ fn machine() -> String {
             .unwrap_or_else(|| "?".into())
     };
     format!(
-        "Machine: {nproc} cores (`nproc`), {model}, Linux {}. Peers: tokio-tungstenite {}, tokio-websockets {}, fastwebsockets {}, yawc {}; tokio {}, flate2 {} (zlib-rs {}).\n",
+        "Machine: {nproc} cores (`nproc`), {model}, Linux {}. Peers: tokio-tungstenite {}, tokio-websockets {}, fastwebsockets {}, yawc {}, wtx {}, sockudo-ws {}; tokio {}, flate2 {} (zlib-rs {}).\n",
         kernel.trim(),
         version("tokio-tungstenite"),
         version("tokio-websockets"),
         version("fastwebsockets"),
         version("yawc"),
+        version("wtx"),
+        version("sockudo-ws"),
         version("tokio"),
         version("flate2"),
         version("zlib-rs"),
@@ -209,14 +224,22 @@ fn machine() -> String {
 const METHOD: &str = r#"
 ## Method
 
-`cargo build --release -p wsproto-bench && target/release/wsbench` (add `--quick` for a short
-run, name sections to run only those: `decode encode echo session tls-echo deflate deflate-echo fanout memory`; `report` only
-rebuilds this file from the saved sections in `target/wsbench/`). Every library runs
+`cargo build --release --example echo_server && cargo build --release -p wsproto-bench && target/release/wsbench`
+(add `--quick` for a short run, name sections to run only those: `decode encode echo session tls-echo deflate deflate-echo fanout memory`;
+`--libs a,b,..` keeps only those servers in the echo and TLS echo tables; `report` only
+rebuilds this file and its charts from the saved sections in `target/wsbench/`). Every library runs
 on a current-thread tokio runtime with its default limits (frame 16 MiB / message 64 MiB where
 configurable) through its normal API: wsproto `Framed<T, WsCodec>` with `StreamExt::next` /
 `SinkExt::send`; tokio-tungstenite `WebSocketStream` (`next`/`send`); tokio-websockets
-`WebSocketStream` (`next`/`send`); fastwebsockets `FragmentCollector` (`read_frame`/`write_frame`).
+`WebSocketStream` (`next`/`send`); fastwebsockets `FragmentCollector` (`read_frame`/`write_frame`);
+over sockets only (echo, TLS echo, memory): yawc `WebSocket` (`next`/`send`; its limits raised to
+frame 16 MiB / message 64 MiB, its own default of 1 MiB refusing the 1 MiB cells), wtx 0.46
+`WebSocketAcceptor` (`read_frame`/`write_frame` of its split parts; not over TLS), sockudo-ws
+`WebSocketServer::<Http1>::accept_raw` (`next`/`send`, default `Config`).
 Libraries alternate within each round (rotating the order); each cell is the median of the rounds.
+Each table with messages per second, MB/s or bytes per connection is followed by a chart of it
+(`bench/charts/<section>.svg`, then `<section>-2.svg`, …; log scales), drawn by `wsbench report`
+from the saved tables.
 
 - **wsproto** is the default configuration (data delivered in chunks as it arrives: one event per
   frame here since frames arrive whole, one per fragment for fragmented messages);
@@ -249,8 +272,16 @@ Libraries alternate within each round (rotating the order); each cell is the med
   (`wsbench server yawc`, the only peer here with permessage-deflate), same echo method; the
   load generator offers `client_no_context_takeover` and `server_no_context_takeover` and
   sends one pre-built compressed (RSV1) masked text frame repeatedly; see the section.
-- **Ratios** are against the fastest peer of each cell. On this 2-core machine two identical
-  servers differ by up to ±15% run to run, and the maximum of three peers is biased upwards by
+- **The limit** (`handrolled`): no WebSocket library and no limits, same runtime: the fixed
+  upgrade answer, then per read every complete frame unmasked into one output buffer (header
+  rewritten unmasked), written at once (coalesced writes), a partial frame kept for the next
+  read. No library can beat it by much on this echo; `/ limit` columns say how far each is.
+- **echo_server** is the main job as shipped (the crate's `echo_server` example: `Session`
+  with write coalescing, multi-thread runtime, not pinned, deflate offered and not negotiated).
+- **Ratios** are against the fastest peer of each cell (peers: tokio-tungstenite,
+  tokio-websockets, fastwebsockets, yawc, wtx, sockudo-ws; never `handrolled` or ours), and
+  against the limit. On this 2-core machine two identical
+  servers differ by up to ±15% run to run, and the maximum of six peers is biased upwards by
   that noise: echo ratios between about 0.9 and 1.1 are within noise.
 - **Fan-out**: one server task (its own thread, pinned to core 0) holds 1,000 connections and
   sends each new message to all of them in turn with the library's `send`; neutral readers on

@@ -29,15 +29,20 @@ const fn v(lib: Lib, label: &'static str, offer: Option<&'static str>) -> Varian
     Variant { server: Server::Lib(lib), label, offer, spec: None, warm: false }
 }
 
+/// A server without extensions, labelled by its name.
+const fn plain(server: Server, label: &'static str) -> Variant {
+    Variant { server, label, offer: None, spec: None, warm: false }
+}
+
 impl Variant {
     fn is_peer(&self) -> bool {
-        matches!(self.server, Server::Lib(lib) if lib.is_peer())
+        self.server.is_peer()
     }
 }
 
 const DEFLATE: Option<&str> = Some("permessage-deflate");
 
-pub const VARIANTS: [Variant; 13] = [
+pub const VARIANTS: [Variant; 17] = [
     Variant {
         server: Server::MainJob,
         ..v(
@@ -78,6 +83,13 @@ pub const VARIANTS: [Variant; 13] = [
     v(Lib::Tungstenite, "tokio-tungstenite", None),
     v(Lib::TokioWs, "tokio-websockets", None),
     v(Lib::Fws, "fastwebsockets", None),
+    plain(Server::Yawc, "yawc"),
+    plain(Server::Wtx, "wtx"),
+    plain(Server::Sockudo, "sockudo-ws"),
+    plain(
+        Server::Handrolled,
+        "handrolled (the echo limit: no library; keeps a read buffer of at least 4 KiB)",
+    ),
 ];
 
 /// The warm-up of [`Variant::warm`]: 4 client frames of 16 KiB of chat JSON each, compressed
@@ -224,13 +236,18 @@ pub fn idle_mem(rt: &tokio::runtime::Runtime, v: Variant, n1: usize, n2: usize) 
     result
 }
 
-/// The servers of the active-memory table: the main job, the bare codec, the peers.
-const ACTIVE: [Server; 5] = [
+/// The servers of the active-memory table: the main job, the bare codec, the peers, the
+/// hand-rolled echo limit.
+const ACTIVE: [Server; 9] = [
     Server::MainJob,
     Server::Lib(Lib::OursWhole),
     Server::Lib(Lib::TokioWs),
     Server::Lib(Lib::Fws),
     Server::Lib(Lib::Tungstenite),
+    Server::Yawc,
+    Server::Wtx,
+    Server::Sockudo,
+    Server::Handrolled,
 ];
 
 /// RSS per connection while 4,096 connections echo 5-byte text messages (1 and 16 in flight,
@@ -280,7 +297,7 @@ fn active_table(
         table.row(row);
     }
     format!(
-        "\n### Memory under load ({conns} connections echoing 5 B text messages)\n\nEach server in a fresh process: its VmRSS before any connection, then its peak VmRSS (sampled every 50 ms) while {conns} connections keep 1 or 16 messages in flight for {:.0} s; the difference divided by the connections. `echo_server` is the main job's own binary (session, multi-thread runtime, permessage-deflate offered but not negotiated).\n\n{}",
+        "\n### Memory under load ({conns} connections echoing 5 B text messages)\n\nEach server in a fresh process: its VmRSS before any connection, then its peak VmRSS (sampled every 50 ms) while {conns} connections keep 1 or 16 messages in flight for {:.0} s; the difference divided by the connections. `echo_server` is the main job's own binary (session, multi-thread runtime, permessage-deflate offered but not negotiated); `handrolled` is the echo limit, not a memory floor (no library, but a read buffer of at least 4 KiB and an output buffer kept at their largest).\n\n{}",
         measure.as_secs_f64(),
         table.render()
     )
