@@ -125,6 +125,18 @@ pub async fn decode_run(lib: Lib, input: Bytes, repeats: usize, expect: usize) -
     seen
 }
 
+/// Sends `n` binary messages of `payload` through a `Session` (the transport every upgrade
+/// helper returns, and the main job's); returns the bytes written.
+pub async fn encode_session_run(client: bool, payload: Bytes, n: usize) -> u64 {
+    let role = if client { ConnectionType::Client } else { ConnectionType::Server };
+    let framed = Framed::new(MemStream::sink(), WsCodec::new(Connection::new(role, Config::default())));
+    let mut ws = wsproto::session::Session::new(framed, wsproto::SessionConfig::default());
+    for _ in 0..n {
+        ws.send(Event::BytesMessage(BytesMessage::new(payload.clone()))).await.expect("send");
+    }
+    ws.get_ref().written
+}
+
 /// Sends `n` binary messages of `payload`; returns the bytes written.
 pub async fn encode_run(lib: Lib, client: bool, payload: Bytes, n: usize) -> u64 {
     let stream = MemStream::sink();
@@ -230,7 +242,9 @@ pub fn run_encode(settings: Settings) -> String {
         "tokio-tungstenite",
         "tokio-websockets",
         "fastwebsockets",
+        "wsproto-session",
         "wsproto / best peer",
+        "wsproto-session / best peer",
     ]);
     let target = if settings.quick { 16 << 20 } else { 64 << 20 };
     let cap = if settings.quick { 200_000 } else { 1_000_000 };
@@ -238,29 +252,39 @@ pub fn run_encode(settings: Settings) -> String {
         for size in [16usize, 1 << 10, 64 << 10, 1 << 20] {
             let payload = Bytes::from(binary_payload(size));
             let n = (target / size).clamp(16, cap);
-            for lib in libs {
-                rt.block_on(encode_run(lib, client, payload.clone(), n));
+            // The libraries, then the session (index `libs.len()`).
+            let run = |i: usize| {
+                if i < libs.len() {
+                    rt.block_on(encode_run(libs[i], client, payload.clone(), n))
+                } else {
+                    rt.block_on(encode_session_run(client, payload.clone(), n))
+                }
+            };
+            let columns = libs.len() + 1;
+            for i in 0..columns {
+                run(i);
             }
-            let mut samples: Vec<Vec<f64>> = vec![Vec::new(); libs.len()];
+            let mut samples: Vec<Vec<f64>> = vec![Vec::new(); columns];
             for round in 0..settings.rounds {
-                for k in 0..libs.len() {
-                    let i = (k + round) % libs.len();
-                    let (secs, w) = time(|| rt.block_on(encode_run(libs[i], client, payload.clone(), n)));
+                for k in 0..columns {
+                    let i = (k + round) % columns;
+                    let (secs, w) = time(|| run(i));
                     black_box(w);
                     samples[i].push(secs);
                 }
             }
             let rates: Vec<f64> = samples.iter_mut().map(|s| n as f64 / median(s)).collect();
-            let best = best_peer(&libs, &rates);
+            let best = best_peer(&libs, &rates[..libs.len()]);
             let role = if client { "client (masked)" } else { "server" };
             let mut row = vec![format!("{role} binary {}", fmt_size(size))];
             row.extend(rates.iter().map(|r| cell_text(*r, r * size as f64)));
             row.push(format!("{} ({})", ratio(rates[0], rates[best]), libs[best].name()));
+            row.push(ratio(rates[libs.len()], rates[best]));
             println!("  {}", row.join(" | "));
             table.row(row);
         }
     }
-    let mut s = String::from("## Encode (`send` per message into a writer that copies each write into a 64 KiB scratch buffer and discards it)\n\n");
+    let mut s = String::from("## Encode (`send` per message into a writer that copies each write into a 64 KiB scratch buffer and discards it; `wsproto` is the bare `Framed`, `wsproto-session` the `Session` every upgrade helper returns)\n\n");
     s.push_str(&table.render());
     s
 }
@@ -293,12 +317,17 @@ pub fn loop_cell(what: &str, lib: Lib, case: &str, secs: f64) {
                 black_box(rt.block_on(decode_run(lib, c.input.clone(), c.repeats, c.messages)));
             }
         }
-        "encode" | "encode-client" => {
+        "encode" | "encode-client" | "encode-session" => {
             let size: usize = case.parse().expect("size in bytes");
             let payload = Bytes::from(binary_payload(size));
             let n = ((64 << 20) / size).clamp(16, 1_000_000);
             while until(&mut runs) {
-                black_box(rt.block_on(encode_run(lib, what == "encode-client", payload.clone(), n)));
+                let written = if what == "encode-session" {
+                    rt.block_on(encode_session_run(false, payload.clone(), n))
+                } else {
+                    rt.block_on(encode_run(lib, what == "encode-client", payload.clone(), n))
+                };
+                black_box(written);
             }
         }
         "deflate-enc" | "deflate-dec" => {

@@ -130,7 +130,7 @@ impl BufferPolicy {
     /// Drops a flushed write buffer that is larger than an idle connection needs.
     #[inline]
     pub(super) fn before_encode(&mut self, dst: &mut BytesMut) {
-        if dst.is_empty() && (self.large_write || dst.capacity() > IDLE_WRITE_CAPACITY) {
+        if self.releases(dst) {
             // Everything was flushed: drop the buffer (the initial 8 KiB, or the memory of a
             // past large message). Keeping it for a following large frame is slower when many
             // connections echo large messages: one freed buffer the allocator hands to the
@@ -138,6 +138,13 @@ impl BufferPolicy {
             *dst = BytesMut::new();
             self.large_write = false;
         }
+    }
+
+    /// Whether `dst`, flushed, is larger than an idle connection needs (dropped by
+    /// [`before_encode`](Self::before_encode)).
+    #[inline]
+    pub(super) fn releases(&self, dst: &BytesMut) -> bool {
+        dst.is_empty() && (self.large_write || dst.capacity() > IDLE_WRITE_CAPACITY)
     }
 
     /// Notes how much the write buffer holds after an encode.

@@ -125,6 +125,13 @@ impl WsCodec {
         self.conn
     }
 
+    /// Whether `dst`, a write buffer, is flushed and larger than an idle connection needs:
+    /// then [`release_flushed`](Self::release_flushed) drops it.
+    #[inline]
+    pub(crate) fn releases(&self, dst: &BytesMut) -> bool {
+        self.buffers.releases(dst)
+    }
+
     /// Drops `dst`, a write buffer just flushed, if it grew for a large frame (as the next
     /// encode would), so that an idle connection does not keep it.
     pub(crate) fn release_flushed(&mut self, dst: &mut BytesMut) {

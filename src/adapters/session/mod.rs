@@ -99,9 +99,9 @@ pub struct Session<T> {
     deferred: bool,
     /// Split into halves: never coalesce (the reader may be parked on something else).
     pub(super) split: bool,
-    /// Large payloads sent without a copy, with what was encoded before them: written before
-    /// the `Framed` write buffer (see the `queue` module). Boxed, and dropped once written, so
-    /// that a connection that never sends one carries a pointer.
+    /// Large payloads sent without a copy, each written after its place in the `Framed`
+    /// write buffer (see the `queue` module). Boxed, and made on the first one: a connection
+    /// that never sends one carries a pointer.
     queue: Option<Box<WriteQueue>>,
     /// The connection's span and closing log line (feature `tracing`; zero-sized without).
     log: ConnectionLog,
@@ -167,8 +167,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// and timers are dropped: from then on nothing is answered by itself). Bytes sent and not
     /// yet written are in its write buffer.
     pub fn into_inner(mut self) -> Framed<T, WsCodec> {
-        if let Some(queue) = self.queue.take() {
-            let all = queue.into_buffer(self.framed.write_buffer());
+        if let Some(queue) = self.queue.as_mut().filter(|queue| !queue.is_empty()) {
+            let all = queue.take_into_buffer(self.framed.write_buffer());
             *self.framed.write_buffer_mut() = all;
         }
         self.framed
@@ -273,34 +273,43 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         if len < LARGE_PAYLOAD || !self.framed.get_ref().is_write_vectored() {
             return Ok(Pin::new(&mut self.framed).start_send(event)?);
         }
-        let mut buf = std::mem::take(self.framed.write_buffer_mut());
-        let result = self.framed.codec_mut().encode_split(event, &mut buf, LARGE_PAYLOAD);
-        if let Ok(Some(payload)) = &result {
-            let queue = self.queue.get_or_insert_with(Default::default);
-            // The header and everything encoded before it, then the payload.
-            queue.push(buf.split().freeze());
-            queue.push(payload.clone());
+        let mut buffer = std::mem::take(self.framed.write_buffer_mut());
+        let result = self.framed.codec_mut().encode_split(event, &mut buffer, LARGE_PAYLOAD);
+        if let Ok(Some(payload)) = result {
+            // Written after the header, and everything encoded before it.
+            self.queue.get_or_insert_with(Default::default).push(buffer.len(), payload);
+            *self.framed.write_buffer_mut() = buffer;
+            return Ok(());
         }
-        *self.framed.write_buffer_mut() = buf;
+        *self.framed.write_buffer_mut() = buffer;
         result?;
         Ok(())
     }
 
-    /// Writes the queue of large payloads, then what the write buffer held behind it; ready
-    /// once the queue is empty (the write buffer may still hold what was encoded meanwhile).
+    /// Whether large payloads wait to be written (then the session, not `Framed`, writes the
+    /// write buffer: they go between its bytes).
+    fn queued(&self) -> bool {
+        self.queue.as_ref().is_some_and(|queue| !queue.is_empty())
+    }
+
+    /// Writes the queued payloads with the write buffer around them; ready once they are out
+    /// (the write buffer may still hold what the last write did not take).
     fn poll_write_queue(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), codec::Error>> {
-        let Some(queue) = self.queue.as_mut() else { return Poll::Ready(Ok(())) };
-        // What the write buffer holds was encoded after the queue: it goes out after it.
-        queue.push(self.framed.write_buffer_mut().split().freeze());
-        ready!(queue.poll_write(self.framed.get_mut(), cx))?;
-        self.queue = None;
+        let Some(queue) = self.queue.as_mut().filter(|queue| !queue.is_empty()) else {
+            return Poll::Ready(Ok(()));
+        };
+        // Out of `Framed` while the transport is borrowed; put back whatever happens.
+        let mut buffer = std::mem::take(self.framed.write_buffer_mut());
+        let result = queue.poll_write(self.framed.get_mut(), &mut buffer, cx);
+        *self.framed.write_buffer_mut() = buffer;
+        ready!(result)?;
         Poll::Ready(Ok(()))
     }
 
     /// `Framed::poll_ready` with the queue in front: ready while what waits to be written is
     /// under the write buffer's bound.
     fn poll_ready_io(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), codec::Error>> {
-        if self.queue.is_some() && self.write_buffered() >= self.life.config().write_buffer {
+        if self.queued() && self.write_buffered() >= self.life.config().write_buffer {
             ready!(self.poll_write_queue(cx))?;
         }
         Pin::new(&mut self.framed).poll_ready(cx)
@@ -392,7 +401,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// Drops a flushed write buffer that grew for a large frame now, not at the next send:
     /// an idle connection would keep it (the largest frame it sent) until then.
     fn release_flushed_write_buffer(&mut self) {
-        if self.framed.write_buffer().is_empty() {
+        if self.framed.codec().releases(self.framed.write_buffer()) {
             let mut buffer = std::mem::take(self.framed.write_buffer_mut());
             self.framed.codec_mut().release_flushed(&mut buffer);
             *self.framed.write_buffer_mut() = buffer;
@@ -409,7 +418,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         match poll {
             Poll::Ready(result) => {
                 self.life.handle_write_progress();
-                self.release_flushed_write_buffer();
                 Poll::Ready(result.map_err(Error::from))
             }
             Poll::Pending => {
@@ -626,7 +634,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
         if poll.is_ready() {
             this.deferred = false;
         }
-        this.write_poll(cx, poll)
+        let flushed = this.write_poll(cx, poll);
+        if matches!(flushed, Poll::Ready(Ok(()))) {
+            this.release_flushed_write_buffer();
+        }
+        flushed
     }
 
     /// Closes cleanly with 1000 (see [`Session::close_with`]).

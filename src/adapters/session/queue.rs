@@ -2,11 +2,11 @@
 //!
 //! `Framed` encodes every frame into its write buffer, so a 1 MiB message is copied once more
 //! on its way to the socket. A session sends a payload of [`LARGE_PAYLOAD`] bytes or more
-//! differently: the frame header stays in the write buffer, the write buffer's contents so
-//! far and the payload (`Bytes`, shared with the caller) move to a [`WriteQueue`], and the
-//! queue goes out with vectored writes (`writev`), header and payload together. Whatever is
-//! encoded afterwards waits in the write buffer behind the queue, so the bytes leave in the
-//! order they were sent.
+//! differently: the frame header goes into the write buffer as usual, the payload (`Bytes`,
+//! shared with the caller) into a [`WriteQueue`] that remembers where in the write buffer it
+//! belongs, and both go out with vectored writes (`writev`): the write buffer up to the
+//! header's end, the payload, the rest of the write buffer. Whatever is encoded afterwards
+//! follows in the write buffer, so the bytes leave in the order they were sent.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -18,80 +18,117 @@ use tokio::io::AsyncWrite;
 
 /// Payloads from this size on are written from the caller's buffer instead of being copied.
 ///
-/// Below it, copying into the write buffer costs less than the queue; 16 KiB frames echoed
-/// with 16 in flight still go out in one `writev` (the queue holds up to [`MAX_SLICES`]).
+/// Below it, copying into the write buffer costs less than a separate slice; 16 KiB frames
+/// echoed with 16 in flight still go out in one `writev`.
 pub(super) const LARGE_PAYLOAD: usize = 16 << 10;
 
-/// Most slices given to one vectored write (Linux's `IOV_MAX` is 1024; a few dozen are plenty).
-const MAX_SLICES: usize = 64;
+/// Most slices given to one vectored write: seven payloads and the write buffer around them.
+const MAX_SLICES: usize = 16;
 
-/// Bytes to write, in order, before what the `Framed` write buffer holds.
+/// Payloads to write between the bytes of the `Framed` write buffer.
 #[derive(Debug, Default)]
 pub(super) struct WriteQueue {
-    chunks: VecDeque<Bytes>,
+    /// Each payload, after the given number of write-buffer bytes (those after the previous
+    /// payload).
+    parts: VecDeque<(usize, Bytes)>,
+    /// Write-buffer bytes that come before the last payload.
+    buffered_before: usize,
+    /// Payload bytes not yet written.
     len: usize,
 }
 
 impl WriteQueue {
-    /// Appends `bytes` (nothing if empty).
-    pub(super) fn push(&mut self, bytes: Bytes) {
-        if !bytes.is_empty() {
-            self.len += bytes.len();
-            self.chunks.push_back(bytes);
-        }
+    /// Queues `payload` to go out after the `buffered` bytes now in the write buffer.
+    pub(super) fn push(&mut self, buffered: usize, payload: Bytes) {
+        let before = buffered - self.buffered_before;
+        self.buffered_before = buffered;
+        self.len += payload.len();
+        self.parts.push_back((before, payload));
     }
 
-    /// Bytes not yet written.
+    /// Payload bytes not yet written.
     pub(super) fn len(&self) -> usize {
         self.len
     }
 
-    /// Writes everything with vectored writes; ready once the queue is empty.
+    /// Whether nothing is queued: the write buffer is written as `Framed` does it.
+    pub(super) fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// Writes the payloads and `buffer` (the write buffer, consumed as it is written) with
+    /// vectored writes; ready once every payload is out (the write buffer too, unless the
+    /// last write stopped in it).
     pub(super) fn poll_write<T: AsyncWrite + Unpin>(
         &mut self,
         io: &mut T,
+        buffer: &mut BytesMut,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
-        while self.len > 0 {
+        while !self.parts.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let count = self
-                .chunks
-                .iter()
-                .zip(&mut slices)
-                .map(|(chunk, slice)| *slice = IoSlice::new(chunk))
-                .count();
+            let mut count = 0;
+            let mut at = 0;
+            for (before, payload) in &self.parts {
+                if count + 3 > MAX_SLICES {
+                    break;
+                }
+                slices[count] = IoSlice::new(&buffer[at..at + before]);
+                slices[count + 1] = IoSlice::new(payload);
+                count += 2;
+                at += before;
+            }
+            if count / 2 == self.parts.len() {
+                // Everything: the rest of the write buffer follows the last payload.
+                slices[count] = IoSlice::new(&buffer[at..]);
+                count += 1;
+            }
             let written = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count]))?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.advance(written);
+            self.advance(buffer, written);
         }
+        self.buffered_before = 0;
         Poll::Ready(Ok(()))
     }
 
-    /// Drops the first `n` bytes.
-    fn advance(&mut self, mut n: usize) {
-        self.len -= n;
+    /// Drops the first `n` bytes written, from `buffer` and the payloads in turn.
+    fn advance(&mut self, buffer: &mut BytesMut, mut n: usize) {
         while n > 0 {
-            let Some(front) = self.chunks.front_mut() else { break };
-            if front.len() > n {
-                front.advance(n);
+            let Some((before, payload)) = self.parts.front_mut() else {
+                buffer.advance(n);
                 return;
+            };
+            let k = n.min(*before);
+            buffer.advance(k);
+            *before -= k;
+            self.buffered_before -= k;
+            n -= k;
+            let k = n.min(payload.len());
+            payload.advance(k);
+            self.len -= k;
+            n -= k;
+            if payload.is_empty() {
+                self.parts.pop_front();
             }
-            n -= front.len();
-            self.chunks.pop_front();
         }
     }
 
-    /// Everything still queued, followed by `rest`, in one buffer (copied): for handing the
+    /// The payloads and `buffer` interleaved in one buffer (copied): for handing the
     /// transport back as a bare `Framed`, whose write buffer must hold all of it.
-    pub(super) fn into_buffer(self, rest: &[u8]) -> BytesMut {
-        let mut buf = BytesMut::with_capacity(self.len + rest.len());
-        for chunk in &self.chunks {
-            buf.extend_from_slice(chunk);
+    pub(super) fn take_into_buffer(&mut self, buffer: &[u8]) -> BytesMut {
+        let mut all = BytesMut::with_capacity(self.len + buffer.len());
+        let mut at = 0;
+        for (before, payload) in self.parts.drain(..) {
+            all.extend_from_slice(&buffer[at..at + before]);
+            all.extend_from_slice(&payload);
+            at += before;
         }
-        buf.extend_from_slice(rest);
-        buf
+        all.extend_from_slice(&buffer[at..]);
+        self.len = 0;
+        self.buffered_before = 0;
+        all
     }
 }
 
@@ -142,37 +179,56 @@ mod tests {
         }
     }
 
+    /// Twenty payloads (more than one vectored write takes) between pieces of the write
+    /// buffer, some empty, and what was encoded after the last one; the bytes in order.
+    fn queued() -> (WriteQueue, BytesMut, Vec<u8>) {
+        let mut queue = WriteQueue::default();
+        let mut buffer = BytesMut::new();
+        let mut expected = Vec::new();
+        for i in 0u8..20 {
+            let head = vec![0xf0 | (i % 16); (i as usize % 3) * 5];
+            buffer.extend_from_slice(&head);
+            expected.extend_from_slice(&head);
+            let payload = vec![i; 1 + i as usize * 7];
+            expected.extend_from_slice(&payload);
+            queue.push(buffer.len(), Bytes::from(payload));
+        }
+        buffer.extend_from_slice(b"after");
+        expected.extend_from_slice(b"after");
+        (queue, buffer, expected)
+    }
+
     #[test]
-    fn partial_vectored_writes_keep_the_order_of_the_chunks() {
-        let chunks: Vec<Bytes> = (0u8..100).map(|i| Bytes::from(vec![i; 1 + i as usize * 7])).collect();
-        let expected: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+    fn partial_vectored_writes_keep_the_payloads_between_their_buffer_bytes() {
         for (max, vectored) in
             [(1, true), (5, true), (333, true), (1 << 20, true), (7, false), (1 << 20, false)]
         {
-            let mut queue = WriteQueue::default();
-            for chunk in &chunks {
-                queue.push(chunk.clone());
-            }
-            queue.push(Bytes::new());
-            assert_eq!(queue.len(), expected.len());
+            let (mut queue, mut buffer, expected) = queued();
             let mut io = Trickle { out: Vec::new(), max, vectored };
             let waker = futures_util::task::noop_waker();
-            let poll = queue.poll_write(&mut io, &mut Context::from_waker(&waker));
+            let poll = queue.poll_write(&mut io, &mut buffer, &mut Context::from_waker(&waker));
             assert!(matches!(poll, Poll::Ready(Ok(()))));
+            assert!(queue.is_empty());
             assert_eq!(queue.len(), 0);
+            // What the last write left of the write buffer is written as `Framed` would.
+            io.out.extend_from_slice(&buffer);
             assert_eq!(io.out, expected, "max {max}, vectored {vectored}");
         }
     }
 
     #[test]
-    fn a_queue_handed_back_keeps_its_bytes_before_the_rest() {
-        let mut queue = WriteQueue::default();
-        queue.push(Bytes::from_static(b"\x82\x7e\x40\x00"));
-        queue.push(Bytes::from(vec![7; 16 << 10]));
-        queue.advance(3);
-        let buf = queue.into_buffer(b"\x8a\x00");
-        assert_eq!(buf.len(), 1 + (16 << 10) + 2);
-        assert_eq!(&buf[..2], b"\x00\x07");
-        assert_eq!(&buf[buf.len() - 2..], b"\x8a\x00");
+    fn a_queue_handed_back_interleaves_its_payloads_with_the_buffer() {
+        let (mut queue, mut buffer, expected) = queued();
+        let mut io = Trickle { out: Vec::new(), max: 10, vectored: true };
+        let waker = futures_util::task::noop_waker();
+        // One write of 10 bytes, by hand: part of the first piece and payload.
+        let slices = [IoSlice::new(&buffer[..0]), IoSlice::new(&queue.parts[0].1)];
+        let poll = Pin::new(&mut io).poll_write_vectored(&mut Context::from_waker(&waker), &slices);
+        let Poll::Ready(Ok(n)) = poll else { unreachable!() };
+        queue.advance(&mut buffer, n);
+        let mut all = io.out.clone();
+        all.extend_from_slice(&queue.take_into_buffer(&buffer));
+        assert_eq!(all, expected);
+        assert!(queue.is_empty());
     }
 }
