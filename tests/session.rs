@@ -454,49 +454,10 @@ async fn after_a_clean_close_a_server_ends_at_once_and_a_client_waits_for_the_se
     drop(server);
 }
 
-/// A transport that counts the writes made to it.
-struct CountingIo {
-    inner: DuplexStream,
-    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl tokio::io::AsyncRead for CountingIo {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for CountingIo {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 /// A server session on a write-counting transport, and the raw client end.
 fn counting_pair(
     config: SessionConfig,
-) -> (Session<CountingIo>, Framed<DuplexStream, WsCodec>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+) -> (Session<TestIo>, Framed<DuplexStream, WsCodec>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let (a, b) = tokio::io::duplex(1 << 20);
     let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let server = Connection::new(ConnectionType::Server, Config::default().delivery(Delivery::Messages));
@@ -504,7 +465,13 @@ fn counting_pair(
         ConnectionType::Client,
         Config::default().delivery(Delivery::Messages).key_source(KeySource::fixed(support::KEY)),
     );
-    let io = CountingIo { inner: a, writes: writes.clone() };
+    let io = TestIo {
+        inner: a,
+        writes: writes.clone(),
+        vectored: false,
+        max: usize::MAX,
+        slices: Slices::default(),
+    };
     (
         Session::new(Framed::new(io, WsCodec::new(server)), config),
         Framed::new(b, WsCodec::new(client)),
@@ -675,15 +642,18 @@ async fn stats_count_the_echo_and_the_quiet_time() {
 
 // Large payloads: written from the sender's buffer with vectored writes, in order.
 
-/// A transport that takes vectored writes (as TCP and TLS streams do) into a pipe, at most
-/// `max` bytes per write, and records where each written slice started in memory.
-struct VectoredIo {
+/// A transport over a pipe that counts the writes made to it and, if `vectored`, takes
+/// vectored writes (as TCP and TLS streams do), at most `max` bytes per write, recording where
+/// each written slice started in memory.
+struct TestIo {
     inner: DuplexStream,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    vectored: bool,
     max: usize,
-    slices: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+    slices: Slices,
 }
 
-impl tokio::io::AsyncRead for VectoredIo {
+impl tokio::io::AsyncRead for TestIo {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -693,19 +663,26 @@ impl tokio::io::AsyncRead for VectoredIo {
     }
 }
 
-impl tokio::io::AsyncWrite for VectoredIo {
+impl tokio::io::AsyncWrite for TestIo {
     fn poll_write(
-        self: std::pin::Pin<&mut Self>,
+        mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let max = self.max.min(buf.len());
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, &buf[..max])
     }
     fn poll_write_vectored(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
+        if !self.vectored {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
+            return self.poll_write(cx, first);
+        }
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.slices.lock().unwrap().extend(bufs.iter().map(|b| b.as_ptr() as usize));
         let mut gathered = Vec::new();
         for buf in bufs {
@@ -714,7 +691,7 @@ impl tokio::io::AsyncWrite for VectoredIo {
         std::pin::Pin::new(&mut self.inner).poll_write(cx, &gathered)
     }
     fn is_write_vectored(&self) -> bool {
-        true
+        self.vectored
     }
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
@@ -737,7 +714,7 @@ fn vectored_pair(
     config: SessionConfig,
     pipe: usize,
     max: usize,
-) -> (Session<VectoredIo>, Framed<DuplexStream, WsCodec>, Slices) {
+) -> (Session<TestIo>, Framed<DuplexStream, WsCodec>, Slices) {
     let (a, b) = tokio::io::duplex(pipe);
     let slices = Slices::default();
     let server = Connection::new(ConnectionType::Server, Config::default().delivery(Delivery::Messages));
@@ -745,7 +722,7 @@ fn vectored_pair(
         ConnectionType::Client,
         Config::default().delivery(Delivery::Messages).key_source(KeySource::fixed(support::KEY)),
     );
-    let io = VectoredIo { inner: a, max, slices: slices.clone() };
+    let io = TestIo { inner: a, writes: Default::default(), vectored: true, max, slices: slices.clone() };
     (
         Session::new(Framed::new(io, WsCodec::new(server)), config),
         Framed::new(b, WsCodec::new(client)),

@@ -47,6 +47,35 @@ pub mod child {
         PathBuf::from(&line[start..end])
     }
 
+    /// Panics with the install command unless `python3` can import `websockets`.
+    pub fn require_python_websockets() {
+        let status = Command::new("python3")
+            .args(["-c", "import websockets"])
+            .status()
+            .expect("python3 is needed for this test");
+        assert!(status.success(), "python3 needs the websockets package: python3 -m pip install websockets");
+    }
+
+    /// Starts the built `echo_server` at `exe` on a free port, with descriptors for thousands
+    /// of connections (a default soft limit is 1024): the child, its log lines (stderr) and
+    /// its URL, once it listens.
+    pub fn start_echo_server(exe: &Path) -> (Guard, Receiver<String>, String) {
+        let mut child = Command::new("sh")
+            .args(["-c", "ulimit -n 8192 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; exec \"$0\" \"$@\""])
+            .arg(exe)
+            .arg("127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start echo_server");
+        let log = lines(child.stderr.take().unwrap());
+        let child = Guard(child);
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        let listening = wait_for(&log, "echo server listening on ", deadline, &mut Vec::new());
+        (child, log, ws_url(&listening) + "/")
+    }
+
     /// The lines of a child's pipe, read on a thread.
     pub fn lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
         let (tx, rx) = mpsc::channel();

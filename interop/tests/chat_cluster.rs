@@ -21,10 +21,9 @@
 //! Unix only: the processes are stopped with `kill`.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,7 +34,7 @@ use tokio::time::timeout;
 use wsproto::session::Session;
 use wsproto::upgrade::MaybeTlsStream;
 use wsproto::{CloseCode, Event};
-use wsproto_interop::child::{build_example, Guard};
+use wsproto_interop::child::{build_example, lines, Guard};
 
 /// Until a process says something expected (listening, relaying, lost Redis).
 const LOG_BOUND: Duration = Duration::from_secs(20);
@@ -53,16 +52,7 @@ struct Log {
 
 impl Log {
     fn new(name: &str, pipe: impl std::io::Read + Send + 'static) -> Self {
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Log { name: name.to_string(), lines: rx, seen: Vec::new() }
+        Log { name: name.to_string(), lines: lines(pipe), seen: Vec::new() }
     }
 
     /// The next line containing `needle`, within [`LOG_BOUND`].

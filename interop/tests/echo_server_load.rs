@@ -22,7 +22,9 @@ use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use wsproto_interop::child::{build_example, lines, log_message, wait_for, ws_url, Guard};
+use wsproto_interop::child::{
+    build_example, lines, log_message, require_python_websockets, start_echo_server, wait_for, Guard,
+};
 
 const CLIENTS: usize = 500;
 const MESSAGES: usize = 6;
@@ -35,36 +37,9 @@ fn number(result: &str, key: &str) -> usize {
     result[start..].split(' ').next().unwrap().parse().unwrap()
 }
 
-fn python_has_websockets() {
-    let status = Command::new("python3")
-        .args(["-c", "import websockets"])
-        .status()
-        .expect("python3 is needed for this test");
-    assert!(status.success(), "python3 needs the websockets package: python3 -m pip install websockets");
-}
-
 /// The echo server on a free port, its log, and its URL.
 fn start_server() -> (Guard, Receiver<String>, String) {
-    let server = build_example("wsproto", "echo_server", "");
-    // Hundreds of connections need more descriptors than a default soft limit of 1024.
-    let mut child = Command::new("sh")
-        .args(["-c", "ulimit -n 8192 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; exec \"$0\" \"$@\""])
-        .arg(server)
-        .arg("127.0.0.1:0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start echo_server");
-    let log = lines(child.stderr.take().unwrap());
-    let listening = wait_for(
-        &log,
-        "echo server listening on ",
-        Instant::now() + Duration::from_secs(30),
-        &mut Vec::new(),
-    );
-    let url = ws_url(&listening) + "/";
-    (Guard(child), log, url)
+    start_echo_server(&build_example("wsproto", "echo_server", ""))
 }
 
 /// Runs `load_clients.py` and returns its `RESULT` line.
@@ -101,7 +76,7 @@ fn wait_ended(log: &Receiver<String>, mut ended: usize, total: usize, deadline: 
 
 #[test]
 fn echo_server_echoes_500_compressed_python_clients_with_idle_pauses_byte_for_byte() {
-    python_has_websockets();
+    require_python_websockets();
     let started = Instant::now();
     let (_server, log, url) = start_server();
     let result = python_clients(&url, CLIENTS, MESSAGES, false);
@@ -229,7 +204,7 @@ fn malloc_stats(pid: u32, log: &Receiver<String>, trim: bool) -> Option<(u64, u6
 #[test]
 #[ignore = "a measurement (about a minute): cargo test -p wsproto-interop --test echo_server_load -- --ignored --nocapture"]
 fn echo_server_memory_before_at_the_peak_and_after_a_burst_with_faulty_peers() {
-    python_has_websockets();
+    require_python_websockets();
     const BURST_CLIENTS: usize = 100;
     const FAULTS_EACH: usize = 20;
     let (server, log, url) = start_server();

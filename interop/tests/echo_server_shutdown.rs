@@ -13,7 +13,9 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use wsproto_interop::child::{build_example, lines, wait_for, ws_url, Guard};
+use wsproto_interop::child::{
+    build_example, lines, require_python_websockets, start_echo_server, wait_for, Guard,
+};
 
 const CLIENTS: usize = 1000;
 /// From the signal to the server's exit: its own deadline for the closing handshakes plus slack.
@@ -34,36 +36,9 @@ fn number(result: &str, key: &str) -> usize {
     field(result, key).parse().unwrap()
 }
 
-fn python_has_websockets() {
-    let status = Command::new("python3")
-        .args(["-c", "import websockets"])
-        .status()
-        .expect("python3 is needed for this test");
-    assert!(status.success(), "python3 needs the websockets package: python3 -m pip install websockets");
-}
-
 /// One phase: start the server, connect the clients, signal, check.
 fn phase(server: &Path, signal: &str) {
-    // A thousand connections need more descriptors than a default soft limit of 1024.
-    let mut child = Command::new("sh")
-        .args(["-c", "ulimit -n 8192 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; exec \"$0\" \"$@\""])
-        .arg(server)
-        .arg("127.0.0.1:0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start echo_server");
-    let server_log = lines(child.stderr.take().unwrap());
-    let mut server_child = Guard(child);
-    let mut server_seen = Vec::new();
-    let listening = wait_for(
-        &server_log,
-        "echo server listening on ",
-        Instant::now() + Duration::from_secs(30),
-        &mut server_seen,
-    );
-    let url = ws_url(&listening) + "/";
+    let (mut server_child, server_log, url) = start_echo_server(server);
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/echo_clients.py");
     let mut clients = Command::new("python3")
@@ -101,7 +76,7 @@ fn phase(server: &Path, signal: &str) {
     println!("{signal}: server exited with {status} after {exit_time:.2?}");
     // What the server said about the shutdown (the per-connection lines are only counted).
     let mut closed = 0;
-    for line in server_log.try_iter().chain(server_seen) {
+    for line in server_log.try_iter() {
         if line.ends_with(": closed") {
             closed += 1;
         } else {
@@ -131,7 +106,7 @@ fn phase(server: &Path, signal: &str) {
 
 #[test]
 fn echo_server_closes_a_thousand_python_clients_with_1001_on_sigterm_and_sigint() {
-    python_has_websockets();
+    require_python_websockets();
     let server = build_example("wsproto", "echo_server", "");
     let started = Instant::now();
     phase(&server, "TERM");
