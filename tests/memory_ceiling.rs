@@ -170,6 +170,16 @@ fn worst(seed: u64) -> Vec<Bytes> {
 /// Heap held per server connection (bytes) after `n` connections each echoed `messages`,
 /// and by the server config's pool.
 async fn measure(case: Case, n: usize, messages: fn(u64) -> Vec<Bytes>) -> (isize, isize) {
+    measure_after(case, n, messages, Duration::ZERO).await
+}
+
+/// [`measure`], once the connections have been quiet for `quiet` more.
+async fn measure_after(
+    case: Case,
+    n: usize,
+    messages: fn(u64) -> Vec<Bytes>,
+    quiet: Duration,
+) -> (isize, isize) {
     let mut clients = Vec::with_capacity(n);
     let mut servers = Vec::with_capacity(n);
     let server_config = case.server;
@@ -203,6 +213,8 @@ async fn measure(case: Case, n: usize, messages: fn(u64) -> Vec<Bytes>) -> (isiz
         }
     }
     settle().await;
+    tokio::time::sleep(quiet).await;
+    settle().await;
     let with_servers = live();
     for server in &servers {
         server.abort();
@@ -216,6 +228,28 @@ async fn measure(case: Case, n: usize, messages: fn(u64) -> Vec<Bytes>) -> (isiz
     let without_pool = live();
     drop(clients);
     ((with_servers - without_servers) / n as isize, without_servers - without_pool)
+}
+
+/// After the keepalive interval: the read-ahead a burst reserved is given back.
+#[test]
+fn a_connection_gone_quiet_gives_back_its_read_ahead_within_the_keepalive_interval() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    runtime.block_on(async {
+        let case = Case {
+            name: "plain, after the burst and 21 s quiet",
+            server: UpgradeConfig::default().compression(false),
+            deflate: None,
+            ceiling_kib: 8,
+        };
+        let (per_connection, _) = measure_after(case, 8, worst, Duration::from_secs(21)).await;
+        eprintln!("quiet connection: {per_connection} B");
+        assert!(
+            per_connection <= 8 << 10,
+            "a quiet connection kept {per_connection} B after the keepalive interval"
+        );
+    });
 }
 
 /// Runs `test` alone (the counter is global) on a current-thread runtime.

@@ -12,7 +12,9 @@
 //!   middle of a frame streamed in chunks it is kept: the next chunk reclaims it in place).
 //! * **Idle connections.** A connection waiting at a frame boundary after small reads
 //!   (under 512 B) keeps a 1 KiB read buffer; the decoder reserves more as soon as a header
-//!   announces a larger frame.
+//!   announces a larger frame. After a burst the read-ahead stays reserved while traffic
+//!   may resume; a `Session` gives it back when its timer finds the connection quiet
+//!   (`WsCodec::release_idle`, at the latest after the keepalive interval).
 //! * **Write buffer.** Once flushed, a write buffer that held over 1 KiB is dropped (by the
 //!   session right after the flush, else at the next encode); the next frame reserves exactly
 //!   what it needs.
@@ -137,6 +139,18 @@ impl BufferPolicy {
             // next writer stays warmer in cache than one kept by each connection.
             *dst = BytesMut::new();
             self.large_write = false;
+        }
+    }
+
+    /// Gives back what a burst left reserved in a read buffer holding nothing (the caller
+    /// knows the connection is quiet and at a frame boundary): down to the idle size, and
+    /// the read-ahead starts over.
+    pub(super) fn release_idle(&mut self, src: &mut BytesMut) {
+        if src.is_empty() && src.capacity() > IDLE_READ_CAPACITY {
+            *src = BytesMut::with_capacity(IDLE_READ_CAPACITY);
+            self.read_ahead = 0;
+            self.read_peak = 0;
+            self.seen = 0;
         }
     }
 

@@ -125,6 +125,14 @@ impl WsCodec {
         self.conn
     }
 
+    /// Shrinks `src`, the read buffer of a connection found quiet, to the idle size if it
+    /// holds nothing and no frame is partly received.
+    pub(crate) fn release_idle(&mut self, src: &mut BytesMut) {
+        if self.conn.at_frame_boundary() {
+            self.buffers.release_idle(src);
+        }
+    }
+
     /// Whether `dst`, a write buffer, is flushed and larger than an idle connection needs:
     /// then [`release_flushed`](Self::release_flushed) drops it.
     #[inline]

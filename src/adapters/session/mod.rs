@@ -408,6 +408,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         }
     }
 
+    /// On a timer (a keepalive or other deadline, so at least once per keepalive interval):
+    /// a read buffer with nothing in it gives back the read-ahead a past burst reserved (up to
+    /// 128 KiB per connection), so a connection gone quiet keeps the idle size.
+    fn release_idle_read_buffer(&mut self) {
+        if self.framed.read_buffer().is_empty() {
+            let mut buffer = std::mem::take(self.framed.read_buffer_mut());
+            self.framed.codec_mut().release_idle(&mut buffer);
+            *self.framed.read_buffer_mut() = buffer;
+        }
+    }
+
     /// The outcome of a write poll: progress stops the send timeout; a stall starts it and
     /// is reported as the timeout once that passes.
     fn write_poll(
@@ -454,6 +465,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             // Fired (perhaps at a deadline since pushed back): act, then re-arm.
             self.armed = None;
             self.logged(|life| life.handle_timeout(now()));
+            self.release_idle_read_buffer();
             handled = true;
             if self.life.phase() == LifecyclePhase::Done {
                 return true;
