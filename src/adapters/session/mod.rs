@@ -482,8 +482,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         if !self.life.has_owed() {
             // `poll_close` flushes, then shuts the write side down (TLS: close_notify). Its
             // error changes nothing: the connection is ending either way.
-            let queue_written = self.poll_write_queue(cx).map(|_| ());
-            if queue_written.is_ready() && Pin::new(&mut self.framed).poll_close(cx).is_ready() {
+            if self.poll_write_queue(cx).is_ready() && Pin::new(&mut self.framed).poll_close(cx).is_ready() {
                 self.life.handle_shut_down(now());
                 return Poll::Ready(());
             }
