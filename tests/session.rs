@@ -818,3 +818,40 @@ async fn the_bare_transport_taken_mid_write_still_holds_every_byte_sent() {
     assert_eq!(first, BytesMessage::new(big).into());
     assert_eq!(second, TextMessage::new("after").into());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_stops_reading_large_echoes_is_cut_off_by_the_send_timeout() {
+    // The payloads wait uncopied in the session's queue; the bound and the timeout hold.
+    let config = SessionConfig::default().send_timeout(Some(Duration::from_secs(5)));
+    let (mut session, mut peer, _) = vectored_pair(config, 64 << 10, usize::MAX);
+    let client = tokio::spawn(async move {
+        for i in 0..8u8 {
+            if peer.send(BytesMessage::new(pattern(200 << 10, i)).into()).await.is_err() {
+                break;
+            }
+        }
+        peer // never reads
+    });
+    let started = tokio::time::Instant::now();
+    let ended = loop {
+        match session.next().await {
+            Some(Ok(Event::BytesMessage(m))) => {
+                if let Err(e) = session.send(m.into()).await {
+                    break e;
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break e,
+            None => panic!("the stream ended without the timeout"),
+        }
+    };
+    assert!(matches!(ended, Error::Timeout(Timeout::Send)), "{ended}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(5) && took < Duration::from_secs(7), "{took:?}");
+    assert!(
+        session.stats().write_buffered <= (64 << 10) + (200 << 10) + 14,
+        "bounded: {:?}",
+        session.stats()
+    );
+    drop(client);
+}
