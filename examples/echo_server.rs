@@ -108,6 +108,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, config: Arc<UpgradeConf
     let result = serve(stream, config, shutdown).await;
     match result {
         Ok(()) if cfg!(feature = "tracing") => debug!("{peer}: closed"),
+        Err(e) if cfg!(feature = "tracing") => debug!("{peer}: {e}"),
         Ok(()) => info!("{peer}: closed"),
         Err(e) => info!("{peer}: {e}"),
     }

@@ -4,7 +4,8 @@
 //! empty and the call compiles to nothing. Levels:
 //!
 //! * `info`: one line per connection: [`ConnectionLog::ended`] (how it ended, its traffic),
-//!   or, for a connection that never became a WebSocket, [`handshake_refused`].
+//!   or, for a connection that never became a WebSocket, [`handshake_refused`] (answered
+//!   with an error status) or [`handshake_failed`] (timed out, or the transport failed).
 //! * `debug`: why each connection ended: handshakes accepted, closes sent and received (with
 //!   their code and origin), peer violations with their close code, timeouts, transport
 //!   failures, shutdown requests, and a graceful shutdown's start and end (the application
@@ -148,6 +149,12 @@ pub(crate) fn handshake_refused(role: ConnectionType, status: u16, reason: &dyn 
         %reason,
         "websocket handshake refused"
     );
+}
+
+/// The handshake failed without an answer: it timed out, the transport failed or ended.
+pub(crate) fn handshake_failed(role: ConnectionType, error: &dyn std::fmt::Display) {
+    #[cfg(feature = "tracing")]
+    tracing::info!(role = role_name(role), %error, "websocket handshake failed");
 }
 
 /// The handshake succeeded.

@@ -206,3 +206,22 @@ fn a_refused_handshake_is_the_connections_one_info_line() {
     assert_eq!(info[0].field("status"), Some("400"));
     assert_eq!(info[0].field("role"), Some("server"));
 }
+
+#[test]
+fn a_handshake_that_times_out_is_the_connections_one_info_line() {
+    let lines = captured(async {
+        let (listener, url) = listener().await;
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let config = UpgradeConfig::default().handshake_timeout(std::time::Duration::from_millis(50));
+            assert!(matches!(upgrade::accept(stream, config).await, Err(wsproto::Error::HandshakeTimeout)));
+        });
+        let addr = url.trim_start_matches("ws://").trim_end_matches('/').to_string();
+        let _silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        server.await.unwrap();
+    });
+    let info: Vec<&Line> = lines.iter().filter(|l| l.level == Level::INFO).collect();
+    assert_eq!(info.len(), 1, "{lines:#?}");
+    assert_eq!(info[0].message, "websocket handshake failed");
+    assert_eq!(info[0].field("role"), Some("server"));
+}

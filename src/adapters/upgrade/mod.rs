@@ -113,7 +113,10 @@ where
     // connection's whole life.
     Box::pin(async move {
         let timeout = config.handshake_timeout;
-        with_timeout(timeout, client_handshake(io, request, config)).await
+        logged_failure(
+            ConnectionType::Client,
+            with_timeout(timeout, client_handshake(io, request, config)).await,
+        )
     })
 }
 
@@ -180,6 +183,17 @@ where
     }
 }
 
+/// A handshake that failed other than by a refusal (those are logged where they are
+/// answered): timed out, the transport failed, our own misuse.
+fn logged_failure<R>(role: ConnectionType, result: Result<R, Error>) -> Result<R, Error> {
+    if let Err(error) = &result {
+        if !matches!(error, Error::Remote(_) | Error::Rejected(_)) {
+            trace::handshake_failed(role, error);
+        }
+    }
+    result
+}
+
 fn rejected(rejection: Option<Rejection>) -> Error {
     let rejection = rejection.unwrap_or_else(|| Rejection::new(0));
     trace::handshake_refused(ConnectionType::Client, rejection.status_code, &"rejected by the server");
@@ -205,7 +219,10 @@ where
     // the handshake.
     Box::pin(async move {
         let timeout = config.handshake_timeout;
-        with_timeout(timeout, server_handshake(io, decide, config)).await
+        logged_failure(
+            ConnectionType::Server,
+            with_timeout(timeout, server_handshake(io, decide, config)).await,
+        )
     })
 }
 
