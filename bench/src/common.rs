@@ -401,14 +401,16 @@ pub struct Settings {
     pub rounds: usize,
     /// Measured time per echo cell and library.
     pub echo_measure: Duration,
+    /// Rounds of the echo-like sections (`--rounds N`; 1 quick, 3 otherwise).
+    pub echo_rounds: usize,
 }
 
 impl Settings {
     pub fn new(quick: bool) -> Self {
         if quick {
-            Settings { quick, rounds: 3, echo_measure: Duration::from_millis(250) }
+            Settings { quick, rounds: 3, echo_measure: Duration::from_millis(250), echo_rounds: 1 }
         } else {
-            Settings { quick, rounds: 7, echo_measure: Duration::from_millis(500) }
+            Settings { quick, rounds: 7, echo_measure: Duration::from_millis(500), echo_rounds: 3 }
         }
     }
 }

@@ -226,7 +226,7 @@ fn table(
     sizes: &[usize],
 ) -> (String, String) {
     let servers = SERVERS;
-    let rounds = if settings.quick { 1 } else { 3 };
+    let rounds = settings.echo_rounds;
     let mut agreed = Vec::new();
     for (p, (s, _)) in procs.iter().zip(servers) {
         let ext = check_server(p.port, offer, json_payload(1 << 10).as_bytes());

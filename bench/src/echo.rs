@@ -935,7 +935,7 @@ pub fn run_session(settings: Settings) -> String {
         ServerProc::start_server(Server::Handrolled, false),
     ];
     let rt = current_thread_runtime();
-    let rounds = if settings.quick { 1 } else { 5 };
+    let rounds = settings.echo_rounds;
     let mut table = Table::new([
         "echo: size, window, conns",
         "wsproto-whole msg/s",
@@ -1031,7 +1031,7 @@ fn echo_table(
     what: &str,
     mut cell: impl FnMut(usize, usize, usize, usize) -> f64,
 ) -> String {
-    let rounds = if settings.quick { 1 } else { 3 };
+    let rounds = settings.echo_rounds;
     let mut header = vec![format!("{what}: size, window, conns")];
     header.extend(servers.iter().map(|l| format!("{} msg/s", l.name())));
     let ours: Vec<usize> = (0..servers.len()).filter(|&i| servers[i].is_ours()).collect();

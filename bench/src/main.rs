@@ -88,6 +88,7 @@ fn main() {
         return;
     }
     let mut quick = false;
+    let mut rounds: Option<usize> = None;
     // `--libs`: which servers the echo sections run (all by default).
     let mut servers: Vec<echo::Server> = echo::ECHO_SERVERS.to_vec();
     let mut sections: Vec<&str> = Vec::new();
@@ -95,6 +96,8 @@ fn main() {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            // Rounds of the echo-like sections (echo, session, tls-echo, deflate-echo).
+            "--rounds" => rounds = Some(it.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| usage())),
             // Rebuild RESULTS.md from the saved sections only.
             "report" => sections.push("report"),
             // Only the memory section's in-process deflate table, printed (nothing saved).
@@ -118,7 +121,10 @@ fn main() {
         sections = SECTIONS.to_vec();
     }
     sections.retain(|&s| s != "report");
-    let settings = Settings::new(quick);
+    let mut settings = Settings::new(quick);
+    if let Some(rounds) = rounds {
+        settings.echo_rounds = rounds;
+    }
     let out_dir = workspace().join("target/wsbench");
     std::fs::create_dir_all(&out_dir).expect("create target/wsbench");
     // Before any section pins this thread to one core (which `nproc` would then report).
@@ -143,13 +149,9 @@ fn main() {
             "\n_{}run: {:.0} s, {} round(s) per cell._\n",
             if quick { "quick " } else { "" },
             start.elapsed().as_secs_f64(),
-            if section == "session" {
-                if quick {
-                    1
-                } else {
-                    5
-                }
-            } else if ["echo", "tls-echo", "deflate-echo", "fanout", "memory"].contains(&section) {
+            if ["echo", "session", "tls-echo", "deflate-echo"].contains(&section) {
+                settings.echo_rounds
+            } else if ["fanout", "memory"].contains(&section) {
                 if quick {
                     1
                 } else {
