@@ -46,7 +46,11 @@ fn provider() -> Result<Arc<CryptoProvider>, Error> {
     if let Some(provider) = CryptoProvider::get_default() {
         return Ok(provider.clone());
     }
+    // rustls 0.23.48 deprecates ring's provider because ring has no post-quantum key
+    // exchange; it is still the provider the `rustls` feature promises. An app that wants
+    // post-quantum key exchange installs aws-lc-rs as the process default, used above.
     #[cfg(feature = "rustls")]
+    #[allow(deprecated)]
     return Ok(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()));
     #[cfg(not(feature = "rustls"))]
     Err(Error::TlsConfig {
