@@ -21,6 +21,10 @@
 //!   keeps running until the stream ends and the closing handshake completes.
 //! * **Graceful shutdown**: sessions registered with a [`Shutdown`] close with 1001 when it
 //!   is triggered; [`Shutdown::graceful`] waits for them up to a deadline.
+//! * **Writes**: replies to pipelined messages go out together (see
+//!   [`SessionConfig::coalesce_writes`]); a payload of 16 KiB or more goes out from your
+//!   `Bytes`, header and payload in one vectored write, without a copy into the write buffer
+//!   (over transports with vectored writes: TCP, TLS, hyper's upgraded streams).
 //!
 //! To broadcast, send each session a clone of one [`PreparedMessage`](crate::PreparedMessage)
 //! (`session.send(msg.clone().into())`): the frame is built once and shared.
