@@ -24,7 +24,7 @@
 //! * **Writes**: replies to pipelined messages go out together (see
 //!   [`SessionConfig::coalesce_writes`]); a payload of 16 KiB or more goes out from your
 //!   `Bytes`, header and payload in one vectored write, without a copy into the write buffer
-//!   (over transports with vectored writes: TCP, TLS, hyper's upgraded streams).
+//!   (over transports that take vectored writes, such as TCP and tokio-rustls streams).
 //!
 //! To broadcast, send each session a clone of one [`PreparedMessage`](crate::PreparedMessage)
 //! (`session.send(msg.clone().into())`): the frame is built once and shared.
