@@ -79,6 +79,9 @@ pub(super) struct BufferPolicy {
     /// The write buffer held over 1 KiB: release it once it has been flushed. (`capacity()`
     /// cannot tell: a flushed `BytesMut` reports 0 while keeping its allocation.)
     large_write: bool,
+    /// The last decode started on bytes a read had just added (else it decoded what the
+    /// previous read left: the same arrival).
+    fresh: bool,
 }
 
 impl BufferPolicy {
@@ -86,7 +89,8 @@ impl BufferPolicy {
     #[inline]
     pub(super) fn before_decode(&mut self, src: &BytesMut) -> usize {
         self.read_peak = self.read_peak.max(src.len());
-        if src.len() > self.seen {
+        self.fresh = src.len() > self.seen;
+        if self.fresh {
             self.read_ahead = if src.len() == src.capacity() {
                 (self.read_ahead * 2).clamp(MIN_READ_AHEAD, MAX_READ_AHEAD)
             } else {
@@ -152,6 +156,12 @@ impl BufferPolicy {
             self.read_peak = 0;
             self.seen = 0;
         }
+    }
+
+    /// Whether the last decode had bytes from a new read (see `fresh`).
+    #[inline]
+    pub(super) fn fresh(&self) -> bool {
+        self.fresh
     }
 
     /// Whether `dst`, flushed, is larger than an idle connection needs (dropped by

@@ -125,6 +125,13 @@ impl WsCodec {
         self.conn
     }
 
+    /// Whether the last event decoded began on bytes a read had just added; if not, it
+    /// arrived with the previous one (the same read).
+    #[inline]
+    pub(crate) fn decoded_fresh_bytes(&self) -> bool {
+        self.buffers.fresh()
+    }
+
     /// Shrinks `src`, the read buffer of a connection found quiet, to the idle size if it
     /// holds nothing and no frame is partly received.
     pub(crate) fn release_idle(&mut self, src: &mut BytesMut) {

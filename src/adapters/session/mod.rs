@@ -562,8 +562,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
                         this.log.close(close, true);
                         this.logged(|life| life.handle_received(now(), &event));
                     } else {
-                        // Messages, pings and pongs log nothing at `debug` and above.
-                        this.life.handle_received(now(), &event);
+                        // Messages, pings and pongs log nothing at `debug` and above. A
+                        // message decoded from the bytes of the read before it arrived with
+                        // it: its time is known without reading the clock again (one clock
+                        // read per read, not per pipelined message).
+                        let message = matches!(event, Event::TextMessage(_) | Event::BytesMessage(_));
+                        let at = if message && !this.framed.codec().decoded_fresh_bytes() {
+                            this.life.last_received()
+                        } else {
+                            now()
+                        };
+                        this.life.handle_received(at, &event);
                     }
                     this.read_ahead = this.life.config().coalesce_writes
                         && !this.split
