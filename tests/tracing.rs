@@ -97,16 +97,29 @@ fn captured(test: impl std::future::Future<Output = ()>) -> Vec<Line> {
     lines
 }
 
+/// A listener on a free port, and its address.
 async fn listener() -> (tokio::net::TcpListener, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/", listener.local_addr().unwrap());
-    (listener, url)
+    let addr = listener.local_addr().unwrap().to_string();
+    (listener, addr)
+}
+
+/// A raw TCP client that has sent an upgrade request to `addr`, with `extra` header lines
+/// (each ending in CRLF) after the key.
+async fn raw_upgrade(addr: &str, extra: &str) -> tokio::net::TcpStream {
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    );
+    raw.write_all(request.as_bytes()).await.unwrap();
+    raw
 }
 
 #[test]
 fn one_info_line_per_connection_says_how_it_ended_inside_the_websocket_span() {
     let lines = captured(async {
-        let (listener, url) = listener().await;
+        let (listener, addr) = listener().await;
         let server = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
             let (mut ws, _) = upgrade::accept(stream, UpgradeConfig::default()).await.unwrap();
@@ -116,7 +129,7 @@ fn one_info_line_per_connection_says_how_it_ended_inside_the_websocket_span() {
                 }
             }
         });
-        let (mut client, _) = upgrade::connect(&url).await.unwrap();
+        let (mut client, _) = upgrade::connect(&format!("ws://{addr}/")).await.unwrap();
         client.send(TextMessage::new("hello").into()).await.unwrap();
         assert!(matches!(client.next().await, Some(Ok(Event::TextMessage(_)))));
         client.close_with(CloseCode::NORMAL_CLOSURE, "bye").await.unwrap();
@@ -147,20 +160,14 @@ fn one_info_line_per_connection_says_how_it_ended_inside_the_websocket_span() {
 #[test]
 fn a_peer_violation_is_logged_with_the_close_code_it_earned() {
     let lines = captured(async {
-        let (listener, url) = listener().await;
+        let (listener, addr) = listener().await;
         let server = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
             let (mut ws, _) =
                 upgrade::accept(stream, UpgradeConfig::default().compression(false)).await.unwrap();
             while ws.next().await.is_some() {}
         });
-        let addr = url.trim_start_matches("ws://").trim_end_matches('/').to_string();
-        let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let request = format!(
-            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
-        raw.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = raw_upgrade(&addr, "Sec-WebSocket-Version: 13\r\n").await;
         let mut head = vec![0; 1024];
         let _ = raw.read(&mut head).await.unwrap();
         // Invalid UTF-8 in a text frame: close 1007.
@@ -181,20 +188,14 @@ fn a_peer_violation_is_logged_with_the_close_code_it_earned() {
 #[test]
 fn a_refused_handshake_is_the_connections_one_info_line() {
     let lines = captured(async {
-        let (listener, url) = listener().await;
+        let (listener, addr) = listener().await;
         let server = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
             let refused = upgrade::accept(stream, UpgradeConfig::default()).await;
             assert!(refused.is_err());
         });
-        let addr = url.trim_start_matches("ws://").trim_end_matches('/').to_string();
-        let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
         // No Sec-WebSocket-Version: 400.
-        let request = format!(
-            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        );
-        raw.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = raw_upgrade(&addr, "").await;
         let mut response = Vec::new();
         let _ = raw.read_to_end(&mut response).await;
         assert!(response.starts_with(b"HTTP/1.1 400"), "{}", String::from_utf8_lossy(&response));
@@ -210,13 +211,12 @@ fn a_refused_handshake_is_the_connections_one_info_line() {
 #[test]
 fn a_handshake_that_times_out_is_the_connections_one_info_line() {
     let lines = captured(async {
-        let (listener, url) = listener().await;
+        let (listener, addr) = listener().await;
         let server = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
             let config = UpgradeConfig::default().handshake_timeout(std::time::Duration::from_millis(50));
             assert!(matches!(upgrade::accept(stream, config).await, Err(wsproto::Error::HandshakeTimeout)));
         });
-        let addr = url.trim_start_matches("ws://").trim_end_matches('/').to_string();
         let _silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
         server.await.unwrap();
     });
