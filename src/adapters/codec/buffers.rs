@@ -130,6 +130,12 @@ impl BufferPolicy {
                 self.read_peak = 0;
             }
         }
+        // Emptied by decoding, the buffer's room is only what lies past the consumed bytes; a
+        // read capped by it fills it and costs a second read for the rest. `reserve` on an
+        // empty buffer whose payloads are gone reclaims the whole allocation in place.
+        if waiting && src.is_empty() && src.capacity() < IDLE_READ_CAPACITY {
+            src.reserve(IDLE_READ_CAPACITY);
+        }
         self.seen = src.len();
     }
 
@@ -218,6 +224,24 @@ mod tests {
         let mut src = BytesMut::with_capacity(1 << 20);
         cycle(&mut policy, &mut src, 1 << 20, 1 << 20, true);
         assert_eq!(src.capacity(), BUFFER_CAPACITY, "at a boundary: a fresh small buffer");
+    }
+
+    #[test]
+    fn drained_read_buffer_regains_its_room_in_place() {
+        let mut policy = BufferPolicy::default();
+        let mut src = BytesMut::with_capacity(IDLE_READ_CAPACITY);
+        let start = src.as_ptr();
+        // Three small batches decoded one after the other, each payload dropped before the
+        // next read (an echo): the room for the next read never shrinks below the idle size,
+        // and the allocation is the same one.
+        for _ in 0..3 {
+            cycle(&mut policy, &mut src, 352, 352, true);
+            let room = policy.before_decode(&src);
+            policy.after_decode(&mut src, true, room, true);
+            assert!(src.capacity() >= IDLE_READ_CAPACITY, "room {}", src.capacity());
+            assert_eq!(src.as_ptr(), start, "reclaimed in place, not reallocated");
+        }
+        assert_eq!(policy.read_ahead, 0, "no read filled the buffer");
     }
 
     #[test]
