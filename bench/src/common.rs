@@ -70,6 +70,10 @@ pub struct MemStream {
     repeats: usize,
     pub written: u64,
     scratch: Vec<u8>,
+    /// Return `Pending` (and wake at once) before serving each further pass, as a socket
+    /// read does once the bytes in it are taken: the reader parks between batches.
+    pub park_between_passes: bool,
+    parked: bool,
 }
 
 const SCRATCH: usize = 64 << 10;
@@ -82,7 +86,15 @@ impl MemStream {
     /// Serves `input` `times` times in a row (a small input stays cache-resident, as the
     /// bytes of a socket just written by the peer would be).
     pub fn repeating(input: Bytes, times: usize) -> Self {
-        MemStream { input, pos: 0, repeats: times.saturating_sub(1), written: 0, scratch: Vec::new() }
+        MemStream {
+            input,
+            pos: 0,
+            repeats: times.saturating_sub(1),
+            written: 0,
+            scratch: Vec::new(),
+            park_between_passes: false,
+            parked: false,
+        }
     }
 
     fn absorb(&mut self, mut buf: &[u8]) {
@@ -103,9 +115,14 @@ impl MemStream {
 }
 
 impl AsyncRead for MemStream {
-    fn poll_read(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.pos == this.input.len() && this.repeats > 0 {
+            if this.park_between_passes && !std::mem::take(&mut this.parked) {
+                this.parked = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             this.repeats -= 1;
             this.pos = 0;
         }

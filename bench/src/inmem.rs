@@ -137,6 +137,43 @@ pub async fn encode_session_run(client: bool, payload: Bytes, n: usize) -> u64 {
     ws.get_ref().written
 }
 
+/// The main job's echo loop in memory, without the kernel: each read of the stream serves one
+/// batch of `window` masked binary frames of `size` bytes (as a socket read does with that
+/// many messages in flight), `batches` times, then EOF; writes are copied out and discarded.
+/// Through a `Session` registered with a `Shutdown` (as `echo_server`), or the bare `Framed`.
+/// Returns the messages echoed.
+pub async fn echo_run(session: bool, size: usize, window: usize, batches: usize) -> u64 {
+    let mut batch = Vec::new();
+    for _ in 0..window {
+        push_frame(&mut batch, OP_BINARY, true, false, &binary_payload(size), true);
+    }
+    let mut stream = MemStream::repeating(Bytes::from(batch), batches);
+    stream.park_between_passes = true;
+    let framed =
+        Framed::new(stream, WsCodec::new(Connection::new(ConnectionType::Server, Config::default())));
+    let mut echoed = 0;
+    if session {
+        let shutdown = wsproto::session::Shutdown::new();
+        let mut ws = wsproto::session::Session::new(framed, wsproto::SessionConfig::default())
+            .with_shutdown(&shutdown);
+        while let Some(Ok(event)) = ws.next().await {
+            if let Event::BytesMessage(m) = event {
+                ws.send(m.into()).await.expect("send");
+                echoed += 1;
+            }
+        }
+    } else {
+        let mut ws = framed;
+        while let Some(Ok(event)) = ws.next().await {
+            if let Event::BytesMessage(m) = event {
+                ws.send(m.into()).await.expect("send");
+                echoed += 1;
+            }
+        }
+    }
+    echoed
+}
+
 /// Sends `n` binary messages of `payload`; returns the bytes written.
 pub async fn encode_run(lib: Lib, client: bool, payload: Bytes, n: usize) -> u64 {
     let stream = MemStream::sink();
@@ -330,6 +367,20 @@ pub fn loop_cell(what: &str, lib: Lib, case: &str, secs: f64) {
                 black_box(written);
             }
         }
+        "echo-session" | "echo-framed" => {
+            // CASE is SIZE/WINDOW, e.g. 16/16.
+            let (size, window) = case.split_once('/').expect("SIZE/WINDOW");
+            let (size, window): (usize, usize) =
+                (size.parse().expect("size"), window.parse().expect("window"));
+            let batches = ((16 << 20) / (window * (size + 6))).max(1);
+            let mut messages = 0;
+            while until(&mut runs) {
+                // In a spawned task, as every connection is (its waker is the task's).
+                let run = echo_run(what == "echo-session", size, window, batches);
+                messages += rt.block_on(async { tokio::spawn(run).await.expect("echo task") });
+            }
+            eprintln!("{:.0} msg/s", messages as f64 / start.elapsed().as_secs_f64());
+        }
         "deflate-enc" | "deflate-dec" => {
             let size: usize = case.parse().expect("size in bytes");
             crate::deflate::loop_deflate(
@@ -345,6 +396,6 @@ pub fn loop_cell(what: &str, lib: Lib, case: &str, secs: f64) {
 }
 
 fn usage_loop() -> ! {
-    eprintln!("wsbench loop decode|encode|encode-client|deflate-enc|deflate-dec LIB CASE SECONDS");
+    eprintln!("wsbench loop decode|encode|encode-client|encode-session|echo-session|echo-framed|deflate-enc|deflate-dec LIB CASE SECONDS");
     std::process::exit(2)
 }

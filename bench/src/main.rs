@@ -37,7 +37,7 @@ const SECTIONS: [&str; 9] =
 
 fn usage() -> ! {
     eprintln!(
-        "usage: wsbench [--quick] [--libs SERVER,..] [{}|report]..\n       wsbench server SERVER [--deflate] [--tls]\n       wsbench load PORT SIZE WINDOW CONNS SECONDS [--deflate]\n       wsbench loop decode|encode|encode-client|encode-session|deflate-enc|deflate-dec LIB CASE SECONDS\nservers (--libs filters the echo and TLS echo sections): {}\nlibraries (loop): {}",
+        "usage: wsbench [--quick] [--libs SERVER,..] [{}|report]..\n       wsbench server SERVER [--deflate] [--tls]\n       wsbench load PORT SIZE WINDOW CONNS SECONDS [--deflate]\n       wsbench loop decode|encode|encode-client|encode-session|echo-session|echo-framed|deflate-enc|deflate-dec LIB CASE SECONDS\nservers (--libs filters the echo and TLS echo sections): {}\nlibraries (loop): {}",
         SECTIONS.join("|"),
         echo::Server::ALL.map(echo::Server::name).join(", "),
         Lib::ALL.map(Lib::name).join(", ")
@@ -53,7 +53,7 @@ fn main() {
         return;
     }
     if args.first().map(String::as_str) == Some("loop") {
-        // `wsbench loop decode|encode|encode-client|encode-session|deflate-enc|deflate-dec LIB CASE SECONDS`:
+        // `wsbench loop decode|encode|encode-client|encode-session|echo-session|echo-framed|deflate-enc|deflate-dec LIB CASE SECONDS`:
         // repeats one cell, for `perf record`.
         let what = args.get(1).map(String::as_str).unwrap_or_else(|| usage());
         let lib = args.get(2).and_then(|s| Lib::parse(s)).unwrap_or_else(|| usage());

@@ -542,7 +542,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
                     return Poll::Ready(None);
                 }
             }
-            if this.shutdown.as_mut().is_some_and(|member| member.poll_requested(cx)) {
+            if this.shutdown.as_mut().is_some_and(ShutdownMember::requested) {
                 this.logged(Lifecycle::handle_shutdown_request);
             }
             if this.poll_timers(cx) {
@@ -595,6 +595,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
                     if let Err(e) = this.poll_write_deferred(cx) {
                         this.transport_failed(&e);
                         return Poll::Ready(Some(Err(e)));
+                    }
+                    // Waiting for input: to be woken by a shutdown request too (checked here,
+                    // not per message: registering takes locks).
+                    if this.shutdown.as_mut().is_some_and(|member| member.poll_requested(cx)) {
+                        this.logged(Lifecycle::handle_shutdown_request);
+                        continue;
                     }
                     return Poll::Pending;
                 }

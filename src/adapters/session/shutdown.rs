@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Context;
 use std::time::Duration;
@@ -36,6 +36,10 @@ pub struct Shutdown {
 
 #[derive(Debug, Default)]
 struct ShutdownInner {
+    /// Set before `requested` is cancelled: what a busy session checks per poll (one atomic
+    /// load; the token's own check takes a lock).
+    flag: AtomicBool,
+    /// Wakes the sessions parked waiting for input.
     requested: CancellationToken,
     live: AtomicUsize,
     finished: Notify,
@@ -54,7 +58,7 @@ impl Shutdown {
 
     /// Whether shutdown was requested.
     pub fn is_requested(&self) -> bool {
-        self.inner.requested.is_cancelled()
+        self.inner.flag.load(Ordering::Acquire)
     }
 
     /// Asks every registered session to close with 1001 and waits until they all have, or
@@ -63,6 +67,7 @@ impl Shutdown {
     pub async fn graceful(&self, deadline: Duration) -> usize {
         let started = tokio::time::Instant::now();
         crate::trace::shutdown_started(self.live());
+        self.inner.flag.store(true, Ordering::Release);
         self.inner.requested.cancel();
         let wait = async {
             loop {
@@ -97,7 +102,18 @@ pub(super) struct ShutdownMember {
 }
 
 impl ShutdownMember {
-    /// Whether shutdown was requested (reported once).
+    /// Whether shutdown was requested (reported once): one atomic load, for every poll.
+    #[inline]
+    pub(super) fn requested(&mut self) -> bool {
+        if self.seen || !self.inner.flag.load(Ordering::Acquire) {
+            return false;
+        }
+        self.seen = true;
+        true
+    }
+
+    /// [`requested`](Self::requested), and if not, makes sure the task is woken when it is:
+    /// for a session about to wait for input (a busy one finds the flag on its next poll).
     pub(super) fn poll_requested(&mut self, cx: &mut Context<'_>) -> bool {
         if self.seen {
             return false;
