@@ -353,12 +353,34 @@ pub fn time<R>(f: impl FnOnce() -> R) -> (f64, R) {
     (start.elapsed().as_secs_f64(), r)
 }
 
-/// Pins the current thread to core `index` (modulo the cores available); false if unsupported.
+/// Pins the calling thread to CPU `index` (modulo the machine's online CPUs), whatever
+/// affinity it inherited; false if there is one CPU or the call fails.
+///
+/// Counted over the machine, not over the inherited mask: a server the load generator starts
+/// inherits its core 1 only, and picking "the first allowed core" (as `core_affinity`'s list
+/// does) kept every such server on the load generator's core.
 pub fn pin_to(index: usize) -> bool {
-    match core_affinity::get_core_ids() {
-        Some(ids) if ids.len() > 1 => core_affinity::set_for_current(ids[index % ids.len()]),
-        _ => false,
+    // SAFETY: sysconf with a valid name.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if cpus < 2 {
+        return false;
     }
+    pin_to_cpu(index % cpus as usize).is_ok()
+}
+
+/// Restricts the calling thread (or, before `exec`, the process) to CPU `cpu`. Only makes
+/// system calls, so it may run in `Command::pre_exec`.
+pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: a zeroed `cpu_set_t` is a valid empty set; CPU_SET and sched_setaffinity get
+    // pointers to that local.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Raises the soft open-files limit to the hard limit; returns the new soft limit.

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::io::{self, BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -571,13 +572,14 @@ impl ServerProc {
             "{} is missing: build it with `cargo build --release --example echo_server`",
             bin.display()
         );
-        let mut child = Command::new(&bin)
-            .arg("127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn echo_server");
+        let mut command = Command::new(&bin);
+        command.arg("127.0.0.1:0").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        // On core 0 like every other server (the load generator has core 1); its multi-thread
+        // runtime sizes itself to the cores it may use, so it runs one worker. Unpinned, its
+        // threads land on the load generator's core at random and the cells turn bimodal.
+        // SAFETY: `pin_to_cpu` only makes a system call, which is async-signal-safe.
+        unsafe { command.pre_exec(|| pin_to_cpu(0)) };
+        let mut child = command.spawn().expect("spawn echo_server");
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
         let mut line = String::new();
         stderr.read_line(&mut line).expect("echo_server start line");
@@ -1016,7 +1018,7 @@ pub fn run_echo(settings: Settings, servers: &[Server]) -> String {
     });
     drop(procs);
     format!(
-        "## Echo over loopback TCP (messages per second; median of rounds)\n\n`handrolled` is the limit (no WebSocket library, no limits: unmask every complete frame of a read into one buffer, one write); `echo_server` is the main job as shipped (its own binary: `Session` with write coalescing, multi-thread runtime, not pinned). Ratios: to the best peer of the cell (named), and to the limit. The limit is a ceiling with several small messages in flight (it answers a whole read with one write); with one 16 KiB message in flight and at 1 MiB, where copying and the socket dominate, it waits for each frame's last byte and copies the frame once more, and libraries match or pass it.\n\n{table}"
+        "## Echo over loopback TCP (messages per second; median of rounds)\n\n`handrolled` is the limit (no WebSocket library, no limits: unmask every complete frame of a read into one buffer, one write); `echo_server` is the main job as shipped (its own binary: `Session` with write coalescing; its multi-thread runtime pinned to core 0 like every server, so one worker). Ratios: to the best peer of the cell (named), and to the limit. The limit is a ceiling with several small messages in flight (it answers a whole read with one write); with one 16 KiB message in flight and at 1 MiB, where copying and the socket dominate, it waits for each frame's last byte and copies the frame once more, and libraries match or pass it.\n\n{table}"
     )
 }
 

@@ -279,7 +279,9 @@ from the saved tables.
   rewritten unmasked), written at once (coalesced writes), a partial frame kept for the next
   read. No library can beat it by much on this echo; `/ limit` columns say how far each is.
 - **echo_server** is the main job as shipped (the crate's `echo_server` example: `Session`
-  with write coalescing, multi-thread runtime, not pinned, deflate offered and not negotiated).
+  with write coalescing, deflate offered and not negotiated), started on core 0 like every
+  server: its multi-thread runtime sizes itself to that one core (one worker). Unpinned, its
+  threads share the load generator's core at random and the cells turn bimodal.
 - **Ratios** are against the fastest peer of each cell (peers: tokio-tungstenite,
   tokio-websockets, fastwebsockets, yawc, wtx, sockudo-ws; never `handrolled` or ours), and
   against the limit. On this 2-core machine two identical
