@@ -295,6 +295,118 @@ async fn graceful_shutdown_mid_traffic_completes_every_closing_handshake_under_a
     }
 }
 
+/// A client that always has another masked text frame ready (its reads never wait) until
+/// the server's close frame has been written to it; then EOF. Records what the server wrote.
+struct Firehose {
+    frame: Vec<u8>,
+    pos: usize,
+    written: Vec<u8>,
+}
+
+impl Firehose {
+    fn new() -> Self {
+        // "hi", masked with the key 0x01020304.
+        Firehose { frame: vec![0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2], pos: 0, written: Vec::new() }
+    }
+
+    /// Whether a close frame with code 1001 (going away) was written.
+    fn close_written(&self) -> bool {
+        going_away(&self.written)
+    }
+}
+
+/// Whether `written` holds an unmasked close frame with code 1001 (any reason).
+fn going_away(written: &[u8]) -> bool {
+    written.windows(4).any(|w| w[0] == 0x88 && w[1] < 126 && w[2..] == [0x03, 0xe9])
+}
+
+impl tokio::io::AsyncRead for Firehose {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.close_written() {
+            return std::task::Poll::Ready(Ok(())); // EOF
+        }
+        while buf.remaining() > 0 {
+            let this = &mut *self;
+            let n = buf.remaining().min(this.frame.len() - this.pos);
+            buf.put_slice(&this.frame[this.pos..this.pos + n]);
+            this.pos = (this.pos + n) % this.frame.len();
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Firehose {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.written.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_whose_input_never_waits_still_closes_on_a_shutdown_request() {
+    // The request is checked on every poll, not only when the session waits for input (where
+    // its wake-up is registered): this session always has input and never waits.
+    let shutdown = Shutdown::new();
+    let server = Connection::new(ConnectionType::Server, Config::default());
+    let mut ws = Session::new(Framed::new(Firehose::new(), WsCodec::new(server)), SessionConfig::default())
+        .with_shutdown(&shutdown);
+    let task = tokio::spawn(async move {
+        let mut messages = 0;
+        while let Some(event) = ws.next().await {
+            if let Ok(Event::TextMessage(_)) = event {
+                messages += 1;
+            }
+            if messages == 100_000 {
+                break; // the request was never seen
+            }
+            // Lets the test's task run; the session itself never returned `Pending`.
+            tokio::task::yield_now().await;
+        }
+        (messages, ws.into_inner().into_parts().io.written)
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    shutdown.graceful(Duration::from_secs(5)).await;
+    let (messages, written) = task.await.unwrap();
+    assert!(messages > 0, "traffic flowed before the request");
+    assert!(going_away(&written), "close 1001 (going away) written: {written:02x?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_registered_after_the_shutdown_request_closes_when_first_polled() {
+    let shutdown = Shutdown::new();
+    assert_eq!(shutdown.graceful(Duration::from_secs(1)).await, 0);
+    assert!(shutdown.is_requested());
+    let (session, mut peer) = pair(SessionConfig::default());
+    let mut ws = session.with_shutdown(&shutdown);
+    let server = tokio::spawn(async move { while ws.next().await.is_some() {} });
+    let Event::CloseConnection(close) = next(&mut peer).await else { panic!("a close first") };
+    assert_eq!(close.code, CloseCode::GOING_AWAY);
+    peer.send(close.reply().unwrap().into()).await.unwrap();
+    server.await.unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn split_halves_keep_replies_working_under_concurrent_pings_and_reunite() {
     let (session, mut peer) = pair(SessionConfig::default());

@@ -37,7 +37,7 @@ const SECTIONS: [&str; 9] =
 
 fn usage() -> ! {
     eprintln!(
-        "usage: wsbench [--quick] [--libs SERVER,..] [{}|report]..\n       wsbench server SERVER [--deflate] [--tls]\n       wsbench load PORT SIZE WINDOW CONNS SECONDS [--deflate]\n       wsbench loop decode|encode|encode-client|encode-session|echo-session|echo-framed|deflate-enc|deflate-dec LIB CASE SECONDS\nservers (--libs filters the echo and TLS echo sections): {}\nlibraries (loop): {}",
+        "usage: wsbench [--quick] [--libs SERVER,..] [{}|report]..\n       wsbench server SERVER [--deflate] [--tls]\n       wsbench load PORT SIZE WINDOW CONNS SECONDS [--deflate [--takeover]]\n       wsbench loop decode|encode|encode-client|encode-session|echo-session|echo-framed|deflate-enc|deflate-dec LIB CASE SECONDS\nservers (--libs filters the echo and TLS echo sections): {}\nlibraries (loop): {}",
         SECTIONS.join("|"),
         echo::Server::ALL.map(echo::Server::name).join(", "),
         Lib::ALL.map(Lib::name).join(", ")
@@ -63,7 +63,7 @@ fn main() {
         return;
     }
     if args.first().map(String::as_str) == Some("load") {
-        // `wsbench load PORT SIZE WINDOW CONNS SECONDS [--deflate]`: drives a running
+        // `wsbench load PORT SIZE WINDOW CONNS SECONDS [--deflate [--takeover]]`: drives a running
         // `wsbench server` (with `--deflate`: compressed JSON text frames, see `deflate_echo`).
         let num = |i: usize| -> usize { args.get(i).and_then(|s| s.parse().ok()).unwrap_or_else(|| usage()) };
         common::pin_to(1);
@@ -72,7 +72,12 @@ fn main() {
         let measure = std::time::Duration::from_secs_f64(num(5) as f64);
         let rate = if args.iter().any(|a| a == "--deflate") {
             let frame = deflate_echo::compressed_frame(common::json_payload(num(2)).as_bytes());
-            let offer = Some(deflate_echo::OFFER);
+            // `--takeover`: the server keeps its compression context (the second table).
+            let offer = Some(if args.iter().any(|a| a == "--takeover") {
+                deflate_echo::OFFER_SERVER_TAKEOVER
+            } else {
+                deflate_echo::OFFER
+            });
             let r = echo::frame_cell(&rt, num(1) as u16, num(4), num(3), frame, offer, measure);
             println!(
                 "{} of {} echoes compressed; 101 response:\n{}",
