@@ -301,16 +301,26 @@ pub fn run_encode(settings: Settings) -> String {
             for i in 0..columns {
                 run(i);
             }
+            // Each sample repeats the run for at least `min_sample` (one run of large messages
+            // takes well under a millisecond: a single run per sample was mostly noise).
+            let min_sample = if settings.quick { 0.05 } else { 0.2 };
             let mut samples: Vec<Vec<f64>> = vec![Vec::new(); columns];
             for round in 0..settings.rounds {
                 for k in 0..columns {
                     let i = (k + round) % columns;
-                    let (secs, w) = time(|| run(i));
-                    black_box(w);
-                    samples[i].push(secs);
+                    let (secs, runs) = time(|| {
+                        let start = std::time::Instant::now();
+                        let mut runs = 0u64;
+                        while runs == 0 || start.elapsed().as_secs_f64() < min_sample {
+                            black_box(run(i));
+                            runs += 1;
+                        }
+                        runs
+                    });
+                    samples[i].push(runs as f64 * n as f64 / secs);
                 }
             }
-            let rates: Vec<f64> = samples.iter_mut().map(|s| n as f64 / median(s)).collect();
+            let rates: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
             let best = best_peer(&libs, &rates[..libs.len()]);
             let role = if client { "client (masked)" } else { "server" };
             let mut row = vec![format!("{role} binary {}", fmt_size(size))];
