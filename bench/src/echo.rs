@@ -250,11 +250,13 @@ async fn serve_ours<S: Io>(stream: S, whole: bool, deflate: bool) -> Result<(), 
     let mut config = UpgradeConfig::default().delivery(delivery);
     if deflate {
         // Compression states shared by the server's connections (messages reuse them instead
-        // of building one per message). `WSBENCH_NO_POOL=1` measures without any pool (a pool
-        // of capacity 0: a state built per message).
+        // of building one per message): the default pool. `WSBENCH_POOL=N` measures with a
+        // pool of N (0: none, a state built per message).
         static POOL: std::sync::LazyLock<DeflatePool> = std::sync::LazyLock::new(|| {
-            let capacity = if std::env::var_os("WSBENCH_NO_POOL").is_some() { 0 } else { 4 };
-            DeflatePool::with_capacity(capacity)
+            match std::env::var("WSBENCH_POOL").ok().and_then(|n| n.parse().ok()) {
+                Some(capacity) => DeflatePool::with_capacity(capacity),
+                None => DeflatePool::new(),
+            }
         });
         config = config.extension(|| deflate_from_env(PerMessageDeflate::new()).pool(POOL.clone()));
     }

@@ -201,8 +201,9 @@ pub enum IdleState {
 /// costs a state (allocated, or reset from a pool) and the priming, which for the compressor
 /// means hashing up to a window of data, a few to a few tens of microseconds. Give the
 /// connections of a server a shared [`DeflatePool`]: a connection then takes back its own
-/// state untouched when no other connection took it in between, so a busy connection costs
-/// what `Live` costs, and idle ones keep only their history. Without a pool a connection keeps
+/// state untouched when no other connection took it in between, so busy connections (up to
+/// the pool's capacity, 16 by default, busy at the same time) cost what `Live` costs, and
+/// idle ones keep only their history. Without a pool a connection keeps
 /// its states (as `Live`). Choose:
 ///
 /// * many connections, mostly idle (chat, notifications): the default, with a pool;

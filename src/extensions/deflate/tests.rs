@@ -319,3 +319,37 @@ fn history_keeps_the_last_window() {
     h.clear();
     assert!(h.is_empty() && h.0.capacity() == 0);
 }
+
+#[test]
+fn connections_taking_turns_each_take_back_their_own_state_up_to_the_capacity() {
+    use super::pool::{give, take};
+    let list = Mutex::new(Vec::new());
+    let capacity = 4;
+    // Four connections take turns, one message each (as on a current-thread server): the pool
+    // grows to hold a state for each instead of handing one connection's context to the next,
+    // and from the second round on every connection takes back its own.
+    let mut made = 0;
+    for round in 0..5 {
+        for conn in 0..4u64 {
+            match take(&list, capacity, Some(conn), |_| true) {
+                Some((state, ours)) => {
+                    assert!(ours && state == conn, "round {round}: connection {conn} got state {state}");
+                }
+                None => {
+                    assert_eq!(round, 0, "a new state only while the pool grows");
+                    made += 1;
+                }
+            }
+            give(&list, capacity, conn, Some(conn));
+        }
+    }
+    assert_eq!(made, 4);
+    // A state holding no context is taken before another connection's.
+    give(&list, capacity + 1, 100, None);
+    assert_eq!(take(&list, capacity, Some(7), |_| true), Some((100, false)));
+    // A fifth connection finds the pool full of others' contexts: it takes the oldest (to be
+    // reset and primed with its own history).
+    assert_eq!(take(&list, capacity, Some(7), |_| true), Some((0, false)));
+    // With room again, the next newcomer makes a new state rather than take another's.
+    assert_eq!(take(&list, capacity, Some(8), |_| true), None);
+}
