@@ -151,24 +151,29 @@ pub async fn echo_run(session: bool, size: usize, window: usize, batches: usize)
     stream.park_between_passes = true;
     let framed =
         Framed::new(stream, WsCodec::new(Connection::new(ConnectionType::Server, Config::default())));
-    let mut echoed = 0;
     if session {
         let shutdown = wsproto::session::Shutdown::new();
-        let mut ws = wsproto::session::Session::new(framed, wsproto::SessionConfig::default())
-            .with_shutdown(&shutdown);
-        while let Some(Ok(event)) = ws.next().await {
-            if let Event::BytesMessage(m) = event {
-                ws.send(m.into()).await.expect("send");
-                echoed += 1;
-            }
-        }
+        echo_binary(
+            wsproto::session::Session::new(framed, wsproto::SessionConfig::default())
+                .with_shutdown(&shutdown),
+        )
+        .await
     } else {
-        let mut ws = framed;
-        while let Some(Ok(event)) = ws.next().await {
-            if let Event::BytesMessage(m) = event {
-                ws.send(m.into()).await.expect("send");
-                echoed += 1;
-            }
+        echo_binary(framed).await
+    }
+}
+
+/// Echoes every binary message of `ws` until its stream ends or fails; returns how many.
+async fn echo_binary<S, E>(mut ws: S) -> u64
+where
+    S: futures_util::Stream<Item = Result<Event, E>> + futures_util::Sink<Event> + Unpin,
+    <S as futures_util::Sink<Event>>::Error: std::fmt::Debug,
+{
+    let mut echoed = 0;
+    while let Some(Ok(event)) = ws.next().await {
+        if let Event::BytesMessage(m) = event {
+            ws.send(m.into()).await.expect("send");
+            echoed += 1;
         }
     }
     echoed

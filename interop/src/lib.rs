@@ -56,6 +56,21 @@ pub mod child {
         assert!(status.success(), "python3 needs the websockets package: python3 -m pip install websockets");
     }
 
+    /// Starts `python3` on `script` (under this crate's `tests/`) with `args`: the child and
+    /// the lines of its stdout (its stderr goes to the test's).
+    pub fn python_script(script: &str, args: &[String]) -> (Guard, Receiver<String>) {
+        let mut child = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(script))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start python3");
+        let out = lines(child.stdout.take().unwrap());
+        (Guard(child), out)
+    }
+
     /// Starts the built `echo_server` at `exe` on a free port, with descriptors for thousands
     /// of connections (a default soft limit is 1024): the child, its log lines (stderr) and
     /// its URL, once it listens.

@@ -16,14 +16,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use wsproto_interop::child::{
-    build_example, lines, log_message, require_python_websockets, start_echo_server, wait_for, Guard,
+    build_example, log_message, python_script, require_python_websockets, start_echo_server, wait_for, Guard,
 };
 
 const CLIENTS: usize = 500;
@@ -44,20 +43,11 @@ fn start_server() -> (Guard, Receiver<String>, String) {
 
 /// Runs `load_clients.py` and returns its `RESULT` line.
 fn python_clients(url: &str, clients: usize, messages: usize, large: bool) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/load_clients.py");
-    let mut command = Command::new("python3");
-    command.arg(script).arg(url).arg(clients.to_string()).arg(messages.to_string());
+    let mut args = vec![url.to_string(), clients.to_string(), messages.to_string()];
     if large {
-        command.arg("large");
+        args.push("large".to_string());
     }
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start python3");
-    let out = lines(child.stdout.take().unwrap());
-    let _child = Guard(child);
+    let (_child, out) = python_script("load_clients.py", &args);
     wait_for(&out, "RESULT", Instant::now() + RUN_BOUND, &mut Vec::new())
 }
 

@@ -9,12 +9,12 @@
 #![cfg(unix)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use wsproto_interop::child::{
-    build_example, lines, require_python_websockets, start_echo_server, wait_for, Guard,
+    build_example, python_script, require_python_websockets, start_echo_server, wait_for,
 };
 
 const CLIENTS: usize = 1000;
@@ -40,18 +40,7 @@ fn number(result: &str, key: &str) -> usize {
 fn phase(server: &Path, signal: &str) {
     let (mut server_child, server_log, url) = start_echo_server(server);
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/echo_clients.py");
-    let mut clients = Command::new("python3")
-        .arg(script)
-        .arg(&url)
-        .arg(CLIENTS.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start python3");
-    let client_out = lines(clients.stdout.take().unwrap());
-    let _clients = Guard(clients);
+    let (_clients, client_out) = python_script("echo_clients.py", &[url.clone(), CLIENTS.to_string()]);
     let mut client_seen = Vec::new();
     let ready = wait_for(&client_out, "READY", Instant::now() + READY_BOUND, &mut client_seen);
     println!("{signal}: {ready}");
