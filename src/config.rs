@@ -86,7 +86,8 @@ pub struct Limits {
     pub max_frame_size: usize,
     /// Largest message, summed over its fragments, after decompression.
     pub max_message_size: usize,
-    /// Most frames in one message, the first included.
+    /// Most frames in one message, the first included (a message always has its first frame:
+    /// 0 acts as 1).
     pub max_fragments: usize,
     /// Largest HTTP request or response head.
     pub max_handshake_size: usize,
@@ -113,7 +114,9 @@ impl Limits {
     /// Default largest HTTP head during the opening handshake: 16 KiB.
     pub const DEFAULT_MAX_HANDSHAKE_SIZE: usize = 16 << 10;
 
-    /// No frame, message or fragment limit (the handshake limit stays).
+    /// No frame, message or fragment limit (the handshake limit stays, and so does the bound on
+    /// what a server buffers between a client's request and its answer: 16 MiB and a frame
+    /// header).
     ///
     /// Dangerous with untrusted peers: they can then make a whole-message consumer buffer
     /// without bound, or make you inflate a compression bomb. Only for trusted peers, or when

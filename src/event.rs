@@ -216,6 +216,8 @@ impl RejectData {
 /// Received chunks may be partial: `frame_finished` marks the end of a wire frame and
 /// `message_finished` the end of the message. Every chunk holds whole characters (a code point
 /// split across frames or reads is carried to the next chunk), so it can be empty.
+// Exhaustive by decision: plain data built and destructured by applications.
+#[allow(clippy::exhaustive_structs)]
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct TextMessage {
     /// The text.
@@ -239,6 +241,8 @@ impl TextMessage {
 }
 
 /// A chunk of a binary message. See [`TextMessage`] for the meaning of the flags.
+// Exhaustive by decision: plain data built and destructured by applications.
+#[allow(clippy::exhaustive_structs)]
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct BytesMessage {
     /// The bytes.
@@ -353,6 +357,8 @@ impl CloseConnection {
 }
 
 /// A ping. Received pings are not answered automatically: send [`Ping::response`].
+// Exhaustive by decision: a control frame's payload, nothing else.
+#[allow(clippy::exhaustive_structs)]
 #[derive(Clone, Debug, Default, Eq, PartialEq)]
 pub struct Ping {
     /// Up to 125 bytes of payload.
@@ -372,6 +378,8 @@ impl Ping {
 }
 
 /// A pong (solicited or not).
+// Exhaustive by decision: a control frame's payload, nothing else.
+#[allow(clippy::exhaustive_structs)]
 #[derive(Clone, Debug, Default, Eq, PartialEq)]
 pub struct Pong {
     /// Up to 125 bytes of payload.

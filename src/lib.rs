@@ -18,6 +18,8 @@
 //!   HTTP/1.1 and HTTP/2); with `axum`: `axum` (the `WebSocketUpgrade` extractor).
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
+// Every public type decides: `#[non_exhaustive]`, or exhaustive with the reason (rustls's rule).
+#![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // One public path per type: the core's types are re-exported here from private modules; the

@@ -325,8 +325,12 @@ mod close_payload_tests {
         assert_eq!(parse_close_payload(b"\x03").unwrap_err().close_code(), CloseCode::PROTOCOL_ERROR);
         assert_eq!(parse_close_payload(&999u16.to_be_bytes()).unwrap_err().close_code(), 1002);
         assert_eq!(parse_close_payload(&5000u16.to_be_bytes()).unwrap_err().close_code(), 1002);
-        for local in [1005u16, 1006, 1015, 1004, 1014, 1016, 2999] {
+        for local in [1005u16, 1006, 1015, 1004, 1016, 2999] {
             assert_eq!(parse_close_payload(&local.to_be_bytes()).unwrap_err().close_code(), 1002);
+        }
+        // 1012-1014 are in IANA's registry (Python wsproto fails a close with 1014).
+        for registered in [1012u16, 1013, 1014] {
+            assert_eq!(parse_close_payload(&registered.to_be_bytes()).unwrap().0, CloseCode(registered));
         }
         let (code, reason) = parse_close_payload(b"\x0b\xb8hi").unwrap();
         assert_eq!((code.0, reason.as_str()), (3000, "hi"));

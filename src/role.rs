@@ -5,6 +5,8 @@ use std::fmt;
 /// Which side of the connection we are. Clients mask what they send; servers must not.
 ///
 /// Python wsproto's `ConnectionType`. Extensions receive it too, so it lives on its own.
+// Exhaustive by decision: client or server.
+#[allow(clippy::exhaustive_enums)]
 #[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
 pub enum ConnectionType {
     /// The side that sent the upgrade request.

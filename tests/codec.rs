@@ -193,6 +193,30 @@ async fn rejection_with_a_body_reaches_the_client() {
 }
 
 #[tokio::test]
+async fn a_rejection_body_longer_than_the_limit_is_kept_up_to_it_as_a_prefix() {
+    // 30,000 bytes arrive in reads of at most 4 KiB; 10,000 are kept: the first 10,000, not
+    // whichever reads happened to fit.
+    let body: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
+    let (a, mut b) = tokio::io::duplex(4096);
+    let sent = body.clone();
+    let server = tokio::spawn(async move {
+        let mut request = [0u8; 1024];
+        let _ = b.read(&mut request).await.unwrap();
+        let head = format!("HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\n\r\n", sent.len());
+        b.write_all(head.as_bytes()).await.unwrap();
+        b.write_all(&sent).await.unwrap();
+        b
+    });
+    let config = UpgradeConfig::default().max_reject_body(10_000);
+    let err = upgrade::client(a, Request::new("h", "/"), config).await.unwrap_err();
+    let wsproto::Error::Rejected(rejection) = err else { panic!("{err:?}") };
+    assert_eq!(rejection.status_code, 403);
+    assert_eq!(rejection.body.len(), 10_000);
+    assert_eq!(rejection.body, body[..10_000]);
+    drop(server.await.unwrap());
+}
+
+#[tokio::test]
 async fn invalid_request_gets_the_hinted_rejection() {
     let (mut a, b) = tokio::io::duplex(4096);
     let server = tokio::spawn(async move { upgrade::accept(b, UpgradeConfig::default()).await });

@@ -167,7 +167,7 @@ fn bad_input_rows_yield_their_close_codes() {
         ("close code 1006", masked(0x88, &1006u16.to_be_bytes()), V::InvalidCloseCode(1006), 1002),
         ("close code 1015", masked(0x88, &1015u16.to_be_bytes()), V::InvalidCloseCode(1015), 1002),
         ("close code 1004", masked(0x88, &1004u16.to_be_bytes()), V::InvalidCloseCode(1004), 1002),
-        ("close code 1014", masked(0x88, &1014u16.to_be_bytes()), V::InvalidCloseCode(1014), 1002),
+        ("close code 1016", masked(0x88, &1016u16.to_be_bytes()), V::InvalidCloseCode(1016), 1002),
         ("close code 2999", masked(0x88, &2999u16.to_be_bytes()), V::InvalidCloseCode(2999), 1002),
         ("close reason invalid UTF-8", masked(0x88, b"\x03\xe8\xff\xfe"), V::InvalidCloseReason, 1007),
     ];

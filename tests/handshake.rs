@@ -11,8 +11,9 @@ use wsproto::handshake::{
 use wsproto::handshake::{ClientHandshake, Handshake};
 use wsproto::{
     AcceptConnection, BytesMessage, CloseCode, CloseConnection, CloseSource, Config, Connection,
-    ConnectionState, ConnectionType, Event, ExtensionError, KeySource, LocalProtocolError, Ping, Pong,
-    ProtocolError, RejectConnection, RejectData, RemoteProtocolError, Request, TextMessage, WsConnection,
+    ConnectionState, ConnectionType, Event, ExtensionError, KeySource, Limits, LocalProtocolError, Ping,
+    Pong, ProtocolError, RejectConnection, RejectData, RemoteProtocolError, Request, TextMessage,
+    WsConnection,
 };
 
 const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -1368,6 +1369,29 @@ fn http_crate_interop() {
     let e = remote(ws.initiate_upgrade_request(&post));
     let response = rejection_response(&e.event_hint()).unwrap();
     assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
+
+    // HTTP/1.0 is refused as on the byte path.
+    let mut old = req.clone();
+    *old.version_mut() = http::Version::HTTP_10;
+    let mut ws = server();
+    assert_eq!(remote(ws.initiate_upgrade_request(&old)), RemoteProtocolError::NotHttp11);
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn a_client_request_the_http_crate_refuses_changes_nothing() {
+    // Refused before the handshake commits: the same connection then sends a good request.
+    for extended in [false, true] {
+        let mut ws = WsConnection::new(ConnectionType::Client);
+        let send = |ws: &mut WsConnection, request: Request| match extended {
+            false => ws.upgrade_request_http(request).map(drop),
+            true => ws.extended_connect_request_http(request, http::uri::Scheme::HTTPS).map(drop),
+        };
+        local(send(&mut ws, Request::new("h", "/").with_header("x-a", "\x01")));
+        local(send(&mut ws, Request::new("h", "/a<b>")));
+        assert_eq!(ws.state(), ConnectionState::Connecting);
+        send(&mut ws, Request::new("h", "/chat").with_header("x-a", "ok")).unwrap();
+    }
 }
 
 #[cfg(feature = "deflate")]
@@ -1627,4 +1651,19 @@ fn http1_request_as_data_and_response_head_from_an_http_stack() {
     client.receive_response_head(101, head).unwrap();
     assert_eq!(accept_event(client.next_event().unwrap()).subprotocol.as_deref(), Some("chat"));
     assert_eq!(client.state(), ConnectionState::Open);
+}
+
+#[test]
+fn data_before_the_answer_is_bounded_by_one_frame_even_with_unlimited_limits() {
+    let header = wsproto::frame::MAX_HEADER_LEN;
+    for (config, cap) in [
+        (Config::default().max_frame_size(1024), 1024 + header),
+        (Config::default().limits(Limits::unlimited()), Limits::DEFAULT_MAX_FRAME_SIZE + header),
+    ] {
+        let mut ws = WsConnection::with_config(ConnectionType::Server, config);
+        ws.receive_data(REQUEST.as_bytes()).unwrap();
+        ws.receive_data(&vec![0x82; cap]).unwrap();
+        let e = remote(ws.receive_data(b"\x82"));
+        assert_eq!(e, RemoteProtocolError::TooMuchEarlyData { limit: cap });
+    }
 }

@@ -149,6 +149,23 @@ async fn close_sends_the_frame_waits_for_the_reply_and_shuts_down() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_close_code_that_cannot_be_sent_is_refused_and_the_session_carries_on() {
+    let (mut session, mut peer) = pair(SessionConfig::default());
+    for (code, reason) in [(1006u16, ""), (1005, "why"), (999, ""), (1004, ""), (5000, "")] {
+        let refused = session.close_with(code, reason).await.unwrap_err();
+        assert!(matches!(refused, Error::Local(_)), "{code}: {refused}");
+    }
+    // Nothing was sent, nothing changed: the session still sends and closes normally.
+    session.send(TextMessage::new("still open").into()).await.unwrap();
+    assert_eq!(next(&mut peer).await, Event::TextMessage(TextMessage::new("still open")));
+    let closer = tokio::spawn(async move { session.close_with(1014u16, "upstream").await });
+    let Event::CloseConnection(close) = next(&mut peer).await else { panic!("a close") };
+    assert_eq!((close.code, close.reason.as_deref()), (CloseCode::BAD_GATEWAY, Some("upstream")));
+    peer.send(close.reply().unwrap().into()).await.unwrap();
+    closer.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn sink_close_sends_1000_and_the_peer_close_ends_the_stream() {
     let (mut session, mut peer) = pair(SessionConfig::default());
     let closer = tokio::spawn(async move { session.close_with(CloseCode::NORMAL_CLOSURE, "").await });

@@ -209,3 +209,30 @@ async fn ws_and_wss_through_an_http_connect_proxy_with_basic_auth() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_stalls_the_tls_handshake_is_cut_off_at_the_connect_timeout() {
+    // It accepts TCP and never answers the ClientHello: the TLS handshake is part of
+    // establishing the transport, so `connect_timeout` ends the wait (the HTTP handshake's
+    // timeout only starts once TLS is up).
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let config = UpgradeConfig::default().connect_timeout(Duration::from_secs(3));
+    let started = tokio::time::Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        upgrade::connect_with(&format!("wss://localhost:{port}/"), config),
+    )
+    .await
+    .expect("connect_with waited past its connect timeout");
+    let error = outcome.unwrap_err();
+    assert!(matches!(error, wsproto::Error::ConnectTimeout), "{error}");
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    held.abort();
+}

@@ -13,7 +13,8 @@ use crate::lifecycle::Timeout;
 /// connection handler. Who is at fault is in the variant: the transport ([`Io`](Self::Io)), us
 /// ([`Local`](Self::Local), [`InvalidUrl`](Self::InvalidUrl)), the peer
 /// ([`Remote`](Self::Remote), [`Rejected`](Self::Rejected), [`ProxyRefused`](Self::ProxyRefused)),
-/// or time ([`HandshakeTimeout`](Self::HandshakeTimeout), [`Timeout`](Self::Timeout)).
+/// or time ([`ConnectTimeout`](Self::ConnectTimeout), [`HandshakeTimeout`](Self::HandshakeTimeout),
+/// [`Timeout`](Self::Timeout)).
 ///
 /// A peer's violation after the handshake is not an error: it arrives as a received
 /// [`CloseConnection`](crate::CloseConnection) whose close frame the session sends. The bare
@@ -33,6 +34,10 @@ pub enum Error {
     Rejected(Box<Rejection>),
     /// The opening handshake did not finish in time.
     HandshakeTimeout,
+    /// [`connect`](crate::upgrade::connect) could not establish the transport in time: the TCP
+    /// connection, the proxy's tunnel, or TLS (see
+    /// [`UpgradeConfig::connect_timeout`](crate::upgrade::UpgradeConfig::connect_timeout)).
+    ConnectTimeout,
     /// A [`Session`](crate::session::Session) ended on a timeout (see [`Timeout`]).
     Timeout(Timeout),
     /// The HTTP proxy refused to open a tunnel (its status code).
@@ -60,6 +65,7 @@ impl fmt::Display for Error {
             Error::Remote(e) => write!(f, "remote protocol error: {e}"),
             Error::Rejected(r) => write!(f, "upgrade rejected with HTTP status {}", r.status_code),
             Error::HandshakeTimeout => f.write_str("opening handshake timed out"),
+            Error::ConnectTimeout => f.write_str("connecting timed out (TCP, proxy tunnel or TLS)"),
             Error::Timeout(t) => write!(f, "session ended: {t}"),
             Error::ProxyRefused(status) => {
                 write!(f, "the proxy refused the tunnel with HTTP status {status}")
@@ -117,7 +123,7 @@ impl From<Error> for std::io::Error {
             Error::Local(_) | Error::InvalidUrl { .. } | Error::TlsConfig { .. } => ErrorKind::InvalidInput,
             Error::Remote(_) => ErrorKind::InvalidData,
             Error::Rejected(_) | Error::ProxyRefused(_) => ErrorKind::ConnectionRefused,
-            Error::HandshakeTimeout | Error::Timeout(_) => ErrorKind::TimedOut,
+            Error::HandshakeTimeout | Error::ConnectTimeout | Error::Timeout(_) => ErrorKind::TimedOut,
         };
         std::io::Error::new(kind, e)
     }

@@ -83,8 +83,8 @@ pub enum LocalProtocolError {
     /// Extension offers or agreements filled in on an event being sent: they describe a
     /// received event. Hand extension objects to the handshake instead.
     ExtensionsInEvent,
-    /// A header name that is not a token, or a value with CR, LF or NUL (which would end the
-    /// header early), or a value that is not UTF-8 where text is needed.
+    /// A header name that is not a token, or a value with a control byte other than tab (CR or
+    /// LF would end the header early), or a value that is not UTF-8 where text is needed.
     InvalidHeader {
         /// The header name, as given.
         name: String,

@@ -517,19 +517,25 @@ impl Connection {
     }
 }
 
-/// The payload of a close frame for `close`, validated.
-fn close_payload(close: &CloseConnection) -> Result<Vec<u8>, LocalProtocolError> {
-    let reason = close.reason.as_deref().unwrap_or("");
+/// Whether `close` can be sent: a sendable code, or 1005 (no code) without a reason.
+pub(crate) fn check_close(close: &CloseConnection) -> Result<(), LocalProtocolError> {
     if close.code == CloseCode::NO_STATUS_RCVD {
-        if !reason.is_empty() {
+        if close.reason.as_deref().is_some_and(|reason| !reason.is_empty()) {
             return Err(LocalProtocolError::ReasonWithoutCode);
         }
-        return Ok(Vec::new());
-    }
-    if !close.code.is_sendable() {
+    } else if !close.code.is_sendable() {
         return Err(LocalProtocolError::InvalidCloseCode(close.code));
     }
-    let reason = truncate_reason(reason);
+    Ok(())
+}
+
+/// The payload of a close frame for `close`, validated.
+fn close_payload(close: &CloseConnection) -> Result<Vec<u8>, LocalProtocolError> {
+    check_close(close)?;
+    if close.code == CloseCode::NO_STATUS_RCVD {
+        return Ok(Vec::new());
+    }
+    let reason = truncate_reason(close.reason.as_deref().unwrap_or(""));
     let mut payload = Vec::with_capacity(2 + reason.len());
     payload.extend_from_slice(&close.code.0.to_be_bytes());
     payload.extend_from_slice(reason.as_bytes());

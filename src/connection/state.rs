@@ -25,6 +25,8 @@
 //! state: the rest of the input is dropped.
 
 /// Where a connection is in its life (RFC 6455 §4 naming, as python wsproto).
+// Exhaustive by decision: the RFC's states; a new one would be a new protocol.
+#[allow(clippy::exhaustive_enums)]
 #[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
 pub enum ConnectionState {
     /// The opening handshake is in progress.

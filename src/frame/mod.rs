@@ -27,6 +27,8 @@ pub use crate::wire::mask::apply_mask;
 pub use crate::wire::mask::apply_mask_scalar;
 
 /// A frame opcode (RFC 6455 §5.2).
+// Exhaustive by decision: RFC 6455's opcodes; reserved ones are refused as violations.
+#[allow(clippy::exhaustive_enums)]
 #[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
 #[repr(u8)]
 pub enum Opcode {
@@ -119,6 +121,8 @@ impl Rsv {
 }
 
 /// A parsed frame header.
+// Exhaustive by decision: the fields of RFC 6455's frame header.
+#[allow(clippy::exhaustive_structs)]
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub struct FrameHeader {
     /// Final fragment of a message.

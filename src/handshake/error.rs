@@ -128,6 +128,8 @@ impl std::error::Error for RemoteProtocolError {
 }
 
 /// Either side's protocol error, as returned by the handshake's input methods.
+// Exhaustive by decision: an error is ours or the peer's.
+#[allow(clippy::exhaustive_enums)]
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub enum ProtocolError {
     /// We misused the API.

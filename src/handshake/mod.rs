@@ -28,7 +28,7 @@ pub(crate) mod error;
 pub(crate) mod head;
 mod negotiate;
 mod server;
-mod write;
+pub(crate) mod write;
 
 use std::collections::VecDeque;
 
@@ -62,6 +62,8 @@ pub(crate) const VERSION_HEADER: &str = "Sec-WebSocket-Version";
 /// [`ServerHandshake`], for code that picks the role at run time (as
 /// [`WsConnection`](crate::WsConnection) does). Each method goes to the handshake of the
 /// role; what only one role does is on its type.
+// Exhaustive by decision: one variant per role.
+#[allow(clippy::exhaustive_enums)]
 #[derive(Debug)]
 pub enum Handshake {
     /// A client's handshake.

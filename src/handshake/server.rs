@@ -475,9 +475,14 @@ impl ServerHandshake {
         }
     }
 
-    /// Most bytes a server buffers between the request and its answer: one largest frame.
+    /// Most bytes a server buffers between the request and its answer: one largest frame, and
+    /// never more than one frame of the default limit (16 MiB), even with
+    /// [`Limits::unlimited`](crate::Limits::unlimited): a client has no reason to send before
+    /// the answer, so nothing legitimate needs more.
     pub(super) fn early_data_cap(&self) -> usize {
-        self.common.config.limits.max_frame_size.saturating_add(14)
+        let frame =
+            self.common.config.limits.max_frame_size.min(crate::config::Limits::DEFAULT_MAX_FRAME_SIZE);
+        frame + crate::frame::MAX_HEADER_LEN
     }
 
     /// Checks an `AcceptConnection` and computes the 101's headers, changing nothing yet.

@@ -16,8 +16,9 @@ pub(crate) fn header(dst: &mut BytesMut, name: &[u8], value: &[u8]) {
     dst.put_slice(b"\r\n");
 }
 
-/// Checks a caller-supplied header: the name must be a token, the value free of CR, LF and NUL
-/// (which would let it end the header or the head early).
+/// Checks a caller-supplied header: the name must be a token, the value free of control bytes
+/// but tab (CR, LF and NUL would let it end the header or the head early; the others are not
+/// field content in RFC 9110 either, and the `http` crate refuses them too).
 pub(crate) fn check_header(name: &[u8], value: &[u8]) -> Result<(), LocalProtocolError> {
     if !std::str::from_utf8(name).is_ok_and(is_token) {
         return Err(LocalProtocolError::InvalidHeader { name: String::from_utf8_lossy(name).into_owned() });
@@ -27,7 +28,7 @@ pub(crate) fn check_header(name: &[u8], value: &[u8]) -> Result<(), LocalProtoco
 
 /// Checks a header value (see [`check_header`]).
 pub(crate) fn check_value(what: &str, value: &[u8]) -> Result<(), LocalProtocolError> {
-    if value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+    if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err(LocalProtocolError::InvalidHeader { name: what.to_owned() });
     }
     Ok(())

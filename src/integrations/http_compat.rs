@@ -121,6 +121,10 @@ impl WsConnection {
             // HTTP/2 has no Upgrade: a GET with Connection/Upgrade headers is not a handshake.
             return Err(handshake.refuse(crate::handshake::error::RemoteProtocolError::NotExtendedConnect));
         }
+        if request.version() < http::Version::HTTP_11 {
+            // As on the byte path: the handshake is HTTP/1.1 (RFC 6455 §4.1).
+            return Err(handshake.refuse(crate::handshake::error::RemoteProtocolError::NotHttp11));
+        }
         handshake.initiate_upgrade(request.method().as_str(), headers, &target)
     }
 
@@ -186,6 +190,7 @@ impl WsConnection {
         &mut self,
         request: Request,
     ) -> Result<http::Request<()>, LocalProtocolError> {
+        check_for_http(&request, false)?;
         let handshake = self.client_handshake()?;
         let upgrade = handshake.upgrade_request(request)?;
         let builder = http::Request::get(upgrade.target.as_str()).version(http::Version::HTTP_11);
@@ -214,6 +219,7 @@ impl WsConnection {
         request: Request,
         scheme: http::uri::Scheme,
     ) -> Result<http::Request<()>, LocalProtocolError> {
+        check_for_http(&request, true)?;
         let handshake = self.client_handshake()?;
         let host = request.host.clone();
         let connect = handshake.extended_connect(request)?;
@@ -249,6 +255,28 @@ impl WsConnection {
             None => Err(LocalProtocolError::RequestAlreadySent),
         }
     }
+}
+
+/// Refuses, before the handshake commits to it (so nothing changes on error), what of
+/// `request` the `http` crate cannot carry: a target it does not parse (as a path for an
+/// extended CONNECT), a host that is not an authority, header values it does not take.
+fn check_for_http(request: &Request, extended: bool) -> Result<(), LocalProtocolError> {
+    let target = request.target.as_str();
+    let parsed = match extended {
+        true => http::uri::PathAndQuery::try_from(target).is_ok(),
+        false => http::Uri::try_from(target).is_ok(),
+    };
+    if !parsed {
+        return Err(LocalProtocolError::InvalidTarget(request.target.clone()));
+    }
+    if extended {
+        let authority = crate::handshake::write::host_header(&request.host)?;
+        if http::uri::Authority::try_from(authority.as_ref()).is_err() {
+            return Err(LocalProtocolError::InvalidHost(request.host.clone()));
+        }
+    }
+    header_map(&request.extra_headers)?;
+    Ok(())
 }
 
 /// A request with `headers`; `target` names the request in the error if the builder refuses.

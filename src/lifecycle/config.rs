@@ -24,7 +24,9 @@ pub struct SessionConfig {
     /// Answer the peer's close (or a violation we detected) with the close frame owed
     /// (default `true`).
     pub auto_close_reply: bool,
-    /// Send a ping after this long without one (default 20 s); `None`: no keepalive.
+    /// Send a ping after this long with neither a ping sent nor anything received (default 20
+    /// s): a peer that talks more often is never pinged (its traffic shows it is there, and
+    /// [`Session::rtt`](crate::session::Session::rtt) stays `None`); `None`: no keepalive.
     pub keepalive_interval: Option<Duration>,
     /// Fail the connection with 1011 when a keepalive ping is not answered within this
     /// (default 20 s).
@@ -79,8 +81,9 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
-    /// Sets the keepalive: a ping after `interval` without one (`None`: no keepalive), failing
-    /// the connection when it is not answered within `timeout`.
+    /// Sets the keepalive: a ping after `interval` with neither a ping sent nor anything
+    /// received (`None`: no keepalive), failing the connection when it is not answered within
+    /// `timeout`. Any timeout here may be `Duration::MAX` (never).
     pub fn keepalive(mut self, interval: Option<Duration>, timeout: Duration) -> Self {
         self.keepalive_interval = interval;
         self.keepalive_timeout = timeout;

@@ -226,7 +226,7 @@ impl Lifecycle {
                     }
                 }
                 if matches!(close.source, CloseSource::Violation(_)) {
-                    self.linger_until = Some(now + self.config.linger);
+                    self.linger_until = Some(later(now, self.config.linger));
                 }
                 self.advance(now);
             }
@@ -312,7 +312,7 @@ impl Lifecycle {
         let failed = self.linger_until.is_some() || self.timed_out.is_some();
         if failed || self.role.is_client() {
             self.phase = LifecyclePhase::Draining;
-            self.end_by.get_or_insert(now + self.config.linger);
+            self.end_by.get_or_insert(later(now, self.config.linger));
         } else {
             self.done();
         }
@@ -348,13 +348,13 @@ impl Lifecycle {
             return;
         }
         if let (Some(since), Some(limit)) = (self.write_stalled_since, self.config.send_timeout) {
-            if now >= since + limit {
+            if now >= later(since, limit) {
                 // Nothing more can be written: no close frame, just give up.
                 return self.give_up(now, Timeout::Send, None);
             }
         }
         if let Some(sent) = self.close_sent {
-            if now >= sent + self.config.close_timeout {
+            if now >= later(sent, self.config.close_timeout) {
                 self.give_up(now, Timeout::Close, None);
             }
             return;
@@ -364,19 +364,20 @@ impl Lifecycle {
             return;
         }
         if let Some((_, sent)) = &self.awaiting_pong {
-            if self.write_stalled_since.is_none() && now >= *sent + self.config.keepalive_timeout {
+            if self.write_stalled_since.is_none() && now >= later(*sent, self.config.keepalive_timeout) {
                 let close = CloseConnection::with_reason(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
                 return self.give_up(now, Timeout::Keepalive, Some(close));
             }
         }
         if let Some(idle) = self.config.idle_timeout {
-            if now >= self.last_received + idle {
+            if now >= later(self.last_received, idle) {
                 let close = CloseConnection::with_reason(CloseCode::GOING_AWAY, "idle timeout");
                 return self.give_up(now, Timeout::Idle, Some(close));
             }
         }
         if let Some(interval) = self.config.keepalive_interval {
-            if self.awaiting_pong.is_none() && now >= self.last_ping.max(self.last_received) + interval {
+            if self.awaiting_pong.is_none() && now >= later(self.last_ping.max(self.last_received), interval)
+            {
                 self.pings += 1;
                 trace::keepalive_ping(self.pings);
                 let payload = Bytes::copy_from_slice(&self.pings.to_be_bytes());
@@ -420,20 +421,20 @@ impl Lifecycle {
             }
             LifecyclePhase::Open => {
                 if let (Some(since), Some(limit)) = (self.write_stalled_since, self.config.send_timeout) {
-                    at(since + limit);
+                    at(later(since, limit));
                 }
                 if let Some(sent) = self.close_sent {
-                    at(sent + self.config.close_timeout);
+                    at(later(sent, self.config.close_timeout));
                 } else if !self.close_received {
                     if let Some(interval) = self.config.keepalive_interval {
                         match &self.awaiting_pong {
                             Some(_) if self.write_stalled_since.is_some() => {}
-                            Some((_, sent)) => at(*sent + self.config.keepalive_timeout),
-                            None => at(self.last_ping.max(self.last_received) + interval),
+                            Some((_, sent)) => at(later(*sent, self.config.keepalive_timeout)),
+                            None => at(later(self.last_ping.max(self.last_received), interval)),
                         }
                     }
                     if let Some(idle) = self.config.idle_timeout {
-                        at(self.last_received + idle);
+                        at(later(self.last_received, idle));
                     }
                 }
             }
@@ -472,7 +473,7 @@ impl Lifecycle {
     fn enter_shutting_down(&mut self, now: Instant) {
         if self.phase == LifecyclePhase::Open {
             self.phase = LifecyclePhase::ShuttingDown;
-            self.end_by = Some(self.linger_until.unwrap_or(now + self.config.linger));
+            self.end_by = Some(self.linger_until.unwrap_or(later(now, self.config.linger)));
         }
     }
 
@@ -487,7 +488,7 @@ impl Lifecycle {
         match close {
             Some(close) => {
                 self.owed.push_back(close.into());
-                self.linger_until = Some(now + self.config.linger);
+                self.linger_until = Some(later(now, self.config.linger));
                 self.enter_shutting_down(now);
             }
             None => self.done(),
@@ -499,4 +500,12 @@ impl Lifecycle {
         self.owed.clear();
         self.end_by = None;
     }
+}
+
+/// `t + d`, or a deadline too far away to matter when that overflows `Instant`: a timeout
+/// set to `Duration::MAX` means "never", not a panic.
+fn later(t: Instant, d: Duration) -> Instant {
+    /// About a century: past the life of any process, and representable on every platform.
+    const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    t.checked_add(d).or_else(|| t.checked_add(NEVER)).unwrap_or(t)
 }

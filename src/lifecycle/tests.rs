@@ -324,3 +324,33 @@ fn automations_can_be_switched_off() {
     assert_eq!(life.poll_transmit(RemoteClosing), None);
     assert_eq!(life.poll_timeout(), None);
 }
+
+#[test]
+fn timeouts_of_duration_max_mean_never_not_a_panic() {
+    let t0 = Instant::now();
+    let max = Duration::MAX;
+    let config = SessionConfig::default()
+        .keepalive(Some(max), max)
+        .idle_timeout(Some(max))
+        .send_timeout(Some(max))
+        .close_timeout(max)
+        .linger(max);
+    let mut life = server(config, t0);
+    let far = life.poll_timeout().expect("keepalive and idle deadlines");
+    assert!(far > t0 + secs(50 * 365 * 24 * 3600));
+    life.handle_write_stalled(t0);
+    life.handle_timeout(t0 + secs(1000 * 24 * 3600));
+    assert_eq!(life.phase(), LifecyclePhase::Open);
+    assert_eq!(life.poll_error(), None);
+    // Our close, then the peer's silence: still waiting (the close timeout is "never").
+    life.handle_write_progress();
+    life.handle_close_request(CloseConnection::new(CloseCode::NORMAL_CLOSURE));
+    let close = transmit(&mut life, Open, t0).expect("our close");
+    assert!(matches!(close, Event::CloseConnection(_)));
+    assert!(life.poll_timeout().is_some());
+    life.handle_timeout(t0 + secs(1000 * 24 * 3600));
+    assert_eq!(life.poll_error(), None);
+    // A transport error still ends it at once.
+    life.handle_transport_error();
+    assert_eq!(life.phase(), LifecyclePhase::Done);
+}

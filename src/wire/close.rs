@@ -4,8 +4,9 @@ use std::fmt;
 
 /// A WebSocket close status code (RFC 6455 §7.4).
 ///
-/// A plain `u16` newtype: the named constants cover every code registered for the protocol
-/// (python wsproto's `CloseReason`), and application codes 3000–4999 round-trip untouched.
+/// A plain `u16` newtype: the named constants cover every code of IANA's WebSocket close code
+/// registry below 3000 (python wsproto's `CloseReason`, plus 1014), and application codes
+/// 3000–4999 round-trip untouched.
 ///
 /// ```
 /// use wsproto::CloseCode;
@@ -14,6 +15,8 @@ use std::fmt;
 /// assert!(CloseCode::from(4000).is_sendable());
 /// assert!(!CloseCode::from(1004).is_sendable());
 /// ```
+// Exhaustive by decision: a `u16` on the wire.
+#[allow(clippy::exhaustive_structs)]
 #[derive(Clone, Copy, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[doc(alias = "CloseReason")]
 pub struct CloseCode(pub u16);
@@ -66,6 +69,9 @@ close_codes! {
     SERVICE_RESTART = 1012, "service restart";
     /// 1013: try again later (IANA registry).
     TRY_AGAIN_LATER = 1013, "try again later";
+    /// 1014: a gateway or proxy received an invalid response from the upstream server (IANA
+    /// registry). Python wsproto's `CloseReason` lacks it and fails a close carrying it.
+    BAD_GATEWAY = 1014, "bad gateway";
     /// 1015: the TLS handshake failed. Local only: never sent.
     TLS_HANDSHAKE_FAILED = 1015, "TLS handshake failed";
 }
@@ -156,7 +162,7 @@ mod tests {
     fn sendable_ranges() {
         for code in 0..=u16::MAX {
             let c = CloseCode(code);
-            let expected = matches!(code, 1000..=1003 | 1007..=1013 | 3000..=4999);
+            let expected = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
             assert_eq!(c.is_sendable(), expected, "{code}");
         }
     }

@@ -128,7 +128,8 @@ fn rotate_key(key: [u8; 4], phase: usize) -> [u8; 4] {
 /// Where a client gets its masking keys and handshake nonces.
 ///
 /// The default, [`KeySource::os_seeded`], draws from the thread-local ChaCha-based CSPRNG of
-/// the `rand` crate, seeded once from the operating system (no system call per frame).
+/// the `rand` crate, seeded from the operating system and reseeded by `rand` as it goes (no
+/// system call per frame).
 /// Tests can pin exact bytes with [`KeySource::fixed`] or any closure via
 /// [`KeySource::from_fn`].
 #[derive(Clone)]

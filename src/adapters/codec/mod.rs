@@ -7,9 +7,10 @@
 //!
 //! # Cancel safety
 //!
-//! All decoding state lives in the codec and in `Framed`'s buffers, and `decode` consumes
-//! bytes only when it returns an event. Dropping a `next()` future at any point (for example
-//! in a `select!` with a timeout) loses nothing: the next call resumes where it stopped.
+//! All decoding state lives in the codec and in `Framed`'s read buffer (a frame's header is
+//! taken off the buffer once parsed, and its progress kept in the codec), never in the
+//! future. Dropping a `next()` future at any point (for example in a `select!` with a
+//! timeout) loses nothing: the next call resumes where it stopped.
 
 mod buffers;
 

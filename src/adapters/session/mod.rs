@@ -6,7 +6,7 @@
 //!
 //! * **Replies**: pings are answered with pongs and the peer's close with the close frame owed,
 //!   while the stream is polled, so a reader that only reads stays connected.
-//! * **Keepalive**: a ping after 20 s without one; no pong within 20 s fails the connection
+//! * **Keepalive**: a ping after 20 s in which nothing was received and no ping sent; no pong within 20 s fails the connection
 //!   with 1011 and [`Error::Timeout`]. The last round trip is [`Session::rtt`].
 //! * **Timeouts**: idle (nothing received, off by default), send (the peer does not read: the
 //!   session gives up instead of holding the connection), close (the peer does not answer our
@@ -140,6 +140,11 @@ impl<T> fmt::Debug for Session<T> {
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// A session over an established transport (from the upgrade helper or built by hand).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with its time driver (`enable_time`, or `enable_all`): the
+    /// session's timer is made here.
     pub fn new(mut framed: Framed<T, WsCodec>, config: SessionConfig) -> Self {
         let now = Instant::now();
         framed.set_backpressure_boundary(config.write_buffer);
@@ -328,8 +333,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// Closes cleanly: sends a close frame with `code` and `reason`, waits (up to the close
     /// timeout) for the peer's reply, then shuts the transport down. Events received
     /// meanwhile are discarded. If the close has begun already, waits for it to finish.
+    ///
+    /// A code that cannot be sent (1005 with a reason, 1006, 1015, codes outside the
+    /// registry below 3000, or beyond 4999) is refused with [`Error::Local`] before anything
+    /// happens: the session is unchanged.
     pub async fn close_with(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        self.logged(|life| life.handle_close_request(close_frame(code, reason)));
+        let close = close_frame(code, reason)?;
+        self.logged(|life| life.handle_close_request(close));
         poll_fn(|cx| self.poll_finish(cx)).await
     }
 
@@ -679,13 +689,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
     }
 }
 
-/// A close frame with `code` and `reason` (none when empty).
-fn close_frame(code: impl Into<CloseCode>, reason: &str) -> CloseConnection {
-    if reason.is_empty() {
+/// A close frame with `code` and `reason` (none when empty), if it can be sent.
+fn close_frame(code: impl Into<CloseCode>, reason: &str) -> Result<CloseConnection, Error> {
+    let close = if reason.is_empty() {
         CloseConnection::new(code)
     } else {
         CloseConnection::with_reason(code, reason)
-    }
+    };
+    crate::connection::check_close(&close)?;
+    Ok(close)
 }
 
 /// The current time, as the lifecycle counts it (tokio's clock, so a paused clock works).

@@ -131,9 +131,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> SessionWriter<T> {
     }
 
     /// Closes cleanly (see [`Session::close_with`]): sends the close frame; the reader completes the
-    /// closing handshake and sees the stream end.
+    /// closing handshake and sees the stream end. A code that cannot be sent is refused with
+    /// [`Error::Local`] before anything happens.
     pub async fn close_with(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        let close = super::close_frame(code, reason);
+        let close = super::close_frame(code, reason)?;
         self.shared.session().life.handle_close_request(close);
         poll_fn(|cx| self.shared.with(cx, false, |s, cx| s.poll_send_owed(cx))).await
     }

@@ -44,7 +44,9 @@ pub struct UpgradeConfig {
     pub config: Config,
     /// Time allowed for the whole handshake (a slowloris peer is cut off after it).
     pub handshake_timeout: Duration,
-    /// Time allowed to establish the TCP connection ([`connect`](crate::upgrade::connect)), and the proxy's tunnel.
+    /// Time allowed to establish the transport in [`connect`](crate::upgrade::connect): the TCP
+    /// connection (or the proxy's tunnel) and, for `wss://`, the TLS handshake; past it,
+    /// [`Error::ConnectTimeout`](crate::Error::ConnectTimeout).
     pub connect_timeout: Duration,
     /// An HTTP proxy that [`connect_with`](crate::upgrade::connect_with) tunnels through (`CONNECT`), if any.
     pub proxy: Option<Proxy>,
@@ -55,7 +57,8 @@ pub struct UpgradeConfig {
     /// Certificates trusted besides webpki-roots when no `tls` configuration is given.
     #[cfg(feature = "rustls-no-provider")]
     pub(crate) tls_roots: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
-    /// Largest rejection body a client reads.
+    /// Most bytes of a rejection's body a client keeps in [`Rejection::body`](super::Rejection)
+    /// (default 64 KiB): the body is read to its end and cut there.
     pub max_reject_body: usize,
     /// What the session every entry point returns does by itself (replies, keepalive,
     /// timeouts).
@@ -329,5 +332,6 @@ impl UpgradeConfig {
     }
 }
 
-/// Default time allowed to establish the TCP connection in [`connect`](crate::upgrade::connect).
+/// Default time allowed to establish the transport (TCP or the proxy's tunnel, then TLS) in
+/// [`connect`](crate::upgrade::connect).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -13,7 +13,8 @@ use crate::event::AcceptConnection;
 
 /// Connects over plain TCP to a `ws://` URL and performs the client handshake, offering
 /// permessage-deflate (with the `deflate` feature), within [`DEFAULT_CONNECT_TIMEOUT`](super::DEFAULT_CONNECT_TIMEOUT) for the
-/// TCP connection and [`DEFAULT_HANDSHAKE_TIMEOUT`](super::DEFAULT_HANDSHAKE_TIMEOUT) for the handshake. See [`connect_with`](crate::upgrade::connect_with)
+/// transport (TCP, and TLS for `wss://`; [`Error::ConnectTimeout`] past it) and
+/// [`DEFAULT_HANDSHAKE_TIMEOUT`](super::DEFAULT_HANDSHAKE_TIMEOUT) for the HTTP handshake. See [`connect_with`](crate::upgrade::connect_with)
 /// for other settings and for what URLs are accepted.
 pub async fn connect(url: &str) -> Result<(Session<MaybeTlsStream>, AcceptConnection), Error> {
     connect_with(url, UpgradeConfig::default()).await
@@ -48,32 +49,29 @@ pub async fn connect_with(
         true => Some(tls::client_config(&config)?),
         false => None,
     };
-    let connect = async {
-        match &config.proxy {
-            None => Ok(TcpStream::connect((target.host.as_str(), target.port)).await?),
-            Some(proxy) => proxy.tunnel(&target).await,
+    // One deadline for the transport: TCP (or the proxy's tunnel) and, for `wss`, TLS. A server
+    // that accepts TCP and stalls the TLS handshake is cut off like one that never answers.
+    let transport = async {
+        let io = match &config.proxy {
+            None => TcpStream::connect((target.host.as_str(), target.port)).await?,
+            Some(proxy) => proxy.tunnel(&target).await?,
+        };
+        io.set_nodelay(true)?;
+        #[cfg(feature = "rustls-no-provider")]
+        if let Some(tls_config) = tls_config {
+            return tls::connect(io, &target.host, tls_config).await.map_err(|e| match e {
+                tls::Failure::Name => {
+                    Error::InvalidUrl { url: url.to_owned(), reason: "not a valid TLS server name" }
+                }
+                tls::Failure::Io(e) => Error::Io(e),
+            });
         }
+        Ok::<_, Error>(MaybeTlsStream::Plain(io))
     };
-    let io = match tokio::time::timeout(config.connect_timeout, connect).await {
-        Ok(io) => io?,
-        Err(_) => {
-            return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")))
-        }
+    let Ok(io) = tokio::time::timeout(config.connect_timeout, transport).await else {
+        return Err(Error::ConnectTimeout);
     };
-    io.set_nodelay(true)?;
-    #[cfg(feature = "rustls-no-provider")]
-    let io = if let Some(tls_config) = tls_config {
-        tls::connect(io, &target.host, tls_config).await.map_err(|e| match e {
-            tls::Failure::Name => {
-                Error::InvalidUrl { url: url.to_owned(), reason: "not a valid TLS server name" }
-            }
-            tls::Failure::Io(e) => Error::Io(e),
-        })?
-    } else {
-        MaybeTlsStream::Plain(io)
-    };
-    #[cfg(not(feature = "rustls-no-provider"))]
-    let io = MaybeTlsStream::Plain(io);
+    let io = io?;
     client(io, config.url_request(&target), config).await
 }
 

@@ -58,6 +58,8 @@ fn first_offered(ours: &[String], request: &Request) -> Option<String> {
 }
 
 /// An HTTP rejection: what a client received, or what a server's callback decided.
+// Exhaustive by decision: an HTTP response's parts: status, headers, body.
+#[allow(clippy::exhaustive_structs)]
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct Rejection {
     /// HTTP status code.
@@ -88,6 +90,8 @@ impl Rejection {
 }
 
 /// A server's answer to an upgrade request.
+// Exhaustive by decision: an upgrade is accepted or rejected.
+#[allow(clippy::exhaustive_enums)]
 #[derive(Debug)]
 pub enum Decision {
     /// Accept, with a subprotocol, extensions and extra headers.
@@ -134,6 +138,7 @@ where
     io.flush().await?;
     let mut buf = BytesMut::with_capacity(1024);
     let mut rejection: Option<Rejection> = None;
+    let mut body = BytesMut::new();
     loop {
         while let Some(event) = ws.next_event() {
             match event {
@@ -150,19 +155,15 @@ where
                         body: Bytes::new(),
                     });
                     if finished {
-                        return Err(rejected(rejection));
+                        return Err(rejected(rejection, body));
                     }
                 }
                 Event::RejectData(RejectData { data, body_finished }) => {
-                    if let Some(r) = rejection.as_mut() {
-                        if r.body.len() + data.len() <= config.max_reject_body {
-                            let mut body = BytesMut::from(&r.body[..]);
-                            body.extend_from_slice(&data);
-                            r.body = body.freeze();
-                        }
-                    }
+                    // The first `max_reject_body` bytes are kept; the rest is read and dropped.
+                    let room = config.max_reject_body.saturating_sub(body.len());
+                    body.extend_from_slice(&data[..data.len().min(room)]);
                     if body_finished {
-                        return Err(rejected(rejection));
+                        return Err(rejected(rejection, body));
                     }
                 }
                 _ => {}
@@ -175,7 +176,7 @@ where
             if let Some(r) = rejection.take() {
                 // A body delimited by EOF ends here.
                 while ws.next_event().is_some() {}
-                return Err(rejected(Some(r)));
+                return Err(rejected(Some(r), body));
             }
             return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
@@ -194,8 +195,10 @@ fn logged_failure<R>(role: ConnectionType, result: Result<R, Error>) -> Result<R
     result
 }
 
-fn rejected(rejection: Option<Rejection>) -> Error {
-    let rejection = rejection.unwrap_or_else(|| Rejection::new(0));
+/// The server's rejection, with the part of its body kept.
+fn rejected(rejection: Option<Rejection>, body: BytesMut) -> Error {
+    let mut rejection = rejection.unwrap_or_else(|| Rejection::new(0));
+    rejection.body = body.freeze();
     trace::handshake_refused(ConnectionType::Client, rejection.status_code, &"rejected by the server");
     Error::Rejected(Box::new(rejection))
 }

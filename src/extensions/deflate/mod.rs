@@ -191,9 +191,9 @@ pub enum IdleState {
 /// | `Live`, 12 bits, memory level 5 | 208 KiB | 208 KiB | 1.25× |
 /// | no context takeover | 0 KiB | 0 KiB | (each message alone) |
 ///
-/// The connection's codec buffers come on top: about 4 KiB on a quiet connection, up to about
-/// 30 KiB kept after a burst of larger messages (the read buffer keeps its size while reads
-/// are not small; `bench/RESULTS.md`).
+/// The connection's codec buffers come on top: a 1 KiB read buffer on a quiet connection and
+/// no write buffer; after a burst, up to 128 KiB of read-ahead stays reserved until a
+/// session's timer finds the connection quiet and releases it (`SECURITY.md`).
 ///
 /// # Choosing
 ///
@@ -272,8 +272,10 @@ impl PerMessageDeflate {
     /// The extension token, `permessage-deflate`.
     pub const NAME: &'static str = NAME;
 
-    /// Default settings: context takeover in both directions, 15-bit windows (the client lets
-    /// the server choose its window), the default compression level, every message compressed.
+    /// Default settings: context takeover in both directions, 15-bit windows negotiated (the
+    /// client lets the server choose its window), a server compressing with at most 14 bits
+    /// unless [`compress_window_bits`](Self::compress_window_bits) says otherwise, the default
+    /// compression level, every message compressed.
     pub fn new() -> Self {
         PerMessageDeflate {
             settings: Settings {
@@ -308,8 +310,10 @@ impl PerMessageDeflate {
         self
     }
 
-    /// Client: ask the server to reset its compression context after each message (the
-    /// handshake fails if it does not agree), so we can drop our inflater between messages.
+    /// Client: ask the server to reset its compression context after each message, so we can
+    /// drop our inflater between messages (the handshake fails if the server accepts
+    /// permessage-deflate without it; a server that declines the offer leaves the connection
+    /// uncompressed).
     /// Server: reset ours after each message (always sent in the response).
     pub fn server_no_context_takeover(mut self, enabled: bool) -> Self {
         self.settings.server_no_context_takeover = enabled;
@@ -332,8 +336,9 @@ impl PerMessageDeflate {
         self
     }
 
-    /// Client: ask the server to compress with at most `bits` (the handshake fails if it does
-    /// not agree); we inflate with that window.
+    /// Client: ask the server to compress with at most `bits`; we inflate with that window (the
+    /// handshake fails if the server accepts permessage-deflate without agreeing; a server that
+    /// declines the offer leaves the connection uncompressed).
     /// Server: compress with at most `bits` (or less if the client asks), always announced
     /// in the response (8 is announced and used as 9).
     ///

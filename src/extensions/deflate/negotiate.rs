@@ -7,6 +7,8 @@ use super::*;
 /// Window bits are the largest window each side compresses with (15 when not limited); a side
 /// told to use 8 compresses with 9, which the other side handles because it inflates with at
 /// least 9 anyway.
+// Exhaustive by decision: RFC 7692's four parameters.
+#[allow(clippy::exhaustive_structs)]
 #[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
 pub struct DeflateParams {
     /// Our side: a client called [`finalize`](Extension::finalize), a server
