@@ -6,11 +6,12 @@
 //! cargo run --example echo_server -- 127.0.0.1:0  # any free port (printed at start)
 //! ```
 //!
-//! Echoes text and binary messages (whole messages, up to the 64 MiB message limit) with the
-//! README's echo loop, and negotiates permessage-deflate when the client offers it. Each
-//! connection is a [`Session`](wsproto::session::Session): it answers pings, sends keepalive
-//! pings, completes the close handshake, and cuts off a peer that stops reading. Runs on every
-//! core.
+//! Echoes text and binary messages (whole messages, up to the default limits: 64 MiB per
+//! message and 16 MiB per frame, so a client that sends a message as one frame, as browsers
+//! do, can send up to 16 MiB; a larger frame is refused with 1009) with the README's echo
+//! loop, and negotiates permessage-deflate when the client offers it. Each connection is a
+//! [`Session`](wsproto::session::Session): it answers pings, sends keepalive pings, completes
+//! the close handshake, and cuts off a peer that stops reading. Runs on every core.
 //!
 //! Stop it with Ctrl-C (SIGINT) or SIGTERM: it stops accepting, asks every connection to close
 //! with 1001 (going away), waits up to 5 s for the closing handshakes, and exits with status 0.

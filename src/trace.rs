@@ -98,6 +98,15 @@ impl ConnectionLog {
         }
     }
 
+    /// The session hands its connection over (as a bare `Framed`): no closing line, the
+    /// connection goes on without the session.
+    pub(crate) fn detach(&mut self) {
+        #[cfg(feature = "tracing")]
+        {
+            self.ended = true;
+        }
+    }
+
     /// The connection is over: its one `info` line, once.
     pub(crate) fn ended(&mut self, timeout: Option<&dyn std::fmt::Display>, traffic: &Traffic) {
         #[cfg(feature = "tracing")]
@@ -115,6 +124,19 @@ impl ConnectionLog {
                 bytes_out = traffic.bytes_sent,
                 "websocket closed"
             );
+        }
+    }
+}
+
+/// A session dropped before its connection ended (the application left its loop on its own):
+/// the line all the same, with what is known (the traffic is the codec's, gone with it).
+#[cfg(feature = "tracing")]
+impl Drop for ConnectionLog {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _entered = self.span.enter();
+            let (code, by) = self.close.unwrap_or((1006, "nobody (the application dropped the session)"));
+            tracing::info!(code, closed_by = by, lived = ?self.started.elapsed(), "websocket closed");
         }
     }
 }

@@ -95,6 +95,57 @@ async fn idle_timeout_closes_with_1001() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_loop_that_stops_at_a_timeout_error_still_sends_the_close_the_timeout_owes() {
+    // The README's loop ends at the first error (`event?`) and drops the session: the close
+    // frame of the timeout (1001 idle, 1011 keepalive) must already be on its way.
+    for (config, code) in [
+        (
+            SessionConfig::default()
+                .keepalive(None, Duration::from_secs(1))
+                .idle_timeout(Some(Duration::from_secs(60))),
+            CloseCode::GOING_AWAY,
+        ),
+        (
+            SessionConfig::default().keepalive(Some(Duration::from_secs(20)), Duration::from_secs(20)),
+            CloseCode::INTERNAL_ERROR,
+        ),
+    ] {
+        let (mut session, mut peer) = pair(config);
+        let app = tokio::spawn(async move {
+            while let Some(event) = session.next().await {
+                if let Err(e) = event {
+                    return e;
+                }
+            }
+            panic!("the stream ended without the timeout error");
+        });
+        assert!(matches!(app.await.unwrap(), Error::Timeout(_)));
+        loop {
+            match next(&mut peer).await {
+                Event::Ping(_) => continue, // the keepalive's unanswered ping
+                Event::CloseConnection(close) => {
+                    assert_eq!(close.code, code);
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_closes_and_vanishes_is_heard_as_its_close_not_as_a_failed_reply() {
+    // The reply to its close cannot be written (the pipe is gone): the application still gets
+    // the peer's close, then the end of the stream.
+    let (mut session, mut peer) = pair(SessionConfig::default());
+    peer.send(CloseConnection::with_reason(CloseCode::GOING_AWAY, "bye").into()).await.unwrap();
+    drop(peer);
+    let Some(Ok(Event::CloseConnection(close))) = session.next().await else { panic!("the peer's close") };
+    assert_eq!((close.code, close.reason.as_deref()), (CloseCode::GOING_AWAY, Some("bye")));
+    assert!(session.next().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_peer_that_stops_reading_is_cut_off_by_the_send_timeout() {
     let config = SessionConfig::default()
         .keepalive(None, Duration::from_secs(1))

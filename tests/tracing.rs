@@ -97,6 +97,32 @@ fn captured(test: impl std::future::Future<Output = ()>) -> Vec<Line> {
     lines
 }
 
+/// [`captured`] on tokio's paused clock (for timeouts, over in-memory pipes).
+fn captured_paused(test: impl std::future::Future<Output = ()>) -> Vec<Line> {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build();
+        runtime.unwrap().block_on(test)
+    });
+    let lines = capture.0.lock().unwrap().clone();
+    lines
+}
+
+/// A server session and a client session over an in-memory pipe.
+async fn session_pair(
+    config: UpgradeConfig,
+) -> (wsproto::session::Session<tokio::io::DuplexStream>, wsproto::session::Session<tokio::io::DuplexStream>)
+{
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let server = tokio::spawn(async move { upgrade::accept(b, config).await.unwrap().0 });
+    // A client that never pings (its keepalive would keep the server from idling).
+    let quiet = UpgradeConfig::default()
+        .session(wsproto::SessionConfig::default().keepalive(None, std::time::Duration::from_secs(1)));
+    let (client, _) = upgrade::client(a, wsproto::Request::new("h", "/"), quiet).await.unwrap();
+    (server.await.unwrap(), client)
+}
+
 /// A listener on a free port, and its address.
 async fn listener() -> (tokio::net::TcpListener, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -224,4 +250,49 @@ fn a_handshake_that_times_out_is_the_connections_one_info_line() {
     assert_eq!(info.len(), 1, "{lines:#?}");
     assert_eq!(info[0].message, "websocket handshake failed");
     assert_eq!(info[0].field("role"), Some("server"));
+}
+
+#[test]
+fn a_session_ended_by_a_timeout_error_gets_its_line_when_the_application_stops_there() {
+    let lines = captured_paused(async {
+        let session = wsproto::SessionConfig::default()
+            .keepalive(None, std::time::Duration::from_secs(1))
+            .idle_timeout(Some(std::time::Duration::from_secs(60)));
+        let (mut server, mut client) = session_pair(UpgradeConfig::default().session(session)).await;
+        // The README's loop: the first error ends it, and the session is dropped.
+        let app = tokio::spawn(async move {
+            while let Some(event) = server.next().await {
+                if event.is_err() {
+                    return;
+                }
+            }
+        });
+        app.await.unwrap();
+        // The client still reads the 1001 the idle timeout owed.
+        let got = client.next().await;
+        let Some(Ok(Event::CloseConnection(close))) = got else { panic!("a close: {got:?}") };
+        assert_eq!(close.code, CloseCode::GOING_AWAY);
+    });
+    let server: Vec<&Line> =
+        lines.iter().filter(|l| l.level == Level::INFO && l.field("role") == Some("server")).collect();
+    assert_eq!(server.len(), 1, "{lines:#?}");
+    assert_eq!(server[0].message, "websocket closed");
+    assert!(server[0].field("timeout").is_some_and(|t| t.contains("idle")), "{:?}", server[0]);
+    assert_eq!(server[0].field("code"), Some("1001"));
+    assert_eq!(server[0].field("closed_by"), Some("us"));
+}
+
+#[test]
+fn a_session_the_application_drops_while_open_still_gets_its_line() {
+    let lines = captured_paused(async {
+        let (server, client) = session_pair(UpgradeConfig::default()).await;
+        drop(server);
+        let client_into_framed = client.into_inner();
+        drop(client_into_framed);
+    });
+    let info: Vec<&Line> = lines.iter().filter(|l| l.level == Level::INFO).collect();
+    // The server's line; none for the client, whose connection went on as a bare `Framed`.
+    assert_eq!(info.len(), 1, "{lines:#?}");
+    assert_eq!(info[0].field("role"), Some("server"));
+    assert_eq!(info[0].field("closed_by"), Some("nobody (the application dropped the session)"));
 }

@@ -176,6 +176,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// and timers are dropped: from then on nothing is answered by itself). Bytes sent and not
     /// yet written are in its write buffer.
     pub fn into_inner(mut self) -> Framed<T, WsCodec> {
+        self.log.detach();
         if let Some(queue) = self.queue.as_mut().filter(|queue| !queue.is_empty()) {
             let all = queue.take_into_buffer(self.framed.write_buffer());
             *self.framed.write_buffer_mut() = all;
@@ -257,6 +258,27 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     fn transport_failed(&mut self, error: &dyn fmt::Display) {
         self.log.in_span(|| trace::transport_failed(error));
         self.life.handle_transport_error();
+        self.log_ended();
+    }
+
+    /// A timeout ended the connection: the close frame it queued (1001 idle, 1011 keepalive)
+    /// is written as far as the transport takes it now, before the application hears of it:
+    /// a loop that stops at the error (`event?`) drops the session right after. If the
+    /// application goes on polling, the session completes the closing handshake as usual.
+    fn timed_out(&mut self, cx: &mut Context<'_>, timeout: Timeout) -> Error {
+        if let Err(e) = self.poll_write_owed(cx) {
+            self.transport_failed(&e);
+        }
+        self.log_ended();
+        Error::Timeout(timeout)
+    }
+
+    /// The connection's closing line (once): when its stream ends, or when an error ends it
+    /// for the application (which may never poll it again).
+    fn log_ended(&mut self) {
+        let traffic = self.framed.codec().connection().traffic();
+        let timeout = self.life.timed_out();
+        self.log.ended(timeout.as_ref().map(|t| t as &dyn fmt::Display), &traffic);
     }
 
     /// The HTTP version and subprotocol of the handshake, for the connection's span.
@@ -449,7 +471,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                 self.life.handle_write_stalled(now());
                 self.poll_timers(cx);
                 match self.life.poll_error() {
-                    Some(timeout) => Poll::Ready(Err(Error::Timeout(timeout))),
+                    Some(timeout) => Poll::Ready(Err(self.timed_out(cx, timeout))),
                     None => Poll::Pending,
                 }
             }
@@ -531,7 +553,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
         let this = self.get_mut();
         loop {
             if let Some(timeout) = this.life.poll_error() {
-                return Poll::Ready(Some(Err(Error::Timeout(timeout))));
+                return Poll::Ready(Some(Err(this.timed_out(cx, timeout))));
             }
             match this.life.phase() {
                 LifecyclePhase::Open => {}
@@ -546,9 +568,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
                 LifecyclePhase::Done => {
                     // Over: no longer counted by a `Shutdown`.
                     this.shutdown = None;
-                    let traffic = this.framed.codec().connection().traffic();
-                    let timeout = this.life.timed_out();
-                    this.log.ended(timeout.as_ref().map(|t| t as &dyn fmt::Display), &traffic);
+                    this.log_ended();
                     return Poll::Ready(None);
                 }
             }
@@ -590,7 +610,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
                     // Answer at once (a pong, the close reply) if the transport takes it.
                     if let Err(e) = this.poll_write_owed(cx) {
                         this.transport_failed(&e);
-                        return Poll::Ready(Some(Err(e)));
+                        // A peer that closed may be gone before our reply: its close is what
+                        // the application hears of (the stream ends after it), not the write.
+                        if !matches!(event, Event::CloseConnection(_)) {
+                            return Poll::Ready(Some(Err(e)));
+                        }
                     }
                     return Poll::Ready(Some(Ok(event)));
                 }
@@ -632,7 +656,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
             // Owed events (pongs, the close reply) go first.
             this.poll_timers(cx);
             if let Some(timeout) = this.life.poll_error() {
-                return Poll::Ready(Err(Error::Timeout(timeout)));
+                return Poll::Ready(Err(this.timed_out(cx, timeout)));
             }
             return Poll::Pending;
         }
