@@ -6,8 +6,9 @@
 //!
 //! * **Replies**: pings are answered with pongs and the peer's close with the close frame owed,
 //!   while the stream is polled, so a reader that only reads stays connected.
-//! * **Keepalive**: a ping after 20 s in which nothing was received and no ping sent; no pong within 20 s fails the connection
-//!   with 1011 and [`Error::Timeout`]. The last round trip is [`Session::rtt`].
+//! * **Keepalive**: a ping after 20 s in which nothing was received and no ping sent; no pong
+//!   within 20 s fails the connection with 1011 and [`Error::Timeout`]. The last round trip is
+//!   [`Session::rtt`].
 //! * **Timeouts**: idle (nothing received, off by default), send (the peer does not read: the
 //!   session gives up instead of holding the connection), close (the peer does not answer our
 //!   close).
