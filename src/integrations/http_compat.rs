@@ -258,8 +258,9 @@ impl WsConnection {
 }
 
 /// Refuses, before the handshake commits to it (so nothing changes on error), what of
-/// `request` the `http` crate cannot carry: a target it does not parse (as a path for an
-/// extended CONNECT), a host that is not an authority, header values it does not take.
+/// `request` the `http` crate cannot carry and the handshake's own checks let through: a
+/// target it does not parse (as a path for an extended CONNECT), a host that is not an
+/// authority. (Header names and values the handshake checks as the `http` crate does.)
 fn check_for_http(request: &Request, extended: bool) -> Result<(), LocalProtocolError> {
     let target = request.target.as_str();
     let parsed = match extended {
@@ -275,7 +276,6 @@ fn check_for_http(request: &Request, extended: bool) -> Result<(), LocalProtocol
             return Err(LocalProtocolError::InvalidHost(request.host.clone()));
         }
     }
-    header_map(&request.extra_headers)?;
     Ok(())
 }
 

@@ -266,7 +266,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     /// is written as far as the transport takes it now, before the application hears of it:
     /// a loop that stops at the error (`event?`) drops the session right after. If the
     /// application goes on polling, the session completes the closing handshake as usual.
-    fn timed_out(&mut self, cx: &mut Context<'_>, timeout: Timeout) -> Error {
+    fn timeout_error(&mut self, cx: &mut Context<'_>, timeout: Timeout) -> Error {
         if let Err(e) = self.poll_write_owed(cx) {
             self.transport_failed(&e);
         }
@@ -472,7 +472,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                 self.life.handle_write_stalled(now());
                 self.poll_timers(cx);
                 match self.life.poll_error() {
-                    Some(timeout) => Poll::Ready(Err(self.timed_out(cx, timeout))),
+                    Some(timeout) => Poll::Ready(Err(self.timeout_error(cx, timeout))),
                     None => Poll::Pending,
                 }
             }
@@ -554,7 +554,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
         let this = self.get_mut();
         loop {
             if let Some(timeout) = this.life.poll_error() {
-                return Poll::Ready(Some(Err(this.timed_out(cx, timeout))));
+                return Poll::Ready(Some(Err(this.timeout_error(cx, timeout))));
             }
             match this.life.phase() {
                 LifecyclePhase::Open => {}
@@ -657,7 +657,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Event> for Session<T> {
             // Owed events (pongs, the close reply) go first.
             this.poll_timers(cx);
             if let Some(timeout) = this.life.poll_error() {
-                return Poll::Ready(Err(this.timed_out(cx, timeout)));
+                return Poll::Ready(Err(this.timeout_error(cx, timeout)));
             }
             return Poll::Pending;
         }
