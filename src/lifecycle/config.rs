@@ -26,7 +26,7 @@ pub struct SessionConfig {
     pub auto_close_reply: bool,
     /// Send a ping after this long with neither a ping sent nor anything received (default 20
     /// s): a peer that talks more often is never pinged (its traffic shows it is there, and
-    /// [`Session::rtt`](crate::session::Session::rtt) stays `None`); `None`: no keepalive.
+    /// [`Lifecycle::rtt`](super::Lifecycle::rtt) stays `None`); `None`: no keepalive.
     pub keepalive_interval: Option<Duration>,
     /// Fail the connection with 1011 when a keepalive ping is not answered within this
     /// (default 20 s).
