@@ -146,6 +146,39 @@ async fn a_peer_that_closes_and_vanishes_is_heard_as_its_close_not_as_a_failed_r
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_peer_that_pings_sends_and_vanishes_is_heard_in_full_before_the_failed_pong() {
+    // Its ping, a message and a second ping arrive in one read; the pong cannot be written
+    // (the pipe is gone). The application gets all three, then the write's error, then the end.
+    let (mut session, mut peer) = pair(SessionConfig::default());
+    peer.feed(Ping::new("one").into()).await.unwrap();
+    peer.feed(TextMessage::new("last words").into()).await.unwrap();
+    peer.feed(Ping::new("two").into()).await.unwrap();
+    peer.flush().await.unwrap();
+    drop(peer);
+    assert_eq!(session.next().await.unwrap().unwrap(), Ping::new("one").into());
+    assert_eq!(session.next().await.unwrap().unwrap(), TextMessage::new("last words").into());
+    assert_eq!(session.next().await.unwrap().unwrap(), Ping::new("two").into());
+    let error = session.next().await.unwrap().unwrap_err();
+    assert!(matches!(&error, Error::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe), "{error}");
+    assert!(session.next().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_pings_and_closes_and_vanishes_is_heard_as_its_close() {
+    // The pong fails; the buffered close that follows still reaches the application, and the
+    // stream ends after it (as when the close itself arrives with the write failing).
+    let (mut session, mut peer) = pair(SessionConfig::default());
+    peer.feed(Ping::new("one").into()).await.unwrap();
+    peer.feed(CloseConnection::with_reason(CloseCode::NORMAL_CLOSURE, "done").into()).await.unwrap();
+    peer.flush().await.unwrap();
+    drop(peer);
+    assert_eq!(session.next().await.unwrap().unwrap(), Ping::new("one").into());
+    let Some(Ok(Event::CloseConnection(close))) = session.next().await else { panic!("the peer's close") };
+    assert_eq!(close.code, CloseCode::NORMAL_CLOSURE);
+    assert!(session.next().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_peer_that_stops_reading_is_cut_off_by_the_send_timeout() {
     let config = SessionConfig::default()
         .keepalive(None, Duration::from_secs(1))

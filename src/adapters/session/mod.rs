@@ -110,6 +110,10 @@ pub struct Session<T> {
     queue: Option<Box<WriteQueue>>,
     /// The connection's span and closing log line (feature `tracing`; zero-sized without).
     log: ConnectionLog,
+    /// A write failed while reading: the events already in the read buffer are delivered
+    /// first, then this error (a peer that sent a ping and a message and vanished is heard
+    /// in full). Boxed: a connection carries a pointer.
+    write_error: Option<Box<Error>>,
 }
 
 /// A session's statistics at one moment ([`Session::stats`]): plain data.
@@ -160,6 +164,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             shutdown: None,
             read_ahead: false,
             deferred: false,
+            write_error: None,
             split: false,
             queue: None,
             log,
@@ -280,6 +285,32 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         let traffic = self.framed.codec().connection().traffic();
         let timeout = self.life.timed_out();
         self.log.ended(timeout.as_ref().map(|t| t as &dyn fmt::Display), &traffic);
+    }
+
+    /// A write failed while reading (see `write_error`): nothing more can be sent, but what
+    /// the peer sent before is delivered.
+    fn write_failed(&mut self, error: Error) {
+        self.transport_failed(&error);
+        self.write_error = Some(Box::new(error));
+    }
+
+    /// After a failed write: the next event already in the read buffer (the transport is not
+    /// read again), then the write's error. A frame the buffer holds only part of, or one
+    /// that breaks the protocol, ends it there: nothing can be answered any more. After the
+    /// peer's close the stream just ends, as when its close arrives with the write failing.
+    fn next_buffered_or(&mut self, error: Box<Error>) -> Result<Event, Error> {
+        let mut buffer = std::mem::take(self.framed.read_buffer_mut());
+        let decoded = tokio_util::codec::Decoder::decode(self.framed.codec_mut(), &mut buffer);
+        *self.framed.read_buffer_mut() = buffer;
+        match decoded {
+            Ok(Some(event)) => {
+                if !matches!(event, Event::CloseConnection(_)) {
+                    self.write_error = Some(error);
+                }
+                Ok(event)
+            }
+            Ok(None) | Err(_) => Err(*error),
+        }
     }
 
     /// The HTTP version and subprotocol of the handshake, for the connection's span.
@@ -553,6 +584,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
+            if let Some(error) = this.write_error.take() {
+                return Poll::Ready(Some(this.next_buffered_or(error)));
+            }
             if let Some(timeout) = this.life.poll_error() {
                 return Poll::Ready(Some(Err(this.timeout_error(cx, timeout))));
             }
@@ -581,8 +615,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
             }
             // Owed events first: replies, a keepalive ping, our close.
             if let Err(e) = this.poll_write_owed(cx) {
-                this.transport_failed(&e);
-                return Poll::Ready(Some(Err(e)));
+                this.write_failed(e);
+                continue;
             }
             if this.life.phase() != LifecyclePhase::Open {
                 continue;
@@ -610,11 +644,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
                         && !this.framed.read_buffer().is_empty();
                     // Answer at once (a pong, the close reply) if the transport takes it.
                     if let Err(e) = this.poll_write_owed(cx) {
-                        this.transport_failed(&e);
                         // A peer that closed may be gone before our reply: its close is what
                         // the application hears of (the stream ends after it), not the write.
-                        if !matches!(event, Event::CloseConnection(_)) {
-                            return Poll::Ready(Some(Err(e)));
+                        // Any other event is delivered, then what else is buffered, then the
+                        // error.
+                        if matches!(event, Event::CloseConnection(_)) {
+                            this.transport_failed(&e);
+                        } else {
+                            this.write_failed(e);
                         }
                     }
                     return Poll::Ready(Some(Ok(event)));
@@ -628,8 +665,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for Session<T> {
                 Poll::Pending => {
                     this.read_ahead = false;
                     if let Err(e) = this.poll_write_deferred(cx) {
-                        this.transport_failed(&e);
-                        return Poll::Ready(Some(Err(e)));
+                        this.write_failed(e);
+                        continue;
                     }
                     // Waiting for input: to be woken by a shutdown request too (checked here,
                     // not per message: registering takes locks).
