@@ -219,7 +219,12 @@ pub fn push_message(out: &mut Vec<u8>, opcode: u8, payload: &[u8], fragments: us
 
 /// Deterministic pseudo-random bytes.
 pub fn binary_payload(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    binary_payload_seeded(len, 0)
+}
+
+/// Deterministic pseudo-random bytes, a different run per seed.
+pub fn binary_payload_seeded(len: usize, seed: u64) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     (0..len)
         .map(|_| {
             x ^= x << 13;

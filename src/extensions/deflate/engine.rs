@@ -25,12 +25,12 @@ impl PerMessageDeflate {
             }
         };
         let mut out = Vec::with_capacity(data.len() / 4 + 64);
-        compressor.compress_sync(data, &mut out)?;
+        let ending = compressor.compress(data, &mut out)?;
         if keep_history {
             self.tx_history.push(data, 1 << key.bits);
         }
         if fin {
-            end_message(&mut out);
+            end_message(&mut out, ending);
             if params.compress_no_context_takeover() || keep_history {
                 match &self.pool {
                     Some(pool) => {
@@ -184,14 +184,37 @@ pub(super) fn into_bytes(mut out: Vec<u8>) -> Bytes {
 /// Ends a message's compressed data: the sync flush's `00 00 ff ff` tail is removed (RFC 7692
 /// §7.2.1). When nothing was written since the last flush (an empty message, or an empty final
 /// fragment) the flush produced no empty stored block: send the start of one, `00`, which the
-/// receiver's `00 00 ff ff` completes (§7.2.3.6).
-pub(super) fn end_message(out: &mut Vec<u8>) {
-    if out.ends_with(&TAIL) {
-        out.truncate(out.len() - TAIL.len());
-    } else if out.is_empty() {
-        out.push(0x00);
+/// receiver's `00 00 ff ff` completes (§7.2.3.6). So does data that ends with stored blocks of
+/// our own (on a byte boundary, with nothing to remove).
+pub(super) fn end_message(out: &mut Vec<u8>, ending: Ending) {
+    match ending {
+        Ending::SyncFlush if out.ends_with(&TAIL) => out.truncate(out.len() - TAIL.len()),
+        Ending::SyncFlush if !out.is_empty() => {}
+        Ending::SyncFlush | Ending::Stored => out.push(0x00),
     }
 }
+
+/// How a part of a message's compressed data ends.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(super) enum Ending {
+    /// With the compressor's sync flush: an empty stored block, `00 00 ff ff`, unless nothing
+    /// was written since the previous flush.
+    SyncFlush,
+    /// With a stored block written around the compressor (see [`Compressor::compress`]).
+    Stored,
+}
+
+/// Data longer than this is compressed a probe at a time: a probe that saves less than a
+/// sixteenth of its size is judged incompressible (random bytes, or data compressed already),
+/// and the data after it goes out as stored blocks, a copy, until the next probe.
+const PROBE: usize = 32 << 10;
+/// The data stored after the first incompressible probe; doubled after each further one, up
+/// to [`MAX_STORED_RUN`].
+const STORED_RUN: usize = 64 << 10;
+/// The most data stored between two probes.
+const MAX_STORED_RUN: usize = 1 << 20;
+/// The most data one stored block carries (its length is 16 bits).
+const MAX_STORED_BLOCK: usize = 0xffff;
 
 /// What makes two compressors interchangeable (a pooled one is reused only for the same key).
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -229,8 +252,61 @@ impl Compressor {
             .map_err(|_| ExtensionError::new(CloseCode::INTERNAL_ERROR, "priming the compressor failed"))
     }
 
+    /// Compresses all of `data` into `out`, ending on a byte boundary.
+    ///
+    /// Deflating bytes it cannot shrink costs zlib 20-30 times what compressible text does
+    /// (its match search fails at every byte): a peer echoed megabytes of random data would
+    /// hold a worker for tens of milliseconds per megabyte. Past [`PROBE`] bytes the data is
+    /// therefore deflated a probe at a time, and after a probe that does not pay, the next
+    /// run is written as stored blocks (a copy) around the compressor, whose window is then
+    /// given the run's end as a dictionary (raw DEFLATE allows it after a flush): its window
+    /// is the receiver's again, and matches into that data stay possible. The next probe
+    /// decides again, so compressible data after an incompressible stretch is compressed.
+    pub(super) fn compress(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<Ending, ExtensionError> {
+        let mut rest = data;
+        let mut stored_run = STORED_RUN;
+        loop {
+            let (probe, after) = rest.split_at(rest.len().min(PROBE));
+            let before = out.len();
+            self.compress_sync(probe, out)?;
+            rest = after;
+            if rest.is_empty() {
+                return Ok(Ending::SyncFlush);
+            }
+            let saved = probe.len().saturating_sub(out.len() - before);
+            if saved >= probe.len() / 16 {
+                self.compress_sync(rest, out)?;
+                return Ok(Ending::SyncFlush);
+            }
+            let (run, after) = rest.split_at(rest.len().min(stored_run));
+            self.store(run, out)?;
+            rest = after;
+            if rest.is_empty() {
+                return Ok(Ending::Stored);
+            }
+            stored_run = (stored_run * 2).min(MAX_STORED_RUN);
+        }
+    }
+
+    /// Writes `run` as non-final stored blocks (the compressor's output ends on a byte
+    /// boundary, after its sync flush) and makes the run's last window the compressor's
+    /// context, where the receiver's inflater has it.
+    fn store(&mut self, run: &[u8], out: &mut Vec<u8>) -> Result<(), ExtensionError> {
+        out.reserve(run.len() + run.len().div_ceil(MAX_STORED_BLOCK) * 5);
+        for block in run.chunks(MAX_STORED_BLOCK) {
+            // BFINAL 0, BTYPE 00 and the padding to the byte: `00`; then LEN and its complement.
+            let len = block.len() as u16;
+            out.push(0x00);
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&(!len).to_le_bytes());
+            out.extend_from_slice(block);
+        }
+        let window = 1usize << self.key.bits;
+        self.prime(&run[run.len().saturating_sub(window)..])
+    }
+
     /// Compresses all of `data` into `out`, ending with a sync flush.
-    pub(super) fn compress_sync(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ExtensionError> {
+    fn compress_sync(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ExtensionError> {
         let mut input = data;
         loop {
             if out.len() == out.capacity() {
@@ -343,8 +419,8 @@ impl PerMessageDeflate {
             .and_then(|pool| pool.take_compressor(key, None))
             .unwrap_or_else(|| (Compressor::new(key), false));
         let mut out = Vec::with_capacity(data.len() / 4 + 64);
-        compressor.compress_sync(data, &mut out)?;
-        end_message(&mut out);
+        let ending = compressor.compress(data, &mut out)?;
+        end_message(&mut out, ending);
         if let Some(pool) = pool {
             pool.give_compressor(compressor, None);
         }

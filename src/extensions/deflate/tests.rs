@@ -353,3 +353,112 @@ fn connections_taking_turns_each_take_back_their_own_state_up_to_the_capacity() 
     // With room again, the next newcomer makes a new state rather than take another's.
     assert_eq!(take(&list, capacity, Some(8), |_| true), None);
 }
+
+/// Deterministic bytes no compressor can shrink (xorshift).
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn incompressible_stretches_go_out_stored_and_every_message_round_trips() {
+    // Random data goes out as stored blocks (about its own size, at the cost of a copy); text
+    // around it is still compressed, with matches into the stored data; the context carries on
+    // across messages, for every window, whole or fragmented.
+    for bits in [9, 12, 15] {
+        for idle in [IdleState::History, IdleState::Live] {
+            let (mut client, mut server) = pair(
+                PerMessageDeflate::new().idle_state(idle),
+                PerMessageDeflate::new().compress_window_bits(bits).idle_state(idle),
+            );
+            for (i, (data, most)) in stretches(bits).iter().enumerate() {
+                let (wire, got) = transfer(&mut server, &mut client, data, 1 + i % 3);
+                assert!(got == *data, "{bits} bits, {idle:?}, message {i}");
+                assert!(wire <= *most, "{bits} bits, message {i}: {wire} B on the wire for {} B", data.len());
+            }
+        }
+    }
+}
+
+#[test]
+fn stored_stretches_are_read_by_a_plain_inflater_across_messages() {
+    // What a peer's zlib sees: one raw DEFLATE stream across messages (context takeover),
+    // each message's data followed by the `00 00 ff ff` the receiver appends.
+    let (_, mut server) = pair(PerMessageDeflate::new(), PerMessageDeflate::new().compress_window_bits(15));
+    let mut raw = Decompress::new_with_window_bits(false, 15);
+    for (i, (data, _)) in stretches(15).iter().enumerate() {
+        let (rsv, payload) =
+            server.frame_outbound(Opcode::Binary, Rsv::NONE, Bytes::from(data.clone()), true).unwrap();
+        assert!(rsv.rsv1());
+        let mut input = payload.to_vec();
+        input.extend_from_slice(&TAIL);
+        let mut out = Vec::with_capacity(data.len() + 64);
+        raw.decompress_vec(&input, &mut out, FlushDecompress::Sync)
+            .unwrap_or_else(|e| panic!("message {i}: {e}"));
+        let first = out.iter().zip(data.iter()).position(|(a, b)| a != b);
+        assert!(
+            out == *data,
+            "message {i}: {} of {} B, first difference at {first:?}",
+            out.len(),
+            data.len()
+        );
+    }
+}
+
+#[test]
+fn incompressible_data_is_copied_not_deflated_past_the_first_probe() {
+    // 1 MiB of random bytes: after the first probe, runs go out verbatim in stored blocks
+    // (the compressor's match search is skipped for them), and the message ends with one.
+    let key = CompressorKey { level: 6, bits: 15, mem_level: 8 };
+    let mut compressor = Compressor::new(key);
+    let data = noise(1, 1 << 20);
+    let mut out = Vec::new();
+    assert_eq!(compressor.compress(&data, &mut out).unwrap(), super::engine::Ending::Stored);
+    let verbatim = &data[40_000..90_000];
+    assert!(out.windows(verbatim.len()).any(|w| w == verbatim), "a run is stored as it is");
+    // Text is deflated whole, as before.
+    let text = chat(1, 1 << 20);
+    out.clear();
+    assert_eq!(compressor.compress(&text, &mut out).unwrap(), super::engine::Ending::SyncFlush);
+    assert!(out.len() < text.len() / 3, "{} B", out.len());
+}
+
+/// Messages that mix incompressible and compressible stretches, each with the most it may
+/// take on the wire: random data its size and a few bytes per block, text a third of its size
+/// at most, and where text follows random data, the text of one stored run may go uncompressed.
+fn stretches(bits: u8) -> Vec<(Vec<u8>, usize)> {
+    let seed = u64::from(bits);
+    // A period the window reaches.
+    let period = (1usize << bits) / 4;
+    let random = |len: usize| len + len / 100 + 64;
+    let text_size = |len: usize| len / 3;
+    let text = chat(u32::from(bits), 300_000);
+    let mut mixed = noise(seed + 1, 40_000);
+    mixed.extend_from_slice(&text[..200_000]);
+    mixed.extend_from_slice(&noise(seed + 2, 500_000));
+    mixed.extend_from_slice(&text[100_000..]);
+    // A random block repeated: the first probe finds the repeats.
+    let block = noise(seed + 3, period);
+    let repeated: Vec<u8> = block.iter().copied().cycle().take(200_000).collect();
+    // Text that repeats the stored data just before it (matches into a stored stretch).
+    let mut echo = noise(seed + 4, 100_000);
+    echo.extend_from_slice(&echo[100_000 - period..].repeat(160_000 / period));
+    let mixed_most = random(540_000) + (64 << 10) + text_size(400_000);
+    vec![
+        (noise(seed, 1 << 20), random(1 << 20)),
+        (text.clone(), text_size(text.len())),
+        (mixed, mixed_most),
+        (repeated, text_size(200_000)),
+        (noise(seed + 5, 33_000), random(33_000)),
+        (echo, random(100_000) + text_size(160_000)),
+        (noise(seed + 6, 1 << 20), random(1 << 20)),
+        (text, text_size(300_000)),
+    ]
+}
