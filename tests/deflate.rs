@@ -1394,6 +1394,78 @@ mod prop {
             }
             prop_assert_eq!(normalize(pair.deliver(from_client, &wire, chunk)), expected);
         }
+
+        /// Messages mixing random and compressible stretches of any length (the compressor
+        /// stores what its probes cannot shrink), any window, fragmented or not, with or
+        /// without context takeover, in both directions: what arrives is what was sent.
+        #[test]
+        fn stored_and_deflated_stretches_round_trip(
+            messages in proptest::collection::vec(
+                (proptest::collection::vec((any::<bool>(), 0usize..120_000), 1..5), 1usize..4, any::<u32>()),
+                1..4,
+            ),
+            bits in 9u8..=15,
+            from_client in any::<bool>(),
+            no_context in any::<bool>(),
+        ) {
+            let client = PerMessageDeflate::new().client_no_context_takeover(no_context).client_max_window_bits(bits);
+            let server = PerMessageDeflate::new().server_no_context_takeover(no_context).compress_window_bits(bits);
+            let mut pair = Pair::new(client, server, Config::default().delivery(Delivery::Frames));
+            let mut wire = Vec::new();
+            let mut expected = Vec::new();
+            for (stretches, pieces, seed) in messages {
+                let mut data = Vec::new();
+                for (i, (random, len)) in stretches.into_iter().enumerate() {
+                    let seed = seed.wrapping_add(i as u32);
+                    if random {
+                        data.extend(noise_of(len, seed));
+                    } else {
+                        data.extend_from_slice(text_of(len, seed).as_bytes());
+                    }
+                }
+                let ranges = fragments(data.len(), pieces);
+                let last = ranges.len() - 1;
+                let events: Vec<Event> = ranges
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let chunk = data[r].to_vec();
+                        if i == last { BytesMessage::new(chunk).into() } else { BytesMessage::fragment(chunk).into() }
+                    })
+                    .collect();
+                wire.extend(pair.send_all(from_client, events));
+                expected.push(data);
+            }
+            let got: Vec<Vec<u8>> = join_messages(pair.deliver(from_client, &wire, 64 << 10));
+            prop_assert!(got == expected, "{} messages arrived", got.len());
+        }
+    }
+
+    /// Random bytes (xorshift), which no compressor can shrink.
+    fn noise_of(len: usize, seed: u32) -> Vec<u8> {
+        let mut x = u64::from(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect()
+    }
+
+    /// The binary messages of `events`, their frames joined.
+    fn join_messages(events: Vec<Event>) -> Vec<Vec<u8>> {
+        let mut messages = Vec::new();
+        let mut current = Vec::new();
+        for event in events {
+            let Event::BytesMessage(m) = event else { panic!("unexpected {event:?}") };
+            current.extend_from_slice(&m.data);
+            if m.message_finished {
+                messages.push(std::mem::take(&mut current));
+            }
+        }
+        messages
     }
 }
 

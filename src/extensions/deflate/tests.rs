@@ -450,6 +450,14 @@ fn stretches(bits: u8) -> Vec<(Vec<u8>, usize)> {
     // Text that repeats the stored data just before it (matches into a stored stretch).
     let mut echo = noise(seed + 4, 100_000);
     echo.extend_from_slice(&echo[100_000 - period..].repeat(160_000 / period));
+    // A stretch that repeats the end of the probe before a stored run: the compressor must
+    // not refer to it at the distance where the receiver has the stored run.
+    let probe = noise(seed + 7, 32 << 10);
+    let mut recall = probe.clone();
+    recall.extend_from_slice(&noise(seed + 8, 64 << 10));
+    recall.extend_from_slice(&probe[probe.len() - period..]);
+    recall.extend_from_slice(&text[..100_000]);
+    let recall_most = random(96 << 10) + period + text_size(100_000);
     let mixed_most = random(540_000) + (64 << 10) + text_size(400_000);
     vec![
         (noise(seed, 1 << 20), random(1 << 20)),
@@ -458,6 +466,7 @@ fn stretches(bits: u8) -> Vec<(Vec<u8>, usize)> {
         (repeated, text_size(200_000)),
         (noise(seed + 5, 33_000), random(33_000)),
         (echo, random(100_000) + text_size(160_000)),
+        (recall, recall_most),
         (noise(seed + 6, 1 << 20), random(1 << 20)),
         (text, text_size(300_000)),
     ]
