@@ -471,3 +471,30 @@ fn stretches(bits: u8) -> Vec<(Vec<u8>, usize)> {
         (text, text_size(300_000)),
     ]
 }
+
+#[test]
+fn a_fragment_ending_in_stored_blocks_then_an_empty_final_fragment_round_trips() {
+    // The first fragment ends with a stored run (no sync flush of the compressor's own); the
+    // empty final fragment must still end the message where the receiver expects it.
+    let (mut client, mut server) = pair(PerMessageDeflate::new(), PerMessageDeflate::new());
+    for round in 0..2 {
+        let data = noise(round, 1 << 20);
+        let mut got = Vec::new();
+        for (i, part) in [&data[..], &[][..]].into_iter().enumerate() {
+            let opcode = if i == 0 { Opcode::Binary } else { Opcode::Continuation };
+            let fin = i == 1;
+            let (rsv, payload) =
+                server.frame_outbound(opcode, Rsv::NONE, Bytes::copy_from_slice(part), fin).unwrap();
+            client.frame_inbound_header(ConnectionType::Client, opcode, rsv, payload.len() as u64).unwrap();
+            got.extend_from_slice(&client.frame_inbound_payload_data(payload, usize::MAX / 2).unwrap());
+            if let Some(tail) = client.frame_inbound_complete(fin, usize::MAX / 2).unwrap() {
+                got.extend_from_slice(&tail);
+            }
+        }
+        assert!(got == data, "round {round}");
+        // Text after it, in the same context.
+        let text = chat(round as u32, 50_000);
+        let (_, got) = transfer(&mut server, &mut client, &text, 1);
+        assert_eq!(got, text);
+    }
+}
