@@ -1418,7 +1418,7 @@ mod prop {
                 for (i, (random, len)) in stretches.into_iter().enumerate() {
                     let seed = seed.wrapping_add(i as u32);
                     if random {
-                        data.extend(noise_of(len, seed));
+                        data.extend(support::noise::noise(len, u64::from(seed)));
                     } else {
                         data.extend_from_slice(text_of(len, seed).as_bytes());
                     }
@@ -1439,19 +1439,6 @@ mod prop {
             let got: Vec<Vec<u8>> = join_messages(pair.deliver(from_client, &wire, 64 << 10));
             prop_assert!(got == expected, "{} messages arrived", got.len());
         }
-    }
-
-    /// Random bytes (xorshift), which no compressor can shrink.
-    fn noise_of(len: usize, seed: u32) -> Vec<u8> {
-        let mut x = u64::from(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 32) as u8
-            })
-            .collect()
     }
 
     /// The binary messages of `events`, their frames joined.

@@ -14,18 +14,9 @@ use wsproto::upgrade;
 use wsproto::{BytesMessage, Event, TextMessage};
 use wsproto_interop::child::{python_script, require_python_websockets, wait_for};
 
-/// Random bytes (xorshift): nothing compresses them.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
+#[path = "../../tests/support/noise.rs"]
+mod noise;
+use noise::noise;
 
 /// Chat-like JSON text: compresses well.
 fn text(len: usize, seed: u64) -> String {

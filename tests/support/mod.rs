@@ -6,6 +6,7 @@ use wsproto::frame::apply_mask_scalar;
 use wsproto::Delivery;
 use wsproto::{Config, Connection, ConnectionType, Event, KeySource};
 
+pub mod noise;
 mod norm;
 pub use norm::{normalize, Norm};
 
