@@ -711,26 +711,29 @@ fn message_events(text: bool, size: usize, seed: u32, pieces: usize) -> (Vec<Eve
         (events, Norm::Text(s, true))
     } else {
         let b = bytes_of(size, seed);
-        let events = if pieces == 1 {
-            vec![BytesMessage::new(b.clone()).into()]
-        } else {
-            let ranges = fragments(size, pieces);
-            let last = ranges.len() - 1;
-            ranges
-                .into_iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let chunk = b[r].to_vec();
-                    if i == last {
-                        BytesMessage::new(chunk).into()
-                    } else {
-                        BytesMessage::fragment(chunk).into()
-                    }
-                })
-                .collect()
-        };
-        (events, Norm::Binary(b, true))
+        (binary_events(&b, pieces), Norm::Binary(b, true))
     }
+}
+
+/// One binary message of `data` in `pieces` frames (one frame when `pieces` is 1).
+fn binary_events(data: &[u8], pieces: usize) -> Vec<Event> {
+    if pieces == 1 {
+        return vec![BytesMessage::new(data.to_vec()).into()];
+    }
+    let ranges = fragments(data.len(), pieces);
+    let last = ranges.len() - 1;
+    ranges
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let chunk = data[r].to_vec();
+            if i == last {
+                BytesMessage::new(chunk).into()
+            } else {
+                BytesMessage::fragment(chunk).into()
+            }
+        })
+        .collect()
 }
 
 #[test]
@@ -1423,36 +1426,12 @@ mod prop {
                         data.extend_from_slice(text_of(len, seed).as_bytes());
                     }
                 }
-                let ranges = fragments(data.len(), pieces);
-                let last = ranges.len() - 1;
-                let events: Vec<Event> = ranges
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, r)| {
-                        let chunk = data[r].to_vec();
-                        if i == last { BytesMessage::new(chunk).into() } else { BytesMessage::fragment(chunk).into() }
-                    })
-                    .collect();
-                wire.extend(pair.send_all(from_client, events));
-                expected.push(data);
+                wire.extend(pair.send_all(from_client, binary_events(&data, pieces)));
+                expected.push(Norm::Binary(data, true));
             }
-            let got: Vec<Vec<u8>> = join_messages(pair.deliver(from_client, &wire, 64 << 10));
+            let got = normalize(pair.deliver(from_client, &wire, 64 << 10));
             prop_assert!(got == expected, "{} messages arrived", got.len());
         }
-    }
-
-    /// The binary messages of `events`, their frames joined.
-    fn join_messages(events: Vec<Event>) -> Vec<Vec<u8>> {
-        let mut messages = Vec::new();
-        let mut current = Vec::new();
-        for event in events {
-            let Event::BytesMessage(m) = event else { panic!("unexpected {event:?}") };
-            current.extend_from_slice(&m.data);
-            if m.message_finished {
-                messages.push(std::mem::take(&mut current));
-            }
-        }
-        messages
     }
 }
 
