@@ -71,9 +71,19 @@ fn transfer(
     data: &[u8],
     fragments: usize,
 ) -> (usize, Vec<u8>) {
-    let role = rx.params().unwrap().role;
     let step = data.len().div_ceil(fragments.max(1)).max(1);
     let chunks: Vec<&[u8]> = if data.is_empty() { vec![data] } else { data.chunks(step).collect() };
+    transfer_frames(tx, rx, &chunks)
+}
+
+/// Sends one message from `tx` to `rx`, a frame per chunk; returns the compressed size and
+/// what `rx` delivered.
+fn transfer_frames(
+    tx: &mut PerMessageDeflate,
+    rx: &mut PerMessageDeflate,
+    chunks: &[&[u8]],
+) -> (usize, Vec<u8>) {
+    let role = rx.params().unwrap().role;
     let (mut wire, mut out) = (0, Vec::new());
     for (i, chunk) in chunks.iter().enumerate() {
         let opcode = if i == 0 { Opcode::Binary } else { Opcode::Continuation };
@@ -471,18 +481,7 @@ fn a_fragment_ending_in_stored_blocks_then_an_empty_final_fragment_round_trips()
     let (mut client, mut server) = pair(PerMessageDeflate::new(), PerMessageDeflate::new());
     for round in 0..2 {
         let data = noise(1 << 20, round);
-        let mut got = Vec::new();
-        for (i, part) in [&data[..], &[][..]].into_iter().enumerate() {
-            let opcode = if i == 0 { Opcode::Binary } else { Opcode::Continuation };
-            let fin = i == 1;
-            let (rsv, payload) =
-                server.frame_outbound(opcode, Rsv::NONE, Bytes::copy_from_slice(part), fin).unwrap();
-            client.frame_inbound_header(ConnectionType::Client, opcode, rsv, payload.len() as u64).unwrap();
-            got.extend_from_slice(&client.frame_inbound_payload_data(payload, usize::MAX / 2).unwrap());
-            if let Some(tail) = client.frame_inbound_complete(fin, usize::MAX / 2).unwrap() {
-                got.extend_from_slice(&tail);
-            }
-        }
+        let (_, got) = transfer_frames(&mut server, &mut client, &[&data, &[]]);
         assert!(got == data, "round {round}");
         // Text after it, in the same context.
         let text = chat(round as u32, 50_000);
