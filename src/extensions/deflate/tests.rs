@@ -100,6 +100,20 @@ fn transfer_frames(
     (wire, out)
 }
 
+/// A message's compressed data inflated as a peer's zlib does: with the `00 00 ff ff` the
+/// receiver appends, by `raw` (which keeps the stream's context), into room for `len` bytes.
+fn inflate_plain(
+    raw: &mut Decompress,
+    payload: &[u8],
+    len: usize,
+) -> Result<Vec<u8>, flate2::DecompressError> {
+    let mut input = payload.to_vec();
+    input.extend_from_slice(&TAIL);
+    let mut out = Vec::with_capacity(len + 64);
+    raw.decompress_vec(&input, &mut out, FlushDecompress::Sync)?;
+    Ok(out)
+}
+
 /// Deterministic chat-like text: repeats from near and far back.
 fn chat(seed: u32, len: usize) -> Vec<u8> {
     let words = ["hello", "room", "general", "alice", "bob", "message", "typing", "ok", "lunch?", "deploy"];
@@ -164,11 +178,7 @@ fn compressing_with_a_smaller_window_is_inflated_by_a_15_bit_peer() {
             server.frame_outbound(Opcode::Text, Rsv::NONE, Bytes::from(data.clone()), true).unwrap();
         assert!(rsv.rsv1());
         // A plain 15-bit inflater (as any peer has) decodes it.
-        let mut input = payload.to_vec();
-        input.extend_from_slice(&TAIL);
-        let mut out = Vec::with_capacity(data.len() + 64);
-        raw.decompress_vec(&input, &mut out, FlushDecompress::Sync).unwrap();
-        assert_eq!(out, data);
+        assert_eq!(inflate_plain(&mut raw, &payload, data.len()).unwrap(), data);
         // And so does the client, which negotiated 15.
         client.frame_inbound_header(ConnectionType::Client, Opcode::Text, rsv, 0).unwrap();
         let mut got = client.frame_inbound_payload_data(payload, usize::MAX / 2).unwrap().to_vec();
@@ -399,11 +409,8 @@ fn stored_stretches_are_read_by_a_plain_inflater_across_messages() {
         let (rsv, payload) =
             server.frame_outbound(Opcode::Binary, Rsv::NONE, Bytes::from(data.clone()), true).unwrap();
         assert!(rsv.rsv1());
-        let mut input = payload.to_vec();
-        input.extend_from_slice(&TAIL);
-        let mut out = Vec::with_capacity(data.len() + 64);
-        raw.decompress_vec(&input, &mut out, FlushDecompress::Sync)
-            .unwrap_or_else(|e| panic!("message {i}: {e}"));
+        let out =
+            inflate_plain(&mut raw, &payload, data.len()).unwrap_or_else(|e| panic!("message {i}: {e}"));
         let first = out.iter().zip(data.iter()).position(|(a, b)| a != b);
         assert!(
             out == *data,
